@@ -14,6 +14,7 @@ constructor signature ``(train_len, target_len, **params)``, collected in :data:
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,6 +39,7 @@ CONTINUITY = 0  # branch code: L_h = L_t = k
 RELATIVITY = 1  # branch code: L_h = L_t = floor(N / 3)
 MIDDLE_MODES = ("reference", "truncnorm", "uniform")
 REFERENCE_GRID_SIZE = 1000  # points of the official linspace(2, 2*factor, 1000) grid
+RAND_FACTOR_CELLS = 1 << 16  # cells of the u -> rand_factor lookup table
 MAX_IDS_ELEMENTS = 2**31  # refuse to materialise more ids than this (16 GiB of int64)
 
 
@@ -270,14 +272,37 @@ class CreamSampler(_Sampler):
         return stats.truncnorm((lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma,
                                loc=self.mu, scale=self.sigma)
 
-    def rand_factor_from_u(self, u: np.ndarray) -> np.ndarray:
-        """Map uniforms ``u`` in [0, 1) to integer ``rand_factor`` (int64, same shape as ``u``)."""
+    def _rand_factor_exact(self, u: np.ndarray) -> np.ndarray:
+        """The definition, evaluated directly (slow path, also the oracle for the table)."""
         if self.middle == "reference":
             x, cdf = self.rand_factor_grid
             return np.interp(u, cdf, x).astype(np.int64)  # np.interp clamps; astype truncates
-        if self.middle == "truncnorm":
-            return self._truncnorm().ppf(u).astype(np.int64)
-        raise ValueError("rand_factor is not used by middle='uniform'")
+        return self._truncnorm().ppf(u).astype(np.int64)
+
+    @functools.cached_property
+    def _rand_factor_table(self) -> np.ndarray:
+        """``u -> rand_factor`` is a step function: tabulate it on 2**16 cells of [0, 1).
+
+        A cell gets the common value of both (slightly widened) ends, or -1 when a step falls
+        inside it; those few samples go through the exact definition, so results are identical
+        to evaluating ``int(interp(u, cdf, x))`` sample by sample.
+        """
+        edges = np.arange(RAND_FACTOR_CELLS + 1) / RAND_FACTOR_CELLS
+        left = self._rand_factor_exact(np.clip(edges[:-1] - 1e-12, 0.0, None))
+        right = self._rand_factor_exact(np.minimum(edges[1:] + 1e-12, 1.0))
+        return np.where(left == right, left, -1)
+
+    def rand_factor_from_u(self, u: np.ndarray) -> np.ndarray:
+        """Map uniforms ``u`` in [0, 1) to integer ``rand_factor`` (int64, same shape as ``u``)."""
+        if self.middle == "uniform":
+            raise ValueError("rand_factor is not used by middle='uniform'")
+        u = np.asarray(u, dtype=np.float64)
+        if u.ndim != 1:
+            return self.rand_factor_from_u(u.reshape(-1)).reshape(u.shape)
+        rand_factor = self._rand_factor_table[(u * RAND_FACTOR_CELLS).astype(np.intp)]
+        steps = np.flatnonzero(rand_factor < 0)
+        rand_factor[steps] = self._rand_factor_exact(u[steps])
+        return rand_factor
 
     def rand_factor_pmf(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact distribution of ``rand_factor``: ``(values, probabilities)``.
@@ -315,22 +340,29 @@ class CreamSampler(_Sampler):
         rng = _rng(seed)
         big_n, big_l = self.train_len, self.target_len
         n_blocks = -(-n // self.branch_block)
-        branch_u = rng.random(n_blocks)
-        branch = np.where(branch_u < self.p_continuity, CONTINUITY, RELATIVITY)
-        branch = np.repeat(branch, self.branch_block)[:n].astype(np.int64)
-        edge = self.segment_lengths(branch)  # L_h = L_t, (n,)
-        chunk = big_n - 2 * edge  # L_m, (n,)
+        branch = (rng.random(n_blocks) >= self.p_continuity).astype(np.int64)  # 0 cont., 1 rel.
+        if self.branch_block > 1:
+            branch = np.repeat(branch, self.branch_block)[:n]
+        # (L_h = L_t, L_m) take two values only, and rand_factor a few: every per-sample quantity
+        # is a table lookup, which keeps the vectorised path to a handful of memory passes.
+        edge_of = self.segment_lengths(np.array([CONTINUITY, RELATIVITY]))  # (2,)
+        chunk_of = big_n - 2 * edge_of  # L_m, (2,)
         if self.middle == "uniform":
             rand_factor = np.full(n, -1, dtype=np.int64)
-            lo = edge + chunk - 1
-            hi = big_l - edge - 1
+            code = branch
+            lo_of = edge_of + chunk_of - 1  # the middle right after the head
+            hi_of = big_l - edge_of - 1  # the middle right before the tail
         else:
             rand_factor = self.rand_factor_from_u(rng.random(n))
-            half = rand_factor / 2.0
-            lo = (edge + (chunk - 1) * half).astype(np.int64)
-            hi = np.floor(half * big_n - edge - 1).astype(np.int64)
-        mid_end = rng.integers(lo, hi, endpoint=True)
-        return Segments(head_len=edge, mid_start=mid_end - (chunk - 1), mid_end=mid_end,
+            values = np.arange(int(2 * self.factor) + 1)  # possible rand_factor values (and below)
+            code = branch * len(values) + rand_factor
+            # integer forms of int(L_h + (L_m - 1) * rf / 2) and floor(rf / 2 * N - L_t - 1)
+            lo_of = (edge_of[:, None] + ((chunk_of[:, None] - 1) * values) // 2).ravel()
+            hi_of = ((values * big_n) // 2 - edge_of[:, None] - 1).ravel()
+        # P_e uniform on lo..hi: floor(v * count) with v ~ U[0, 1) (relative bias < 2**-40 here)
+        mid_end = lo_of[code] + (rng.random(n) * (hi_of - lo_of + 1)[code]).astype(np.int64)
+        edge = edge_of[branch]
+        return Segments(head_len=edge, mid_start=mid_end - (chunk_of - 1)[branch], mid_end=mid_end,
                         tail_len=edge.copy(), branch=branch, train_len=big_n, target_len=big_l,
                         rand_factor=rand_factor)
 
