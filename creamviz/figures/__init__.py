@@ -1,0 +1,8 @@
+"""Pure plotly figure builders: ``fig_*(data, *, title=None, ...) -> go.Figure``.
+
+Builders never call ``.show()`` and do no computation beyond arranging the data they are given;
+the numbers come from ``creamviz.samplers`` / ``coverage`` / ``theorem`` / ``evaluate`` /
+``attention``. One submodule per topic; everything is re-exported here.
+"""
+
+from creamviz.figures.sampling import *  # noqa: F401,F403
