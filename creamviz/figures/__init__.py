@@ -5,4 +5,6 @@ the numbers come from ``creamviz.samplers`` / ``coverage`` / ``theorem`` / ``eva
 ``attention``. One submodule per topic; everything is re-exported here.
 """
 
+from creamviz.figures.audit import *  # noqa: F401,F403
+from creamviz.figures.coverage import *  # noqa: F401,F403
 from creamviz.figures.sampling import *  # noqa: F401,F403
