@@ -62,7 +62,7 @@ def fig_middle_placement(placement: MiddlePlacement, *,
                       title=title or f"Where the middle [P_s, P_e] lands (L = {placement.target_len:,})")
     fig.update_xaxes(title_text="position id", range=[0, placement.target_len], row=1, col=1)
     fig.update_yaxes(title_text="probability per bin", row=1, col=1)
-    fig.update_xaxes(title_text="rand_factor (integer, 2 … 2·factor)", dtick=1 if len(placement.rand_factor_values) <= 20 else None, row=1, col=2)
+    fig.update_xaxes(title_text="rand_factor (integer, 2 … 2·factor)", dtick=1 if len(placement.rand_factor_values) <= 10 else 2, row=1, col=2)
     fig.update_yaxes(title_text="probability", row=1, col=2)
     return fig
 

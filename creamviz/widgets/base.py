@@ -156,7 +156,7 @@ class ExplorerBase(T.HasTraits):
             half = (len(controls) + 1) // 2
             panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])])
             figs = [self.figures[n] for n in self.figure_names]
-            grid = W.GridBox(figs, layout=W.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))"))
+            grid = W.VBox(figs, layout=W.Layout(width="100%"))  # one column: figures keep their full width
             self._widget = W.VBox([panel, W.HBox([status, export, exported]), error, *self._extra_views(), grid])
             self.export_button = export
         return self._widget
