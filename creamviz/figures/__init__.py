@@ -7,4 +7,5 @@ the numbers come from ``creamviz.samplers`` / ``coverage`` / ``theorem`` / ``eva
 
 from creamviz.figures.audit import *  # noqa: F401,F403
 from creamviz.figures.coverage import *  # noqa: F401,F403
+from creamviz.figures.evaluation import *  # noqa: F401,F403
 from creamviz.figures.sampling import *  # noqa: F401,F403

@@ -1,0 +1,296 @@
+"""Long-context evaluations: one call each, plain dataclasses / numpy arrays out (no plotting).
+
+- ``accuracy_by_depth``  accuracy against the relative position of the relevant item (the Lost in the
+  Middle curve) for key-value retrieval (default), Lines, passkey or NIAH at one length L;
+- ``niah_grid``          needle-in-a-haystack accuracy over lengths x depths (array (depth, length));
+- ``passkey_by_length``  passkey accuracy per length;
+- ``ppl_by_position``    perplexity of held-out text by position bucket at one length;
+- ``evaluate_eval_set``  any fixed set shipped in ``data/eval/`` (comparable across runs).
+
+Answers come from greedy decoding through ``model.generate`` (``do_sample=False``, the model's own
+generation config otherwise), batched with left padding and an explicit attention mask. Every result
+has ``.records()``: a tidy list of dicts, one per example (or bucket), ready for a DataFrame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from creamviz import tasks
+from creamviz.tasks import EVAL_DEPTHS, TaskExample
+
+# ----------------------------------------------------------------------------- generation
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 8,
+             batch_size: int = 8) -> list[str]:
+    """Greedy continuations (decoded, special tokens skipped) of token-id prompts, in input order.
+
+    Prompts are sorted by length and left-padded in batches of ``batch_size``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = model.device
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[str | None] = [None] * len(prompts)
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        T = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), T), dtype=torch.long)
+        for r, i in enumerate(idx):
+            p = list(prompts[i])
+            ids[r, T - len(p):] = torch.tensor(p)
+            mask[r, T - len(p):] = 1
+        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+        for r, i in enumerate(idx):
+            out[i] = tokenizer.decode(gen[r, T:].tolist(), skip_special_tokens=True)
+    return out  # type: ignore[return-value]
+
+
+def evaluate_examples(model, tokenizer, examples: Sequence[TaskExample], *, batch_size: int = 8,
+                      max_new_tokens: int | None = None) -> list[dict]:
+    """Generate and score each example; one record per example (TaskExample fields, ``generated``,
+    ``correct``). ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+    if not examples:
+        return []
+    if max_new_tokens is None:
+        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+    gens = generate(model, tokenizer, [ex.prompt_ids for ex in examples],
+                    max_new_tokens=max_new_tokens, batch_size=batch_size)
+    records = []
+    for ex, g in zip(examples, gens, strict=True):
+        rec = ex.record()
+        rec.pop("prompt")
+        rec.update(generated=g, correct=bool(tasks.score(ex.task, g, ex.answer)))
+        records.append(rec)
+    return records
+
+
+# ----------------------------------------------------------------------------- results
+
+def _depth_key(r: dict) -> float:
+    """The depth an example was asked for (its realized depth if none was asked)."""
+    d = r.get("target_depth")
+    return round(float(r["depth"] if d is None else d), 6)
+
+
+def _binomial_stderr(acc: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.sqrt(acc * (1 - acc) / np.maximum(n, 1))
+
+
+@dataclass
+class DepthCurve:
+    """Accuracy by relative depth of the relevant item at one length (a Lost-in-the-Middle curve)."""
+
+    task: str
+    length: int  # L, tokens
+    depths: np.ndarray  # (D,) relative position of the relevant item, 0 = start of the context
+    accuracy: np.ndarray  # (D,) share correct
+    stderr: np.ndarray  # (D,) binomial standard error, or std over seeds / sqrt(k) (mean_over_seeds)
+    n: np.ndarray  # (D,) examples per depth (x seeds)
+    raw: list[dict] = field(default_factory=list, repr=False)  # per-example records
+
+    @property
+    def mean_accuracy(self) -> float:
+        return float(np.mean(self.accuracy))
+
+    def records(self) -> list[dict]:
+        return [{"task": self.task, "length": self.length, "depth": float(d), "accuracy": float(a),
+                 "stderr": float(s), "n": int(k)}
+                for d, a, s, k in zip(self.depths, self.accuracy, self.stderr, self.n, strict=True)]
+
+
+def depth_curve(records: Sequence[dict]) -> DepthCurve:
+    """Group per-example records (one task and length) by their requested depth."""
+    if not records:
+        raise ValueError("records is empty")
+    keys = sorted({_depth_key(r) for r in records})
+    acc, n = [], []
+    for d in keys:
+        hits = [r["correct"] for r in records if _depth_key(r) == d]
+        acc.append(np.mean(hits))
+        n.append(len(hits))
+    acc_a, n_a = np.array(acc, dtype=float), np.array(n)
+    return DepthCurve(records[0]["task"], int(records[0]["length"]), np.array(keys, dtype=float),
+                      acc_a, _binomial_stderr(acc_a, n_a), n_a, list(records))
+
+
+def mean_over_seeds(curves: Sequence[DepthCurve]) -> DepthCurve:
+    """Average depth curves of several runs (e.g. fine-tuning seeds); stderr = std / sqrt(k)."""
+    if not curves:
+        raise ValueError("curves is empty")
+    depths = curves[0].depths
+    if any(c.depths.shape != depths.shape or not np.allclose(c.depths, depths) for c in curves):
+        raise ValueError("all curves must share the same depths")
+    acc = np.stack([c.accuracy for c in curves])  # (k, D)
+    k = len(curves)
+    stderr = acc.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else curves[0].stderr
+    return DepthCurve(curves[0].task, curves[0].length, depths, acc.mean(axis=0), stderr,
+                      sum(c.n for c in curves), [r for c in curves for r in c.raw])
+
+
+@dataclass
+class NiahGrid:
+    """NIAH accuracy on the grid depth x length (heatmap: depth on y, length on x)."""
+
+    lengths: np.ndarray  # (X,) L in tokens
+    depths: np.ndarray  # (Y,) relative needle depth
+    accuracy: np.ndarray  # (Y, X)
+    n: np.ndarray  # (Y, X) examples per cell
+    raw: list[dict] = field(default_factory=list, repr=False)
+
+    def records(self) -> list[dict]:
+        return [{"task": "niah", "length": int(L), "depth": float(d),
+                 "accuracy": float(self.accuracy[i, j]), "n": int(self.n[i, j])}
+                for i, d in enumerate(self.depths) for j, L in enumerate(self.lengths)]
+
+
+def niah_grid_from_records(records: Sequence[dict]) -> NiahGrid:
+    lengths = sorted({int(r["length"]) for r in records})
+    depths = sorted({_depth_key(r) for r in records})
+    acc = np.full((len(depths), len(lengths)), np.nan)
+    n = np.zeros((len(depths), len(lengths)), dtype=int)
+    for i, d in enumerate(depths):
+        for j, L in enumerate(lengths):
+            hits = [r["correct"] for r in records if int(r["length"]) == L and _depth_key(r) == d]
+            n[i, j] = len(hits)
+            if hits:
+                acc[i, j] = np.mean(hits)
+    return NiahGrid(np.array(lengths), np.array(depths, dtype=float), acc, n, list(records))
+
+
+@dataclass
+class LengthCurve:
+    """Accuracy per context length (e.g. passkey by length)."""
+
+    task: str
+    lengths: np.ndarray  # (X,) tokens
+    accuracy: np.ndarray  # (X,)
+    stderr: np.ndarray  # (X,) binomial
+    n: np.ndarray  # (X,)
+    raw: list[dict] = field(default_factory=list, repr=False)
+
+    def records(self) -> list[dict]:
+        return [{"task": self.task, "length": int(L), "accuracy": float(a), "stderr": float(s),
+                 "n": int(k)} for L, a, s, k in zip(self.lengths, self.accuracy, self.stderr, self.n,
+                                                     strict=True)]
+
+
+@dataclass
+class PplCurve:
+    """Mean next-token loss by position bucket at one length (token t predicted from tokens < t)."""
+
+    length: int  # L, tokens per sequence
+    bucket_start: np.ndarray  # (B,) first position of each bucket (inclusive)
+    bucket_end: np.ndarray  # (B,) last position + 1
+    nll: np.ndarray  # (B,) mean negative log-likelihood, nats/token
+    n_tokens: np.ndarray  # (B,) tokens averaged
+
+    @property
+    def ppl(self) -> np.ndarray:  # (B,) perplexity = exp(nll)
+        return np.exp(self.nll)
+
+    def records(self) -> list[dict]:
+        return [{"length": self.length, "bucket_start": int(a), "bucket_end": int(b),
+                 "nll": float(x), "ppl": float(np.exp(x)), "n_tokens": int(k)}
+                for a, b, x, k in zip(self.bucket_start, self.bucket_end, self.nll, self.n_tokens,
+                                      strict=True)]
+
+
+# ----------------------------------------------------------------------------- one call each
+
+def accuracy_by_depth(model, tokenizer, *, task: str = "kv", length: int = 2048,
+                      depths: Sequence[float] = EVAL_DEPTHS, n_per_depth: int = 10, seed: int = 0,
+                      examples: Sequence[TaskExample] | None = None, batch_size: int = 8) -> DepthCurve:
+    """Accuracy by depth of the relevant item (gold pair for kv) at ``length`` tokens.
+
+    Generates ``n_per_depth`` examples per depth (seeds seed, seed+1, ...) unless ``examples`` given.
+    """
+    if examples is None:
+        examples = tasks.depth_sweep(task, tokenizer, length, depths, n_per_depth=n_per_depth, seed=seed)
+    return depth_curve(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
+
+
+def niah_grid(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
+              depths: Sequence[float] = EVAL_DEPTHS, n_per_cell: int = 2, seed: int = 0,
+              examples: Sequence[TaskExample] | None = None, batch_size: int = 8) -> NiahGrid:
+    """Needle-in-a-haystack accuracy over ``lengths`` x ``depths``."""
+    if examples is None:
+        examples = tasks.niah_grid(tokenizer, lengths, depths, n_per_cell=n_per_cell, seed=seed)
+    return niah_grid_from_records(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
+
+
+def passkey_by_length(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
+                      n_per_length: int = 10, seed: int = 0, batch_size: int = 8) -> LengthCurve:
+    """Passkey accuracy per length; depths drawn uniformly at random (seeded)."""
+    examples = [tasks.passkey(tokenizer, int(L), seed=seed + i) for L in lengths
+                for i in range(n_per_length)]
+    recs = evaluate_examples(model, tokenizer, examples, batch_size=batch_size)
+    Ls = np.array(sorted({int(L) for L in lengths}))
+    acc = np.array([np.mean([r["correct"] for r in recs if r["length"] == L]) for L in Ls])
+    n = np.array([sum(r["length"] == L for r in recs) for L in Ls])
+    return LengthCurve("passkey", Ls, acc, _binomial_stderr(acc, n), n, recs)
+
+
+@torch.no_grad()
+def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, n_seqs: int = 4,
+                    seed: int = 0, text: str | None = None, batch_size: int = 2) -> PplCurve:
+    """Next-token loss by position bucket on ``n_seqs`` random windows of ``length`` tokens.
+
+    Windows come from ``text`` (default: the held-out CPython documentation topics, joined); position
+    t's loss is that of predicting token t, so positions 1 ... L-1 are scored.
+    """
+    if bucket < 1 or length < 2 or n_seqs < 1:
+        raise ValueError(f"need bucket >= 1, length >= 2, n_seqs >= 1; got {bucket}, {length}, {n_seqs}")
+    text = "\n".join(tasks.load_corpus("eval")) if text is None else text
+    ids_all = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids_all) <= length:
+        raise ValueError(f"text has {len(ids_all)} tokens, needs more than length={length}")
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(ids_all) - length, size=n_seqs)
+    seqs = torch.tensor([ids_all[s:s + length] for s in starts], dtype=torch.long)  # (n_seqs, L)
+    nll = torch.zeros(length - 1)
+    for b in range(0, n_seqs, batch_size):
+        x = seqs[b:b + batch_size].to(model.device)
+        logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float()  # (b, L, V)
+        lp = torch.log_softmax(logits[:, :-1], dim=-1)
+        nll += -lp.gather(-1, x[:, 1:, None])[..., 0].sum(0).cpu()  # (L-1,)
+    nll /= n_seqs
+    pos = np.arange(1, length)  # position of the predicted token
+    edges = np.arange(0, length + bucket, bucket)
+    edges[-1] = min(edges[-1], length)
+    edges = np.unique(np.minimum(edges, length))
+    starts_b, ends_b, means, counts = [], [], [], []
+    for a, e in zip(edges[:-1], edges[1:], strict=True):
+        sel = (pos >= a) & (pos < e)
+        if sel.any():
+            starts_b.append(a)
+            ends_b.append(e)
+            means.append(float(nll.numpy()[sel].mean()))
+            counts.append(int(sel.sum()) * n_seqs)
+    return PplCurve(int(length), np.array(starts_b), np.array(ends_b), np.array(means), np.array(counts))
+
+
+def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit: int | None = None):
+    """Evaluate a shipped fixed set (``tasks.eval_set_names()``): ``niah`` -> NiahGrid, ``<task>_L<L>``
+    -> DepthCurve. ``limit`` keeps the first ``limit`` examples per depth (per cell for niah)."""
+    examples = tasks.load_eval_set(name, tokenizer)
+    if limit is not None:
+        seen: dict = {}
+        kept = []
+        for ex in examples:
+            d = _depth_key(ex.record())
+            key = (ex.length, d) if name == "niah" else d
+            if seen.get(key, 0) < limit:
+                seen[key] = seen.get(key, 0) + 1
+                kept.append(ex)
+        examples = kept
+    recs = evaluate_examples(model, tokenizer, examples, batch_size=batch_size)
+    return niah_grid_from_records(recs) if name == "niah" else depth_curve(recs)

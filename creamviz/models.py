@@ -1,0 +1,227 @@
+"""Models: the tiny byte-level Llama that ships with the project, and loading any local HF causal LM.
+
+- ``TinyConfig`` / ``tiny_llama(**overrides)``: a randomly initialised ``LlamaForCausalLM`` of about
+  1M parameters, small enough to train on 2 CPU cores, pre-trained window N = 256 tokens.
+- ``byte_tokenizer()``: transformers' ``ByT5Tokenizer`` (UTF-8 bytes, no vocabulary files):
+  one token per byte (id = byte + 3), ``<pad>`` = 0, ``</s>`` = 1, ``<unk>`` = 2; 384 ids in all.
+- ``BASE_CHECKPOINT``: ``data/tiny-base/``, the shipped tiny model pre-trained at N = 256 (rebuilt by
+  ``creamviz pretrain``); ``load_model("tiny")`` loads it.
+- ``load_model(path, rope=..., factor=...)``: safetensors only, offline, no remote code; RoPE
+  interpolation from N to the target length L = factor * N set through ``config.rope_parameters``.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import asdict, dataclass
+
+import torch
+
+DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
+BASE_CHECKPOINT = DATA_DIR / "tiny-base"  # the shipped pre-trained tiny model (N = 256)
+
+ROPE_TYPES = ("linear", "yarn", "dynamic")  # interpolation kinds load_model accepts
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class TinyConfig:
+    """Hyper-parameters of the tiny Llama (mapped 1:1 onto ``transformers.LlamaConfig``)."""
+
+    vocab_size: int = 384  # ByT5 byte tokenizer: 3 specials + 256 bytes + 125 unused extra ids
+    hidden_size: int = 128  # model width d
+    intermediate_size: int = 512  # SwiGLU MLP width (4 d)
+    num_hidden_layers: int = 4  # 2 layers suffice for induction; 4 make retrieval robust
+    num_attention_heads: int = 4  # head_dim = 32
+    num_key_value_heads: int = 4  # plain multi-head attention (no GQA)
+    max_position_embeddings: int = 256  # pre-trained window N, in tokens
+    rope_theta: float = 10000.0  # RoPE base
+    tie_word_embeddings: bool = True  # share input / output embeddings (saves vocab x d params)
+    initializer_range: float = 0.02  # std of the normal init
+    pad_token_id: int = 0  # ByT5 <pad>
+    eos_token_id: int = 1  # ByT5 </s>
+    bos_token_id: int | None = None  # ByT5 has no BOS
+    seed: int = 0  # seeds the random initialisation (fork of torch's RNG; global state untouched)
+
+    def llama_config(self):
+        from transformers import LlamaConfig
+
+        kwargs = asdict(self)
+        kwargs.pop("seed")
+        theta = kwargs.pop("rope_theta")
+        return LlamaConfig(**kwargs, rope_parameters={"rope_type": "default", "rope_theta": theta})
+
+
+def tiny_llama(**overrides):
+    """A randomly initialised tiny ``LlamaForCausalLM``; ``overrides`` are ``TinyConfig`` fields.
+
+    The init is seeded by ``seed`` (default 0) inside ``torch.random.fork_rng``, so the global torch
+    RNG is left as it was. Example: ``tiny_llama(num_hidden_layers=2, seed=3)``.
+    """
+    from transformers import LlamaForCausalLM
+
+    valid = TinyConfig.__dataclass_fields__
+    for name in overrides:
+        if name not in valid:
+            raise ValueError(f"tiny_llama: unknown override {name!r}; valid: {', '.join(valid)}")
+    cfg = TinyConfig(**overrides)
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ValueError(
+            f"hidden_size={cfg.hidden_size} must be a multiple of num_attention_heads="
+            f"{cfg.num_attention_heads}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = LlamaForCausalLM(cfg.llama_config())
+    model.generation_config.pad_token_id = cfg.pad_token_id
+    model.generation_config.eos_token_id = cfg.eos_token_id
+    return model
+
+
+def n_params(model) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def byte_tokenizer():
+    """The byte-level tokenizer of the tiny model: ``ByT5Tokenizer()`` (needs no files).
+
+    One token per UTF-8 byte (id = byte + 3); ``pad_token`` ``<pad>`` (0), ``eos_token`` ``</s>`` (1).
+    Note: ``tokenizer(text)`` appends ``</s>``; pass ``add_special_tokens=False`` for raw bytes.
+    """
+    from transformers import ByT5Tokenizer
+
+    return ByT5Tokenizer()
+
+
+def _resolve(path) -> pathlib.Path:
+    if isinstance(path, str) and path == "tiny":
+        return BASE_CHECKPOINT
+    p = pathlib.Path(path).expanduser()
+    if not p.is_dir():
+        raise ValueError(f"path={str(path)!r} is not a local model directory (or 'tiny')")
+    return p
+
+
+def _check_safetensors(p: pathlib.Path) -> None:
+    files = [f.name for f in p.iterdir() if f.is_file()]
+    if not (p / "config.json").is_file():
+        raise ValueError(f"path={str(p)!r} has no config.json; not a Hugging Face model directory")
+    if any(f.endswith(".safetensors") for f in files):
+        return
+    pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+    if pickles:
+        raise ValueError(
+            f"path={str(p)!r} holds only pickle checkpoints ({', '.join(sorted(pickles))}); "
+            "creamviz loads safetensors only (pickle can run arbitrary code). Convert it once with "
+            "model.save_pretrained(dir, safe_serialization=True) in a trusted environment.")
+    raise ValueError(f"path={str(p)!r} has no *.safetensors weights")
+
+
+def rope_parameters(rope: str, factor: float, *, rope_theta: float, original_max: int) -> dict:
+    """The ``config.rope_parameters`` dict interpolating RoPE from N = ``original_max`` to L = factor N.
+
+    - ``linear``: position interpolation, every frequency divided by ``factor``.
+    - ``yarn``: NTK-by-parts + attention temperature (beta_fast 32, beta_slow 1 defaults).
+    - ``dynamic``: dynamic NTK. Caveat: its base is recomputed from the *largest position id in the
+      batch*; CREAM/PoSE ids reach L, so an N-token training input is already scaled as a long one,
+      while a short evaluation input is not — training and evaluation see different frequencies.
+      Prefer linear or yarn.
+    """
+    if rope not in ROPE_TYPES:
+        raise ValueError(f"rope={rope!r} is not supported; valid: {', '.join(ROPE_TYPES)} or None")
+    if factor is None or not float(factor) >= 1.0:
+        raise ValueError(f"factor={factor!r} must be a number >= 1 (L / N) when rope={rope!r}")
+    params = {"rope_type": rope, "rope_theta": float(rope_theta), "factor": float(factor)}
+    if rope in ("yarn", "dynamic"):
+        params["original_max_position_embeddings"] = int(original_max)
+    return params
+
+
+def _apply_rope(config, rope, factor) -> None:
+    if rope is None:
+        if factor is not None:
+            raise ValueError(f"factor={factor!r} given without rope; pass rope='linear'|'yarn'|'dynamic'")
+        return
+    current = dict(config.rope_parameters or {})
+    theta = current.get("rope_theta", getattr(config, "rope_theta", 10000.0))
+    # N: an already-extended model keeps its original window
+    original_max = current.get("original_max_position_embeddings") or config.max_position_embeddings
+    config.rope_parameters = rope_parameters(rope, factor, rope_theta=theta, original_max=original_max)
+    config.max_position_embeddings = int(round(original_max * float(factor)))  # L
+
+
+def load_config(path, *, rope=None, factor=None):
+    """The ``PretrainedConfig`` of ``path`` (``"tiny"`` or a local directory) with RoPE scaling set."""
+    from transformers import AutoConfig
+
+    p = _resolve(path)
+    _check_safetensors(p)
+    config = AutoConfig.from_pretrained(p, local_files_only=True, trust_remote_code=False)
+    _apply_rope(config, rope, factor)
+    return config
+
+
+def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
+    """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, or a local HF directory).
+
+    Safetensors only (a directory holding only ``*.bin``/``*.pt`` pickles raises ValueError),
+    offline (``local_files_only``), ``trust_remote_code=False``. ``rope`` in {linear, yarn, dynamic}
+    with ``factor`` = L / N >= 1 sets ``config.rope_parameters`` and ``max_position_embeddings = L``
+    (N = the checkpoint's ``max_position_embeddings``). ``attn``: "sdpa" or "eager" (needed for
+    ``output_attentions``). Returns the model in eval mode, on CPU, float32 unless ``dtype`` given.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if attn not in ("sdpa", "eager", "flash_attention_2"):
+        raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
+    config = load_config(path, rope=rope, factor=factor)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = AutoModelForCausalLM.from_pretrained(
+        _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
+        trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)
+    model.eval()
+    return model
+
+
+def load_tokenizer(path):
+    """The tokenizer for ``path``: the byte tokenizer for ``"tiny"`` or a checkpoint saved without
+    tokenizer files whose vocab_size is 384 (our tiny models), else ``AutoTokenizer`` offline, no
+    remote code (a directory with neither raises ValueError).
+    A pad token is guaranteed (falls back to eos)."""
+    from transformers import AutoTokenizer
+
+    p = _resolve(path)
+    tok_files = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+    if not any((p / f).is_file() for f in tok_files):
+        import json
+
+        vocab = json.loads((p / "config.json").read_text()).get("vocab_size") if (p / "config.json").is_file() else None
+        if vocab != TinyConfig.vocab_size:
+            raise ValueError(f"path={str(path)!r} has no tokenizer files and vocab_size={vocab} is not the "
+                             f"byte tokenizer's {TinyConfig.vocab_size}")
+        return byte_tokenizer()
+    tok = AutoTokenizer.from_pretrained(p, local_files_only=True, trust_remote_code=False)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class FastByteTokenizer:
+    """Minimal stand-in for ``byte_tokenizer()`` when generating data in bulk (about 100x faster).
+
+    Same ids as ``ByT5Tokenizer`` (byte + 3; pad 0, eos 1, unk 2), only the calls the task generators
+    use: ``tok(text, add_special_tokens=False)["input_ids"]``, ``decode(ids)``, ``eos_token_id``,
+    ``pad_token_id``, ``bos_token_id`` (None).
+    """
+
+    pad_token_id, eos_token_id, unk_token_id, bos_token_id = 0, 1, 2, None
+    offset = 3
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        ids = [b + self.offset for b in text.encode("utf-8")]
+        return {"input_ids": ids + [self.eos_token_id] if add_special_tokens else ids}
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return bytes(i - self.offset for i in ids if self.offset <= i < 256 + self.offset).decode(
+            "utf-8", errors="replace")

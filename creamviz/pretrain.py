@@ -1,0 +1,341 @@
+"""Rebuild the tiny base checkpoint shipped in ``data/tiny-base/``: ``creamviz pretrain --out DIR``.
+
+Recipe (all defaults in ``PretrainConfig``): a ``tiny_llama()`` (about 1.1M parameters, byte tokens)
+pre-trained with window N = 256 on rows of exactly N tokens, each row one or several segments joined
+by ``</s>``: natural text (the CPython documentation corpus in ``data/corpus/``, train split) and the
+synthetic retrieval tasks of ``creamviz.tasks`` (key-value with extra queries, Lines, passkey, NIAH)
+at random lengths <= N. Plain next-token loss on every token, AdamW, cosine schedule, a plain torch
+loop (readable; no Trainer needed for a single CPU process). Every ``eval_every`` steps the in-window
+accuracy (greedy-equivalent, teacher-forced) on 200 fixed key-value prompts at 256 tokens is logged.
+
+Everything is seeded: the data come from ``numpy.random.default_rng(seed)``, the init from
+``tiny_llama(seed=seed)``; there is no dropout, so a run is deterministic on a given machine and
+torch build (thread count can change float summation order slightly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import pathlib
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from creamviz import tasks
+from creamviz.models import BASE_CHECKPOINT, FastByteTokenizer, n_params, tiny_llama
+
+
+@dataclass
+class PretrainConfig:
+    out: str = str(BASE_CHECKPOINT)  # output directory (safetensors checkpoint + recipe + loss log)
+    steps: int = 8000  # length of the lr schedule (optimizer steps)
+    stop_after: int | None = 6000  # stop (and save) after this many steps; None = run all `steps`
+    batch_size: int = 32  # rows per step (8192 tokens)
+    seq_len: int = 256  # pre-trained window N, tokens per row
+    lr: float = 2e-3  # peak AdamW learning rate
+    min_lr: float = 1e-4  # cosine floor
+    warmup: int = 100  # linear warm-up steps
+    weight_decay: float = 0.05  # AdamW decoupled weight decay
+    grad_clip: float = 1.0  # max global grad norm
+    mix: dict = field(default_factory=lambda: {  # sampling weights of segment kinds
+        "text": 0.2, "copy": 0.15, "kv": 0.35, "lines": 0.1, "passkey": 0.1, "niah": 0.1})
+    text_weight: float = 0.3  # loss weight of natural-text tokens (task answers / copies weigh 1)
+    full_row_prob: float = 0.5  # chance a row is one full-length task segment (else packed)
+    kv_extra_queries: int = 8  # up to this many extra "key:value" queries after a kv prompt
+    seed: int = 0  # seeds data and init
+    threads: int = 2  # torch.set_num_threads
+    device: str = "cpu"  # "cpu" or "cuda" (the shipped checkpoint's device is stated in its README)
+    eval_every: int = 250  # steps between in-window accuracy checks
+    n_checks: int = 200  # kv examples in the in-window check (lines / passkey / niah: a quarter each)
+    save_every: int = 1000  # steps between checkpoint saves (the out dir is overwritten)
+    log_every: int = 10  # steps between loss-log lines
+    model: dict = field(default_factory=dict)  # TinyConfig overrides
+
+
+# ----------------------------------------------------------------------------- data
+
+MIN_BUDGET = {"kv": 32, "lines": 48, "passkey": 176, "niah": 112, "copy": 16}  # tokens a segment needs
+HEX_BYTES = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+class Mixture:
+    """Seeded stream of training rows for the tiny model: token ids (exactly ``seq_len`` long) and
+    per-token loss weights (the weight of token t scales the loss of predicting it).
+
+    Segment kinds: ``text`` (corpus slice, every token weighted ``text_weight``), ``copy`` (a random
+    hex string then ``|`` and the same string again; the copy is weighted 1 - it teaches induction),
+    and the retrieval tasks ``kv`` / ``lines`` / ``passkey`` / ``niah`` (only the answer and the
+    closing ``</s>`` weighted 1; their random keys are unpredictable and left out of the loss).
+    """
+
+    def __init__(self, cfg: PretrainConfig, tokenizer=None):
+        self.cfg = cfg
+        self.tok = tokenizer or FastByteTokenizer()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.text = "\n".join(tasks.load_corpus("train"))
+        kinds = list(cfg.mix)
+        self.kinds = kinds
+        self.p = np.array([cfg.mix[k] for k in kinds], dtype=float)
+        self.p /= self.p.sum()
+
+    def _enc(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _text(self, n_tokens: int) -> tuple[list[int], list[float]]:
+        start = int(self.rng.integers(0, len(self.text) - 4 * n_tokens))
+        ids = self._enc(self.text[start:start + 4 * n_tokens])[:n_tokens]
+        return ids, [self.cfg.text_weight] * len(ids)
+
+    def segment(self, kind: str, budget: int) -> tuple[list[int], list[float]]:
+        """One segment of at most ``budget`` tokens and its loss weights."""
+        seed = int(self.rng.integers(0, 10_000))  # eval sets use seeds >= 10 000
+        if budget < MIN_BUDGET.get(kind, 0):
+            kind = "kv" if budget >= MIN_BUDGET["kv"] else "text"
+        if kind == "text":
+            return self._text(budget)
+        if kind == "copy":
+            m = int(self.rng.integers(4, (budget - 1) // 2 + 1))
+            s = HEX_BYTES[self.rng.integers(0, 16, size=m)].tobytes().decode()
+            ids = self._enc(f"{s}|{s}")
+            return ids, [0.0] * (m + 1) + [1.0] * (len(ids) - m - 1)
+        if kind == "kv":
+            n_extra = int(self.rng.integers(0, self.cfg.kv_extra_queries + 1))  # 10 tokens each
+            ex = tasks.kv_retrieval(self.tok, max(MIN_BUDGET["kv"], budget - 10 * n_extra), seed=seed)
+            ans = self._enc(ex.answer)
+            ids, w = ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
+            pairs = ex.meta["pairs"]
+            for _ in range(n_extra):
+                k, v = pairs[int(self.rng.integers(len(pairs)))]
+                key, val = self._enc(f"\n{k}:"), self._enc(v)
+                if len(ids) + len(key) + len(val) > budget:
+                    break
+                ids += key + val
+                w += [0.0] * len(key) + [1.0] * len(val)
+            return ids, w
+        gen = {"lines": tasks.lines_retrieval, "passkey": tasks.passkey, "niah": tasks.niah}[kind]
+        kw = {}
+        if kind == "niah":  # a random slice of the train corpus as the haystack
+            start = int(self.rng.integers(0, len(self.text) - 8 * budget))
+            kw["haystack"] = [self.text[start:start + 8 * budget]]
+        ex = gen(self.tok, budget, seed=seed, **kw)
+        ans = self._enc(ex.answer)
+        return ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
+
+    def document(self, length: int) -> tuple[list[int], list[float]]:
+        """``length`` tokens: segments each closed by ``</s>``, the rest filled with text."""
+        eos = self.tok.eos_token_id
+        ids: list[int] = []
+        w: list[float] = []
+        if self.rng.random() < self.cfg.full_row_prob:
+            kind = str(self.rng.choice(self.kinds, p=self.p))
+            seg, sw = self.segment(kind, length - 1)
+            ids, w = seg + [eos], sw + [1.0 if kind != "text" else self.cfg.text_weight]
+        else:
+            while length - len(ids) >= 49:
+                room = length - len(ids) - 1
+                budget = int(self.rng.integers(48, room + 1))
+                kind = str(self.rng.choice(self.kinds, p=self.p))
+                seg, sw = self.segment(kind, budget)
+                ids += seg + [eos]
+                w += sw + [1.0 if kind != "text" else self.cfg.text_weight]
+        if len(ids) < length:
+            more, mw = self._text(length - len(ids))
+            ids, w = ids + more, w + mw
+        return ids[:length], w[:length]
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, weights), both (batch, N)."""
+        rows = [self.document(self.cfg.seq_len) for _ in range(self.cfg.batch_size)]
+        ids = torch.tensor([r[0] for r in rows], dtype=torch.long)
+        weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
+        return ids, weights
+
+
+def weighted_lm_loss(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, token t+1 weighted by ``weights[:, t+1]``; weighted mean.
+
+    logits (batch, T, vocab), ids / weights (batch, T)."""
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")  # (batch*(T-1),)
+    w = weights[:, 1:].flatten()
+    return (ce * w).sum() / w.sum().clamp_min(1e-8)
+
+
+# ----------------------------------------------------------------------------- in-window check
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, examples, tokenizer, batch_size: int = 50) -> float:
+    """Share of examples whose answer tokens are all the argmax under teacher forcing.
+
+    Equals the greedy-decoding exact-prefix accuracy (greedy emits the answer iff each answer token
+    is the argmax given the previous answer tokens), at the cost of one forward pass.
+    """
+    model.eval()
+    correct = 0
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i:i + batch_size]
+        seqs = [ex.prompt_ids + tokenizer(ex.answer, add_special_tokens=False)["input_ids"]
+                for ex in chunk]
+        T = max(map(len, seqs))
+        ids = torch.zeros(len(seqs), T, dtype=torch.long)
+        mask = torch.zeros(len(seqs), T, dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, :len(s)] = torch.tensor(s)
+            mask[r, :len(s)] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        pred = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)  # (batch, T)
+        for r, (ex, s) in enumerate(zip(chunk, seqs, strict=True)):
+            a0 = len(ex.prompt_ids)
+            correct += bool((pred[r, a0 - 1:len(s) - 1] == ids[r, a0:len(s)]).all())
+    return correct / len(examples)
+
+
+def inwindow_examples(tokenizer, n: int = 200, length: int = 256, task: str = "kv", seed: int = 20_000):
+    """Fixed in-window check set: ``n`` examples at ``length`` tokens, gold index uniform at random."""
+    gen = tasks.GENERATORS[task]
+    return [gen(tokenizer, length, seed=seed + i) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- loop
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _save(model, cfg: PretrainConfig, out: pathlib.Path, step: int, metrics: dict) -> None:
+    model.save_pretrained(out)  # safetensors
+    (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
+
+
+def pretrain(cfg: PretrainConfig, *, progress: bool = True) -> dict:
+    """Run the pre-training loop; writes the checkpoint, ``loss_log.csv`` and metrics into ``cfg.out``."""
+    torch.set_num_threads(cfg.threads)
+    out = pathlib.Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = FastByteTokenizer()
+    model = tiny_llama(seed=cfg.seed, max_position_embeddings=cfg.seq_len, **cfg.model)
+    model.to(cfg.device).train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    data = Mixture(cfg, tok)
+    checks = {t: inwindow_examples(tok, n=cfg.n_checks if t == "kv" else max(1, cfg.n_checks // 4),
+                                   length=cfg.seq_len, task=t)
+              for t in ("kv", "lines", "passkey", "niah") if MIN_BUDGET[t] <= cfg.seq_len}
+    log = open(out / "loss_log.csv", "w", newline="")
+    writer = csv.writer(log)
+    writer.writerow(["step", "loss", "lr", "seconds", *(f"{t}_acc" for t in checks)])
+    metrics: dict = {"n_params": n_params(model)}
+    t0 = time.time()
+    ema = None
+    last = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+    for step in range(1, last + 1):
+        lr = lr_at(step - 1, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ids, weights = data.batch()  # (batch, N) each
+        ids, weights = ids.to(cfg.device), weights.to(cfg.device)
+        loss = weighted_lm_loss(model(input_ids=ids).logits, ids, weights)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        accs = {}
+        if step % cfg.eval_every == 0 or step == last:
+            accs = {t: teacher_forced_accuracy(model, ex, tok) for t, ex in checks.items()}
+            model.train()
+        if step % cfg.log_every == 0 or accs:
+            writer.writerow([step, f"{loss.item():.4f}", f"{lr:.3e}", f"{time.time() - t0:.1f}",
+                             *(f"{accs[t]:.3f}" if accs else "" for t in checks)])
+            log.flush()
+            if progress:
+                extra = " ".join(f"{t}={a:.3f}" for t, a in accs.items())
+                print(f"step {step}/{cfg.steps} loss {loss.item():.3f} (ema {ema:.3f}) lr {lr:.2e} "
+                      f"{time.time() - t0:.0f}s {extra}", flush=True)
+        if accs:
+            metrics.update({f"inwindow_{t}_acc": a for t, a in accs.items()})
+        if step % cfg.save_every == 0 or step == last:
+            metrics.update(final_loss_ema=ema, seconds=time.time() - t0)
+            _save(model, cfg, out, step, metrics)
+    log.close()
+    return metrics
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def write_corpus(path: pathlib.Path = tasks.CORPUS_PATH) -> int:
+    """Regenerate ``data/corpus/pydoc_topics.txt`` from this Python's ``pydoc_data.topics``."""
+    import pydoc_data.topics as topics
+    import unicodedata
+
+    parts = []
+    for name in sorted(topics.topics):
+        text = unicodedata.normalize("NFKD", topics.topics[name]).encode("ascii", "ignore").decode()
+        parts.append(text.strip() + "\n")
+    text = "\f\n".join(parts)
+    pathlib.Path(path).write_text(text, encoding="ascii")
+    return len(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = PretrainConfig()
+    ap = argparse.ArgumentParser(prog="creamviz pretrain", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=None,
+                    help=f"output directory (required; the shipped checkpoint is {d.out})")
+    ap.add_argument("--steps", type=int, default=d.steps, help="lr schedule length")
+    ap.add_argument("--stop-after", type=int, default=d.stop_after,
+                    help="stop after this many steps (default %(default)s; 0 = run all --steps)")
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--threads", type=int, default=d.threads)
+    ap.add_argument("--device", default=d.device, help="cpu or cuda (default: %(default)s)")
+    ap.add_argument("--eval-every", type=int, default=d.eval_every)
+    ap.add_argument("--save-every", type=int, default=d.save_every)
+    ap.add_argument("--layers", type=int, default=None, help="TinyConfig.num_hidden_layers override")
+    ap.add_argument("--hidden", type=int, default=None, help="TinyConfig.hidden_size override")
+    ap.add_argument("--write-corpus", action="store_true", help="regenerate data/corpus/ and exit")
+    ap.add_argument("--build-eval-sets", action="store_true", help="regenerate data/eval/ and exit")
+    args = ap.parse_args(argv)
+    if args.write_corpus:
+        print(f"wrote {write_corpus()} characters to {tasks.CORPUS_PATH}")
+        return 0
+    if args.build_eval_sets:
+        print(tasks.build_eval_sets())
+        return 0
+    if args.out is None:
+        ap.error("--out DIR is required (use --out data/tiny-base to overwrite the shipped model)")
+    if args.stop_after is not None and args.stop_after < 0:
+        raise ValueError(f"--stop-after={args.stop_after} must be >= 0 (0 = run all --steps)")
+    for name in ("steps", "batch_size", "threads", "eval_every", "save_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    model = {}
+    if args.layers is not None:
+        model["num_hidden_layers"] = args.layers
+    if args.hidden is not None:
+        model["hidden_size"] = args.hidden
+        model["intermediate_size"] = 4 * args.hidden
+    cfg = PretrainConfig(out=args.out, steps=args.steps, stop_after=args.stop_after or None,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                         device=args.device, eval_every=args.eval_every, save_every=args.save_every,
+                         model=model)
+    metrics = pretrain(cfg)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

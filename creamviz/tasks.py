@@ -1,0 +1,426 @@
+"""Long-context retrieval tasks: seeded, tokenizer-agnostic generators sized in tokens.
+
+Four tasks, each keeping the structure of the paper's templates (CREAM.md, "Task templates") but with
+a vocabulary scaled down for the byte-level tiny model (1 token = 1 byte, window N = 256):
+
+- ``kv_retrieval``  Lost in the Middle key-value retrieval: a JSON-like object of n pairs of short
+  **hex** keys/values (4 hex digits each instead of UUIDs, so a pair costs 10 bytes), the gold pair at a
+  chosen index, then the query key. ``kv {3fa0:91c2,7be1:0d44,...}\\n7be1:`` -> ``0d44``.
+- ``lines_retrieval`` LongChat-Lines: n lines ``line <3-hex id>: <4-digit number>``, then
+  ``what is in line <id>? `` -> the number.
+- ``passkey``  a 5-digit pass key hidden at a chosen depth of the repeated grass/sky/sun filler.
+- ``niah``  needle in a haystack: ``The magic number is <4 digits>.`` inserted at depth d of natural
+  text (held-out CPython documentation); ``niah_grid`` gives the length x depth grid.
+
+Every generator takes ``length`` = the token budget L for prompt **plus** answer (so greedy decoding of
+the answer stays inside L), fills it with as many items as fit, and returns a ``TaskExample`` whose
+``prompt_ids`` come from the given tokenizer (``add_special_tokens=False``, BOS prepended when the
+tokenizer has one). Depth is the relative position of the relevant item in [0, 1]; ``gold_pos`` is its
+token offset in the prompt. Randomness comes only from ``numpy.random.default_rng(seed)``.
+
+Fixed evaluation sets for the tiny model live in ``data/eval/*.jsonl`` (``load_eval_set``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
+CORPUS_PATH = DATA_DIR / "corpus" / "pydoc_topics.txt"
+EVAL_DIR = DATA_DIR / "eval"
+TASKS = ("kv", "lines", "passkey", "niah")
+
+# templates (byte-scaled versions of the paper's)
+KV_PREFIX = "kv {"
+KV_SEP = ","
+KV_SUFFIX = "}\n"
+LINES_PREFIX = "lines:\n"
+PASSKEY_PREFIX = "There is a pass key hidden in this text. Find it and remember it.\n"
+PASSKEY_FILLER = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+                  "There and back again.")
+PASSKEY_NEEDLE = "The pass key is {k}. Remember it. {k} is the pass key."
+PASSKEY_QUERY = "\nWhat is the pass key? The pass key is"
+NIAH_NEEDLE = " The magic number is {k}. "
+NIAH_QUERY = "\nWhat is the magic number? The magic number is"
+
+
+@dataclass
+class TaskExample:
+    """One retrieval prompt. Lengths in tokens of the tokenizer that built it."""
+
+    task: str  # "kv" | "lines" | "passkey" | "niah"
+    prompt: str  # prompt text (ends right before the answer)
+    answer: str  # gold continuation, e.g. "0d44" or " 48213"
+    prompt_ids: list[int]  # tokenized prompt (BOS included if the tokenizer has one)
+    length: int  # requested budget L: len(prompt_ids) + answer tokens <= length
+    depth: float  # relative position of the relevant item, 0 = start, 1 = end of the context
+    gold_index: int  # index of the relevant item among n_items (filler unit index for passkey/niah)
+    n_items: int  # pairs / lines / filler units in the context
+    gold_pos: int  # token offset of the relevant item in prompt_ids
+    seed: int
+    target_depth: float | None = None  # the depth asked for (None when given as gold_index / random)
+    meta: dict = field(default_factory=dict)  # task-specific extras (e.g. kv pairs for training)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+    def record(self, *, with_ids: bool = False) -> dict:
+        d = asdict(self)
+        d.pop("meta")
+        if not with_ids:
+            d.pop("prompt_ids")
+        d["n_tokens"] = self.n_tokens
+        return d
+
+
+# ----------------------------------------------------------------------------- tokenization helpers
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens, BOS prepended if the tokenizer defines one."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return [bos, *ids] if bos is not None else ids
+
+
+def n_answer_tokens(tokenizer, answer: str) -> int:
+    return len(tokenizer(answer, add_special_tokens=False)["input_ids"])
+
+
+def _largest_fit(build: Callable[[int], str], tokenizer, budget: int, n_max: int, n_min: int = 1
+                 ) -> tuple[int, list[int]]:
+    """Largest n in [n_min, n_max] with len(encode(build(n))) <= budget (binary search), and its ids."""
+    lo, hi, best = n_min, n_max, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ids = encode(tokenizer, build(mid))
+        if len(ids) <= budget:
+            best, lo = (mid, ids), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        need = len(encode(tokenizer, build(n_min)))
+        raise ValueError(f"length too small: the prompt needs at least {need} tokens plus the answer, "
+                         f"but the budget leaves {budget}")
+    return best
+
+
+def _check_length(length: int) -> None:
+    if not isinstance(length, int | np.integer) or length < 16:
+        raise ValueError(f"length={length!r} must be an integer >= 16 (tokens)")
+
+
+def _gold(rng: np.random.Generator, n: int, gold_index: int | None, depth: float | None) -> int:
+    """Resolve the relevant item's index from an explicit index, a depth in [0, 1], or at random."""
+    if gold_index is not None and depth is not None:
+        raise ValueError("give gold_index or depth, not both")
+    if gold_index is not None:
+        if not 0 <= gold_index < n:
+            raise ValueError(f"gold_index={gold_index} outside [0, {n - 1}] for {n} items at this length")
+        return int(gold_index)
+    if depth is not None:
+        if not 0.0 <= depth <= 1.0:
+            raise ValueError(f"depth={depth} must lie in [0, 1]")
+        return _round(depth * (n - 1))
+    return int(rng.integers(n))
+
+
+def _round(x: float) -> int:
+    """Round half up (Python's round() rounds half to even)."""
+    return int(math.floor(x + 0.5))
+
+
+def _hex(values: np.ndarray, width: int) -> list[str]:
+    return [format(int(v), f"0{width}x") for v in values]
+
+
+# ----------------------------------------------------------------------------- key-value retrieval
+
+def kv_text(pairs: Sequence[tuple[str, str]], query: str) -> str:
+    """Prompt text for key-value retrieval: ``kv {k:v,k:v,...}\\n<query>:``."""
+    body = KV_SEP.join(f"{k}:{v}" for k, v in pairs)
+    return f"{KV_PREFIX}{body}{KV_SUFFIX}{query}:"
+
+
+def kv_retrieval(tokenizer, length: int, *, gold_index: int | None = None, depth: float | None = None,
+                 n_pairs: int | None = None, seed: int = 0, key_len: int = 4, value_len: int = 4
+                 ) -> TaskExample:
+    """Lost-in-the-Middle key-value retrieval sized to ``length`` tokens (prompt + answer).
+
+    Keys are distinct random hex strings of ``key_len`` digits, values random hex of ``value_len`` digits
+    (short hex instead of the paper's UUIDs, for the byte-level tiny model). ``n_pairs`` defaults to as
+    many as fit; the gold pair sits at ``gold_index`` (or at ``round(depth * (n - 1))``, or at random).
+    """
+    _check_length(length)
+    if not 1 <= key_len <= 8 or not 1 <= value_len <= 8:
+        raise ValueError(f"key_len={key_len}, value_len={value_len} must lie in [1, 8]")
+    rng = np.random.default_rng(seed)
+    n_max = max(1, length // (key_len + value_len + 2) + 1) if n_pairs is None else n_pairs
+    n_max = min(n_max, 16 ** key_len)
+    keys = _hex(rng.choice(16 ** key_len, size=n_max, replace=False), key_len)
+    values = _hex(rng.integers(0, 16 ** value_len, size=n_max), value_len)
+    gold_draw = rng.random()  # fixed draw so that the random gold index does not depend on n
+    answer_budget = length - n_answer_tokens(tokenizer, values[0])
+
+    def build(n: int, g: int | None = None) -> str:
+        g = min(n - 1, int(gold_draw * n)) if g is None else g
+        return kv_text(list(zip(keys[:n], values[:n], strict=True)), keys[g])
+
+    if n_pairs is None:
+        n, _ = _largest_fit(lambda n: build(n, n - 1), tokenizer, answer_budget, n_max)
+    else:
+        n = n_pairs
+    if gold_index is None and depth is None:
+        g = min(n - 1, int(gold_draw * n))
+    else:
+        g = _gold(rng, n, gold_index, depth)
+    pairs = list(zip(keys[:n], values[:n], strict=True))
+    prompt = kv_text(pairs, keys[g])
+    ids = encode(tokenizer, prompt)
+    if len(ids) + n_answer_tokens(tokenizer, values[g]) > length:
+        raise ValueError(f"n_pairs={n} does not fit in length={length} tokens")
+    before = KV_PREFIX + KV_SEP.join(f"{k}:{v}" for k, v in pairs[:g]) + (KV_SEP if g else "")
+    return TaskExample("kv", prompt, values[g], ids, int(length), g / max(n - 1, 1), g, n,
+                       len(encode(tokenizer, before)), int(seed), depth, meta={"pairs": pairs})
+
+
+# ----------------------------------------------------------------------------- LongChat-Lines
+
+def lines_text(lines: Sequence[tuple[str, str]], query: str) -> str:
+    body = "".join(f"line {i}: {v}\n" for i, v in lines)
+    return f"{LINES_PREFIX}{body}what is in line {query}? "
+
+
+def lines_retrieval(tokenizer, length: int, *, gold_index: int | None = None,
+                    depth: float | None = None, seed: int = 0) -> TaskExample:
+    """LongChat-Lines-style retrieval: ``line <id>: <number>`` lines, ask for one line's number.
+
+    Line ids are distinct 3-digit hex strings, numbers 4-digit decimals (1000-9999), scaled down from
+    LongChat's word ids / REGISTER_CONTENT for the byte-level tiny model. Score: first number generated.
+    """
+    _check_length(length)
+    rng = np.random.default_rng(seed)
+    n_max = min(16 ** 3, max(1, length // 15 + 1))
+    ids_ = _hex(rng.choice(16 ** 3, size=n_max, replace=False), 3)
+    nums = [str(v) for v in rng.integers(1000, 10000, size=n_max)]
+    budget = length - n_answer_tokens(tokenizer, nums[0])
+    n, _ = _largest_fit(lambda n: lines_text(list(zip(ids_[:n], nums[:n], strict=True)), ids_[n - 1]),
+                        tokenizer, budget, n_max)
+    g = _gold(rng, n, gold_index, depth)
+    lines = list(zip(ids_[:n], nums[:n], strict=True))
+    prompt = lines_text(lines, ids_[g])
+    before = LINES_PREFIX + "".join(f"line {i}: {v}\n" for i, v in lines[:g])
+    return TaskExample("lines", prompt, nums[g], encode(tokenizer, prompt), int(length),
+                       g / max(n - 1, 1), g, n, len(encode(tokenizer, before)), int(seed), depth)
+
+
+# ----------------------------------------------------------------------------- passkey
+
+def passkey(tokenizer, length: int, *, depth: float | None = None, seed: int = 0) -> TaskExample:
+    """Passkey retrieval: a 5-digit key inside repeated filler sentences, at relative ``depth``.
+
+    The filler is the paper's ("The grass is green. The sky is blue. ..."), cycled; the needle goes
+    after filler sentence ``round(depth * n_sentences)``. Score: the first integer generated == key.
+    """
+    _check_length(length)
+    rng = np.random.default_rng(seed)
+    key = str(int(rng.integers(10000, 100000)))
+    target = depth
+    depth = float(rng.random()) if depth is None else depth
+    if not 0.0 <= depth <= 1.0:
+        raise ValueError(f"depth={depth} must lie in [0, 1]")
+    needle = PASSKEY_NEEDLE.format(k=key)
+    answer = " " + key
+
+    def parts(n: int) -> tuple[str, str]:
+        sentences = [PASSKEY_FILLER[i % len(PASSKEY_FILLER)] for i in range(n)]
+        cut = _round(depth * n)
+        before = PASSKEY_PREFIX + " ".join(sentences[:cut]) + (" " if cut else "")
+        after = (" " if cut < n else "") + " ".join(sentences[cut:])
+        return before, after
+
+    def build(n: int) -> str:
+        before, after = parts(n)
+        return before + needle + after + PASSKEY_QUERY
+
+    budget = length - n_answer_tokens(tokenizer, answer)
+    n = _largest_fit(build, tokenizer, budget, max(1, length // 3), n_min=0)[0]
+    before, _ = parts(n)
+    prompt = build(n)
+    cut = _round(depth * n)
+    return TaskExample("passkey", prompt, answer, encode(tokenizer, prompt), int(length),
+                       cut / max(n, 1), cut, n, len(encode(tokenizer, before)), int(seed), target)
+
+
+# ----------------------------------------------------------------------------- needle in a haystack
+
+@functools.lru_cache(maxsize=4)
+def _read_corpus(path: str) -> tuple[str, ...]:
+    return tuple(pathlib.Path(path).read_text(encoding="ascii").split("\f\n"))
+
+
+def load_corpus(split: str = "train", path: pathlib.Path | str = CORPUS_PATH) -> list[str]:
+    """The natural-text corpus as a list of documents (CPython ``pydoc_data.topics``, PSF licence).
+
+    ``split``: "train" (71 topics), "eval" (7 held-out topics: sorted index % 10 == 0, minus "else",
+    whose text is identical to the training topic "if") or "all" (79).
+    """
+    if split not in ("train", "eval", "all"):
+        raise ValueError(f"split={split!r}; valid: train, eval, all")
+    docs = list(_read_corpus(str(path)))
+    if split == "all":
+        return docs
+    train = [d for i, d in enumerate(docs) if i % 10 != 0]
+    if split == "train":
+        return train
+    seen = set(train)  # topic "else" repeats "if" word for word: keep it out of the held-out split
+    return [d for i, d in enumerate(docs) if i % 10 == 0 and d not in seen]
+
+
+def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
+         haystack: Sequence[str] | None = None) -> TaskExample:
+    """Needle in a haystack: ``The magic number is <4 digits>.`` at relative ``depth`` of natural text.
+
+    The haystack is a contiguous slice (random start, seeded) of the held-out corpus documents joined
+    (or of ``haystack``), cut at word boundaries to fill ``length`` tokens; the needle goes before
+    filler word ``round(depth * n_words)``. Score: the first integer generated == the number.
+    """
+    _check_length(length)
+    rng = np.random.default_rng(seed)
+    key = str(int(rng.integers(1000, 10000)))
+    target = depth
+    depth = float(rng.random()) if depth is None else depth
+    if not 0.0 <= depth <= 1.0:
+        raise ValueError(f"depth={depth} must lie in [0, 1]")
+    text = "\n".join(haystack if haystack is not None else load_corpus("eval"))
+    words = re.findall(r"\S+\s*", text)
+    n_max = min(len(words), length)  # a word is at least one token
+    start = int(rng.integers(0, max(1, len(words) - n_max)))
+    words = words[start:start + n_max]
+    needle = NIAH_NEEDLE.format(k=key)
+    answer = " " + key
+
+    def parts(n: int) -> tuple[str, str]:
+        cut = _round(depth * n)
+        return "".join(words[:cut]).rstrip(), "".join(words[cut:n]).rstrip()
+
+    def build(n: int) -> str:
+        before, after = parts(n)
+        return before + needle + after + NIAH_QUERY
+
+    budget = length - n_answer_tokens(tokenizer, answer)
+    n, ids = _largest_fit(build, tokenizer, budget, n_max, n_min=0)
+    before, _ = parts(n)
+    cut = _round(depth * n)
+    return TaskExample("niah", build(n), answer, ids, int(length), cut / max(n, 1), cut, n,
+                       len(encode(tokenizer, before)), int(seed), target)
+
+
+def niah_grid(tokenizer, lengths: Sequence[int], depths: Sequence[float], *, n_per_cell: int = 1,
+              seed: int = 0) -> list[TaskExample]:
+    """NIAH examples over the grid lengths x depths, ``n_per_cell`` seeds each (seed, seed+1, ...)."""
+    return [niah(tokenizer, int(L), depth=float(d), seed=seed + i)
+            for L in lengths for d in depths for i in range(n_per_cell)]
+
+
+GENERATORS = {"kv": kv_retrieval, "lines": lines_retrieval, "passkey": passkey, "niah": niah}
+
+
+def depth_sweep(task: str, tokenizer, length: int, depths: Sequence[float], *, n_per_depth: int = 10,
+                seed: int = 0) -> list[TaskExample]:
+    """Examples of ``task`` at each depth, ``n_per_depth`` seeds each (seed, seed+1, ...)."""
+    if task not in GENERATORS:
+        raise ValueError(f"task={task!r}; valid: {', '.join(GENERATORS)}")
+    return [GENERATORS[task](tokenizer, int(length), depth=float(d), seed=seed + i)
+            for d in depths for i in range(n_per_depth)]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+_INT = re.compile(r"\d+")
+
+
+def score(task: str, generated: str, answer: str) -> bool:
+    """Is ``generated`` (the decoded continuation) correct? kv: the value appears in it;
+    lines / passkey / niah: the first integer in it equals the answer's."""
+    if task == "kv":
+        return answer.strip() in generated
+    if task in ("lines", "passkey", "niah"):
+        m = _INT.search(generated)
+        return m is not None and m.group() == answer.strip()
+    raise ValueError(f"task={task!r}; valid: {', '.join(TASKS)}")
+
+
+# ----------------------------------------------------------------------------- fixed evaluation sets
+
+def save_eval_set(examples: Sequence[TaskExample], path: pathlib.Path | str) -> None:
+    """Write examples as JSONL (text only: prompt ids are re-derived by the loading tokenizer)."""
+    with open(path, "w", encoding="ascii") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.record()) + "\n")
+
+
+def eval_set_names() -> list[str]:
+    return sorted(p.stem for p in EVAL_DIR.glob("*.jsonl"))
+
+
+def load_eval_set(name: str, tokenizer=None) -> list[TaskExample]:
+    """A fixed evaluation set shipped in ``data/eval/<name>.jsonl`` (see ``eval_set_names()``).
+
+    Prompt ids are rebuilt with ``tokenizer`` (default: the byte tokenizer the sets were made for;
+    lengths and gold positions are exact only for it).
+    """
+    path = EVAL_DIR / f"{name}.jsonl"
+    if not path.is_file():
+        raise ValueError(f"eval set name={name!r} not found; valid: {', '.join(eval_set_names())}")
+    if tokenizer is None:
+        from creamviz.models import byte_tokenizer
+
+        tokenizer = byte_tokenizer()
+    out = []
+    for line in path.read_text(encoding="ascii").splitlines():
+        r = json.loads(line)
+        r.pop("n_tokens", None)
+        out.append(TaskExample(prompt_ids=encode(tokenizer, r["prompt"]), **r))
+    return out
+
+
+# lengths / depths of the shipped sets (tiny model: N = 256, target L = 2048)
+EVAL_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+EVAL_LENGTHS = (256, 512, 1024, 2048)
+
+
+def build_eval_sets(out_dir: pathlib.Path | str = EVAL_DIR, tokenizer=None, *, n_per_cell: int = 20,
+                    seed: int = 10_000) -> dict[str, int]:
+    """(Re)build the fixed evaluation sets; seeds start at 10 000 (pre-training uses seeds < 10 000).
+
+    - ``kv_L{L}``: key-value retrieval, L in EVAL_LENGTHS, ``n_per_cell`` examples per depth;
+    - ``lines_L{L}``, ``passkey_L{L}`` likewise; ``niah``: the full length x depth grid.
+    Returns {name: number of examples}.
+    """
+    if tokenizer is None:
+        from creamviz.models import byte_tokenizer
+
+        tokenizer = byte_tokenizer()
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    for i, task in enumerate(("kv", "lines", "passkey")):
+        for L in EVAL_LENGTHS:
+            ex = depth_sweep(task, tokenizer, L, EVAL_DEPTHS, n_per_depth=n_per_cell,
+                             seed=seed + 1000 * i + L)
+            save_eval_set(ex, out_dir / f"{task}_L{L}.jsonl")
+            sizes[f"{task}_L{L}"] = len(ex)
+    ex = niah_grid(tokenizer, EVAL_LENGTHS, EVAL_DEPTHS, n_per_cell=max(1, n_per_cell // 2),
+                   seed=seed + 5000)
+    save_eval_set(ex, out_dir / "niah.jsonl")
+    sizes["niah"] = len(ex)
+    return sizes

@@ -1,0 +1,230 @@
+"""Models: the byte tokenizer, tiny_llama, load_model (safetensors only, RoPE interpolation), the
+shipped base checkpoint and the pre-training recipe that rebuilds it."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import pytest
+import torch
+
+from creamviz import models
+from creamviz.models import (
+    BASE_CHECKPOINT,
+    FastByteTokenizer,
+    TinyConfig,
+    byte_tokenizer,
+    load_model,
+    load_tokenizer,
+    n_params,
+    tiny_llama,
+)
+
+SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=2, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="module")
+def small_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    tiny_llama(**SMALL, seed=1).save_pretrained(d)
+    return d
+
+
+def test_byte_tokenizer_round_trip():
+    tok = byte_tokenizer()
+    text = 'kv {3fa0:91c2}\nThe pass key is 48213. héllo ✓'
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text.encode("utf-8"))  # one token per byte
+    assert ids[:2] == [ord("k") + 3, ord("v") + 3]
+    assert tok.decode(ids) == text
+    assert tok.pad_token_id == 0 and tok.eos_token_id == 1 and len(tok) == TinyConfig.vocab_size
+    assert tok(text)["input_ids"] == ids + [tok.eos_token_id]
+    fast = FastByteTokenizer()
+    assert fast(text)["input_ids"] == tok(text)["input_ids"]
+    assert fast.decode(ids) == text
+
+
+def test_tiny_llama_size_and_config():
+    model = tiny_llama()
+    assert 1_000_000 <= n_params(model) <= 5_000_000
+    cfg = model.config
+    assert cfg.max_position_embeddings == 256 and cfg.vocab_size == 384
+    assert cfg.rope_parameters["rope_type"] == "default"
+    assert model.generation_config.eos_token_id == 1 and model.generation_config.pad_token_id == 0
+    assert n_params(tiny_llama(num_hidden_layers=2)) < n_params(model)
+
+
+def test_tiny_llama_seeded_without_global_rng_side_effects():
+    state = torch.random.get_rng_state()
+    a, b, c = tiny_llama(**SMALL, seed=3), tiny_llama(**SMALL, seed=3), tiny_llama(**SMALL, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    wa, wb, wc = (m.model.layers[0].self_attn.q_proj.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_tiny_llama_rejects_bad_overrides():
+    with pytest.raises(ValueError, match="hidden_sz"):
+        tiny_llama(hidden_sz=3)
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        tiny_llama(hidden_size=30, num_attention_heads=4)
+
+
+def test_load_model_round_trip(small_dir):
+    model = load_model(small_dir)
+    ref = tiny_llama(**SMALL, seed=1)
+    x = torch.randint(3, 259, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, ref(x).logits, atol=1e-5)
+    assert not model.training
+    assert type(load_tokenizer(small_dir)).__name__ == "ByT5Tokenizer"
+
+
+def test_load_model_refuses_pickle_checkpoints(tmp_path, small_dir):
+    (tmp_path / "config.json").write_text((small_dir / "config.json").read_text())
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_model(tmp_path)
+    (tmp_path / "pytorch_model.bin").unlink()
+    with pytest.raises(ValueError, match="safetensors"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="not a local model directory"):
+        load_model(tmp_path / "missing")
+    with pytest.raises(ValueError, match="config.json"):
+        load_model(tmp_path.parent)
+
+
+def test_load_tokenizer_needs_files_unless_byte_vocab(tmp_path, small_dir):
+    cfg = json.loads((small_dir / "config.json").read_text())
+    cfg["vocab_size"] = 32000
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="tokenizer"):
+        load_tokenizer(tmp_path)
+
+
+def _inv_freq(model):
+    return model.model.rotary_emb.inv_freq.detach().clone()
+
+
+def test_rope_linear(small_dir):
+    base = load_model(small_dir)
+    lin = load_model(small_dir, rope="linear", factor=4)
+    rp = lin.config.rope_parameters
+    assert rp["rope_type"] == "linear" and rp["factor"] == 4.0 and rp["rope_theta"] == 10000.0
+    assert lin.config.max_position_embeddings == 4 * 64  # L = factor * N
+    assert torch.allclose(_inv_freq(lin), _inv_freq(base) / 4)
+    # position p under linear x4 == position p/4 without scaling
+    x = torch.randint(3, 259, (1, 16))
+    pos = torch.arange(16)[None] * 4
+    with torch.no_grad():
+        a = lin(input_ids=x, position_ids=pos).logits
+        b = base(input_ids=x, position_ids=torch.arange(16)[None]).logits
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_rope_yarn(small_dir):
+    base = load_model(small_dir)
+    yarn = load_model(small_dir, rope="yarn", factor=8)
+    rp = yarn.config.rope_parameters
+    assert rp["rope_type"] == "yarn" and rp["factor"] == 8.0
+    assert rp["original_max_position_embeddings"] == 64 and yarn.config.max_position_embeddings == 512
+    f0, f1 = _inv_freq(base), _inv_freq(yarn)
+    assert torch.isclose(f1[0], f0[0])  # highest frequency kept (extrapolated)
+    assert torch.isclose(f1[-1], f0[-1] / 8)  # lowest frequency interpolated
+    assert yarn.model.rotary_emb.attention_scaling == pytest.approx(0.1 * math.log(8) + 1)
+
+
+def test_rope_dynamic_and_errors(small_dir):
+    dyn = load_model(small_dir, rope="dynamic", factor=2)
+    assert dyn.config.rope_parameters["rope_type"] == "dynamic"
+    with pytest.raises(ValueError, match="rope='ntk'"):
+        load_model(small_dir, rope="ntk", factor=2)
+    with pytest.raises(ValueError, match="factor"):
+        load_model(small_dir, rope="linear", factor=0.5)
+    with pytest.raises(ValueError, match="factor"):
+        load_model(small_dir, rope="linear")
+    with pytest.raises(ValueError, match="without rope"):
+        load_model(small_dir, factor=2)
+    with pytest.raises(ValueError, match="attn"):
+        load_model(small_dir, attn="flash")
+
+
+def test_shipped_base_checkpoint():
+    files = {p.name for p in BASE_CHECKPOINT.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "loss_log.csv",
+            "pretrain_config.json", "metrics.json"} <= files
+    assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    assert sum(p.stat().st_size for p in BASE_CHECKPOINT.iterdir()) < 20 * 2**20
+    model = load_model("tiny")
+    assert model.config.max_position_embeddings == 256 and n_params(model) == n_params(tiny_llama())
+    assert type(load_tokenizer("tiny")).__name__ == "ByT5Tokenizer"
+    recipe = json.loads((BASE_CHECKPOINT / "pretrain_config.json").read_text())
+    assert recipe["seq_len"] == 256 and recipe["stop_after"] == 6000
+    log = (BASE_CHECKPOINT / "loss_log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss") and int(log[-1].split(",")[0]) == recipe["stop_after"]
+
+
+@pytest.mark.slow  # ~1 s on an idle machine, ~30 s on the shared one under load
+def test_shipped_base_solves_inwindow_kv():
+    """The shipped base answers key-value retrieval inside its window N = 256 (greedy, generate)."""
+    from creamviz.evaluate import evaluate_eval_set
+
+    curve = evaluate_eval_set(load_model("tiny"), load_tokenizer("tiny"), "kv_L256", batch_size=25)
+    assert curve.n.sum() == 100
+    assert curve.mean_accuracy >= 0.9
+
+
+# ----------------------------------------------------------------------------- pre-training recipe
+
+def test_mixture_rows_seeded_and_weighted():
+    from creamviz.pretrain import Mixture, PretrainConfig
+
+    cfg = PretrainConfig(batch_size=6, seed=3)
+    ids, w = Mixture(cfg).batch()
+    ids2, w2 = Mixture(cfg).batch()
+    assert ids.shape == w.shape == (6, 256) and torch.equal(ids, ids2) and torch.equal(w, w2)
+    assert not torch.equal(ids, Mixture(PretrainConfig(batch_size=6, seed=4)).batch()[0])
+    assert set(w.unique().tolist()) <= {0.0, torch.tensor(cfg.text_weight).item(), 1.0}
+    assert ids.min() >= 1 and ids.max() < 259  # eos or bytes, never pad
+
+
+def test_weighted_loss_matches_hf_loss_with_unit_weights():
+    from creamviz.pretrain import weighted_lm_loss
+
+    model = tiny_llama(**SMALL)
+    x = torch.randint(3, 259, (2, 30))
+    with torch.no_grad():
+        out = model(input_ids=x, labels=x)
+        ours = weighted_lm_loss(out.logits, x, torch.ones_like(x, dtype=torch.float))
+    assert torch.allclose(ours, out.loss, atol=1e-5)
+
+
+def test_pretrain_cli_smoke(tmp_path):
+    """Two steps of the recipe on a very small model write a loadable safetensors checkpoint."""
+    from creamviz.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(out=str(tmp_path / "base"), steps=4, stop_after=2, batch_size=2, seq_len=64,
+                         n_checks=4, eval_every=1, save_every=1,
+                         model={k: v for k, v in SMALL.items() if k != "max_position_embeddings"})
+    metrics = pretrain(cfg, progress=False)
+    out = pathlib.Path(cfg.out)
+    assert (out / "model.safetensors").is_file() and json.loads((out / "metrics.json").read_text())["step"] == 2
+    assert 0.0 <= metrics["inwindow_kv_acc"] <= 1.0
+    assert load_model(out).config.max_position_embeddings == 64
+    assert len((out / "loss_log.csv").read_text().splitlines()) == 3  # header + steps 1, 2
+
+
+def test_models_module_is_pure_import():
+    assert models.BASE_CHECKPOINT.name == "tiny-base"
+
+
+def test_pretrain_cli_requires_out_and_validates(capsys):
+    from creamviz.pretrain import main
+
+    with pytest.raises(SystemExit):
+        main([])
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--steps"):
+        main(["--out", "unused", "--steps", "0"])
