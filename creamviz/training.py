@@ -1,0 +1,633 @@
+"""Short fine-tuning runs with sampled position ids, on ``transformers.Trainer`` (so Accelerate).
+
+CREAM, PoSE and friends all feed a window of N tokens (the pre-trained length) and change only the
+position ids, a strictly increasing vector inside ``[0, L)`` for the target length L. Here:
+
+- :class:`PositionCollator` is a data collator for any ``transformers.Trainer``: it pads a batch,
+  builds ``labels`` and an explicit ``attention_mask`` and draws ``position_ids`` per row from a
+  :mod:`creamviz.samplers` sampler. ``tokens="contiguous"`` keeps the row's tokens as they are
+  (pre-chunked N-token texts, the official setup); ``tokens="aligned"`` takes the tokens *at the
+  sampled offsets* of a long document (head ``[0, L_h)``, middle ``[P_s, P_e]``, the document's last
+  ``L_t`` tokens), so position id and text offset agree.
+- :class:`TrainConfig` / :func:`train` run a short fine-tuning of ``"tiny"`` (the shipped base) or
+  any local HF causal LM with RoPE interpolation (linear / YaRN, ``factor = L / N``), safetensors
+  checkpoints every K steps, exact resume, and a ``creamviz_run.json`` beside the final model.
+
+Reproducibility: every row's position ids come from their own ``np.random.Generator`` seeded by
+``(seed, key)``. The key is the example's ``sample_index`` when the dataset supplies one (then the
+ids depend on nothing else: not on batch order, process count, prefetching or resumes), else the
+collator's batch counter and the row number (then restore the counter with ``load_state_dict``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+__all__ = [
+    "PositionCollator",
+    "TOKEN_MODES",
+    "TrainConfig",
+    "TrainResult",
+    "StopCallback",
+    "WindowDataset",
+    "MixtureDataset",
+    "train",
+    "read_corpus",
+    "ROPE_CHOICES",
+    "RUN_METADATA",
+    "model_window",
+]
+
+TOKEN_MODES = ("contiguous", "aligned")
+ROPE_CHOICES = ("linear", "yarn", "none")  # "dynamic" would rescale from the largest id seen (see CREAM.md)
+RUN_METADATA = "creamviz_run.json"  # written beside the final model
+CONFIG_FILE = "creamviz_train_config.json"  # written in the out dir at the start (checked on resume)
+_COUNTER_KEY, _INDEX_KEY, _WINDOW_KEY, _MIX_KEY = 0, 1, 2, 3  # tags keeping the seed streams apart
+
+
+# --------------------------------------------------------------------------- the collator
+def _as_array(values: Any, name: str) -> np.ndarray:
+    """A 1-D int64 array from a list, numpy array or torch tensor."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D sequence of integers, got shape {arr.shape} dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+class PositionCollator:
+    """Pad a batch and draw its position ids from a sampler; usable as ``Trainer(data_collator=...)``.
+
+    Parameters
+    ----------
+    sampler : a :mod:`creamviz.samplers` sampler (train_len N, target_len L).
+    tokenizer : optional; only its ``pad_token_id`` is used (default pad id 0).
+    tokens : ``"contiguous"`` — each example is a text of at most N tokens; row ``i`` keeps its
+        T_i tokens and gets the first T_i of its N sampled ids (full windows T = N get them all).
+        ``"aligned"`` — each example is a long document of D tokens (cut to its first L tokens);
+        the row is the N tokens at the sampled offsets: ``doc[0:L_h]``, ``doc[P_s:P_e+1]`` and the
+        document's last ``L_t`` tokens (RandPos: ``doc[p]`` for every sampled id p). With D >= L the
+        token at position id p is exactly ``doc[p]``. Needs ``D >= P_e + 1 + L_t``
+        (RandPos: ``D > max id``), else ValueError.
+    seed : int >= 0, or None to draw one (kept in ``self.seed`` so the run can be repeated).
+    record : keep one dict per row in ``self.log`` (segments, or the ids for RandPos).
+    rank : process index mixed into counter-based keys (default: torch.distributed's rank, or 0).
+
+    Examples are dicts with ``input_ids`` (list / array / tensor), optionally ``labels`` (same
+    length, -100 = ignore), ``attention_mask`` (0 = treat as padding) and ``sample_index`` (int;
+    makes the row's ids a function of ``(seed, sample_index)`` alone). Returns int64 tensors
+    ``input_ids``, ``labels`` (padding -> -100), ``attention_mask`` (1 = token, 0 = padding) and
+    ``position_ids`` (padding -> 0), each ``(batch, T)``; padding is on the right.
+    """
+
+    def __init__(self, sampler, tokenizer=None, *, tokens: str = "contiguous", seed: int | None = None,
+                 record: bool = False, rank: int | None = None) -> None:
+        if not hasattr(sampler, "position_ids") or not hasattr(sampler, "train_len"):
+            raise ValueError(f"sampler must be a creamviz.samplers sampler, got {type(sampler).__name__}")
+        if tokens not in TOKEN_MODES:
+            raise ValueError(f"tokens={tokens!r} is not a token mode; valid: {', '.join(TOKEN_MODES)}")
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**62))  # fresh entropy, recorded
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+        self.sampler = sampler
+        self.tokens = tokens
+        self.seed = int(seed)
+        pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
+        self.pad_token_id = 0 if pad is None else int(pad)
+        self.record = bool(record)
+        self.log: list[dict] = []
+        self.rank = rank
+        self.batches_done = 0  # batches collated so far (the counter of counter-based keys)
+
+    # ---- state (only needed when examples carry no sample_index) -------------------------------
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.batches_done = int(state["batches_done"])
+
+    def _rank(self) -> int:
+        if self.rank is not None:
+            return int(self.rank)
+        dist = torch.distributed
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+    def row_seed(self, *, sample_index: int | None = None, batch: int | None = None,
+                 row: int | None = None) -> list[int]:
+        """The entropy seeding one row's Generator: ``[seed, 1, sample_index]`` for indexed examples,
+        ``[seed, 0, rank, batch, row]`` otherwise."""
+        if sample_index is not None:
+            return [self.seed, _INDEX_KEY, int(sample_index)]
+        return [self.seed, _COUNTER_KEY, self._rank(), int(batch), int(row)]
+
+    def sample_rows(self, seeds: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Draw one layout per seed: ids ``(n, N)`` int64, tail lengths ``L_t`` ``(n,)`` and records."""
+        n, big_n = len(seeds), self.sampler.train_len
+        ids = np.empty((n, big_n), dtype=np.int64)
+        tail_len = np.zeros(n, dtype=np.int64)
+        records = []
+        for i, entropy in enumerate(seeds):
+            rng = np.random.default_rng(entropy)
+            if getattr(self.sampler, "has_segments", True):
+                seg = self.sampler.sample(1, rng)
+                ids[i] = seg.position_ids()[0]
+                tail_len[i] = seg.tail_len[0]
+                rec = {"head_len": int(seg.head_len[0]), "mid_start": int(seg.mid_start[0]),
+                       "mid_end": int(seg.mid_end[0]), "tail_len": int(seg.tail_len[0]),
+                       "branch": int(seg.branch[0])}
+                if seg.rand_factor is not None:
+                    rec["rand_factor"] = int(seg.rand_factor[0])
+            else:  # RandPos: no segments, the ids are the record
+                ids[i] = self.sampler.position_ids(1, rng)[0]
+                rec = {"position_ids": ids[i].tolist()}
+            records.append(rec)
+        return ids, tail_len, records
+
+    # ---- the collation ----------------------------------------------------------------------
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        if len(examples) == 0:
+            raise ValueError("examples is empty; a batch needs at least one example")
+        batch = self.batches_done
+        seeds, indices = [], []
+        for row, ex in enumerate(examples):
+            idx = ex.get("sample_index")
+            idx = None if idx is None else int(idx)
+            indices.append(idx)
+            seeds.append(self.row_seed(sample_index=idx, batch=batch, row=row))
+        ids, tail_len, records = self.sample_rows(seeds)
+        if self.tokens == "contiguous":
+            rows = [self._contiguous_row(ex, ids[i]) for i, ex in enumerate(examples)]
+        else:
+            rows = [self._aligned_row(ex, ids[i], int(tail_len[i])) for i, ex in enumerate(examples)]
+        out = self._pad(rows)
+        if self.record:
+            for row, (rec, idx) in enumerate(zip(records, indices, strict=True)):
+                self.log.append({"batch": batch, "row": row, "sample_index": idx,
+                                 "length": int(out["attention_mask"][row].sum()), **rec})
+        self.batches_done += 1
+        return out
+
+    @staticmethod
+    def _example_arrays(ex: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "input_ids" not in ex:
+            raise ValueError(f"each example needs 'input_ids'; got keys {sorted(ex)}")
+        tok = _as_array(ex["input_ids"], "input_ids")
+        lab = tok.copy() if ex.get("labels") is None else _as_array(ex["labels"], "labels")
+        keep = np.ones(tok.shape, bool) if ex.get("attention_mask") is None else \
+            _as_array(ex["attention_mask"], "attention_mask").astype(bool)
+        if lab.shape != tok.shape or keep.shape != tok.shape:
+            raise ValueError(f"labels / attention_mask must match input_ids' length {tok.shape[0]}, "
+                             f"got {lab.shape[0]} / {keep.shape[0]}")
+        return tok, lab, keep
+
+    def _contiguous_row(self, ex: dict, pos: np.ndarray):
+        tok, lab, keep = self._example_arrays(ex)
+        big_n = self.sampler.train_len
+        if tok.shape[0] > big_n:
+            raise ValueError(f"tokens='contiguous' needs examples of at most train_len={big_n} tokens, "
+                             f"got {tok.shape[0]}; chunk the text or use tokens='aligned'")
+        return tok, lab, keep, pos[:tok.shape[0]]
+
+    def _aligned_row(self, ex: dict, pos: np.ndarray, tail_len: int):
+        tok, lab, keep = self._example_arrays(ex)
+        big_n, big_l = self.sampler.train_len, self.sampler.target_len
+        doc_len = min(tok.shape[0], big_l)  # D, cut to L so that offsets equal ids when D >= L
+        head_mid = big_n - tail_len  # L_h + L_m tokens before the tail
+        needed = int(pos[head_mid - 1]) + 1 + tail_len if head_mid > 0 else tail_len
+        if doc_len < needed:
+            raise ValueError(
+                f"tokens='aligned' needs a document of at least {needed} tokens for this sample "
+                f"(last head/middle id {int(pos[head_mid - 1]) if head_mid else None}, L_t={tail_len}); "
+                f"got {tok.shape[0]}. Feed documents of target_len={big_l} tokens")
+        offsets = pos.copy()
+        offsets[head_mid:] -= big_l - doc_len  # the document's last L_t tokens
+        return tok[offsets], lab[offsets], keep[offsets], pos
+
+    def _pad(self, rows) -> dict[str, torch.Tensor]:
+        width = max(r[0].shape[0] for r in rows)
+        shape = (len(rows), width)
+        input_ids = np.full(shape, self.pad_token_id, dtype=np.int64)
+        labels = np.full(shape, -100, dtype=np.int64)
+        attention_mask = np.zeros(shape, dtype=np.int64)
+        position_ids = np.zeros(shape, dtype=np.int64)
+        for i, (tok, lab, keep, pos) in enumerate(rows):
+            t = tok.shape[0]
+            input_ids[i, :t] = tok
+            labels[i, :t] = np.where(keep, lab, -100)
+            attention_mask[i, :t] = keep
+            position_ids[i, :t] = pos
+        return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
+                "attention_mask": torch.from_numpy(attention_mask),
+                "position_ids": torch.from_numpy(position_ids)}
+
+
+# --------------------------------------------------------------------------- data
+def read_corpus(path: str | pathlib.Path | None = None) -> str:
+    """The training text: ``path`` (a UTF-8 text file) or, for None, the train split of the corpus
+    shipped in ``data/corpus/`` (CPython's pydoc topics, PSF licence; the held-out evaluation
+    topics are left out), documents joined by newlines."""
+    if path is None:
+        from creamviz import tasks
+
+        return "\n".join(tasks.load_corpus("train"))
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ValueError(f"data={str(path)!r} is not a text file (or None / 'mix')")
+    return p.read_text(encoding="utf-8")
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """``n`` windows of ``length`` tokens cut from one token stream at seeded offsets.
+
+    Item ``i`` is ``{"input_ids": (length,) int64 tensor, "sample_index": i}``; its start offset is
+    drawn from ``np.random.default_rng([seed, 2, i])``, so item ``i`` never depends on which
+    process reads it or when.
+    """
+
+    def __init__(self, tokens: Sequence[int] | np.ndarray, length: int, n: int, seed: int) -> None:
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        if length < 1 or self.tokens.shape[0] < length:
+            raise ValueError(f"the corpus has {self.tokens.shape[0]} tokens; windows of length={length} "
+                             "need at least that many")
+        self.length, self.n, self.seed = int(length), int(n), int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        start = int(np.random.default_rng([self.seed, _WINDOW_KEY, i]).integers(
+            0, self.tokens.shape[0] - self.length, endpoint=True))
+        return {"input_ids": torch.from_numpy(self.tokens[start:start + self.length].copy()),
+                "sample_index": i}
+
+
+class MixtureDataset(torch.utils.data.Dataset):
+    """``n`` rows of ``length`` tokens from the pre-training mixture of :mod:`creamviz.pretrain`
+    (natural text plus the synthetic retrieval tasks, joined by eos), so fine-tuning keeps the
+    skills the tiny base was trained for. Row ``i`` comes from its own ``Mixture`` seeded by
+    ``(seed, i)``: ``{"input_ids": (length,) int64, "labels": (length,) int64, "sample_index": i}``.
+    Pre-training weighs each token's loss (text 0.3, answers 1, random keys 0); the Trainer's loss is
+    unweighted, so here tokens of weight 0 get label -100 and every other token counts fully.
+    """
+
+    def __init__(self, tokenizer, length: int, n: int, seed: int) -> None:
+        if type(tokenizer).__name__ == "ByT5Tokenizer":  # same ids, ~100x faster in bulk
+            from creamviz.models import FastByteTokenizer
+
+            tokenizer = FastByteTokenizer()
+        self.tokenizer, self.length, self.n, self.seed = tokenizer, int(length), int(n), int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        from creamviz.pretrain import Mixture, PretrainConfig
+
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        row_seed = int(np.random.SeedSequence([self.seed, _MIX_KEY, i]).generate_state(1)[0])
+        doc = Mixture(PretrainConfig(seed=row_seed, seq_len=self.length), self.tokenizer).document(self.length)
+        ids, weights = doc if isinstance(doc, tuple) else (doc, None)
+        ids = torch.tensor(ids, dtype=torch.long)
+        row = {"input_ids": ids, "sample_index": i}
+        if weights is not None:  # loss weight 0 (unpredictable keys, prompts) -> not a target
+            row["labels"] = torch.where(torch.tensor(weights) > 0, ids, torch.full_like(ids, -100))
+        return row
+
+
+# --------------------------------------------------------------------------- config and result
+@dataclass
+class TrainConfig:
+    """One fine-tuning run. N = ``train_len`` tokens per window, ids inside ``[0, L)``, L = ``target_len``."""
+
+    model: str = "tiny"  # "tiny" (shipped base, N = 256) or a local HF causal-LM directory (safetensors)
+    sampler: str = "cream"  # position sampler: cream | pose | randpos | contiguous
+    sampler_params: dict = field(default_factory=dict)  # extra sampler args, e.g. {"k": 32, "middle": "uniform"}
+    tokens: str = "contiguous"  # "contiguous" N-token windows, or "aligned" tokens at the sampled offsets
+    rope: str = "linear"  # RoPE interpolation: linear | yarn | none
+    factor: float | None = None  # RoPE scaling factor; None -> L / N
+    train_len: int | None = None  # N, tokens per window; None -> the model's pre-trained window
+    target_len: int = 2048  # L, the context length to extend to
+    steps: int = 200  # optimizer steps
+    lr: float = 3e-4  # peak learning rate (official CREAM on 7B: 2e-5; the tiny model wants more)
+    lr_schedule: str = "constant_with_warmup"  # any transformers scheduler name
+    warmup_steps: int = 10  # linear warm-up steps
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient clipping
+    batch_size: int = 8  # windows per device per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    seed: int = 0  # seeds windows, position ids, data order and torch
+    save_every: int = 50  # checkpoint (safetensors) every K steps
+    keep_checkpoints: int | None = 2  # newest checkpoints kept; None keeps all
+    out: str = "runs/train"  # output directory
+    resume: bool = False  # continue from the last checkpoint in out
+    data: str | None = None  # None: corpus text (train split); "mix": text + retrieval tasks; or a text file
+    attn: str = "sdpa"  # attention implementation: sdpa | eager
+    bf16: bool = False  # bf16 mixed precision (GPUs that support it)
+    cpu: bool | None = None  # force CPU; None -> CPU when CUDA is absent (multi-process CPU runs need it)
+    progress: bool = True  # tqdm progress bar
+    record_positions: bool = True  # write the sampled layouts to positions*.jsonl
+
+    def validate(self) -> None:
+        from creamviz.samplers import SAMPLERS
+
+        def need_int(name, low):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name}={v!r} is out of range: valid is an integer >= {low}")
+
+        if self.train_len is not None:
+            need_int("train_len", 1)
+        for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1),
+                          ("save_every", 1), ("seed", 0), ("warmup_steps", 0)):
+            need_int(name, low)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r} is unknown; valid: {', '.join(SAMPLERS)}")
+        if self.tokens not in TOKEN_MODES:
+            raise ValueError(f"tokens={self.tokens!r}; valid: {', '.join(TOKEN_MODES)}")
+        if self.rope not in ROPE_CHOICES:
+            raise ValueError(f"rope={self.rope!r}; valid: {', '.join(ROPE_CHOICES)}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} is out of range: valid is (0, inf)")
+        if self.factor is not None and not (isinstance(self.factor, (int, float)) and self.factor >= 1):
+            raise ValueError(f"factor={self.factor!r} is out of range: valid is >= 1 or None (L / N)")
+        if self.keep_checkpoints is not None:
+            need_int("keep_checkpoints", 1)
+
+    @property
+    def rope_factor(self) -> float | None:
+        """The RoPE factor used: ``factor`` or ``L / N``; None without interpolation."""
+        if self.rope == "none":
+            return None
+        if self.factor is None and self.train_len is None:
+            raise ValueError("train_len is None: resolve it (train() does) before asking for L / N")
+        return float(self.factor) if self.factor is not None else self.target_len / self.train_len
+
+    def make_sampler(self):
+        from creamviz.samplers import make_sampler
+
+        return make_sampler(self.sampler, train_len=self.train_len, target_len=self.target_len,
+                            **self.sampler_params)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did. ``loss_log`` rows: ``{"step", "loss", "learning_rate", "grad_norm"}``."""
+
+    out_dir: pathlib.Path  # the run directory
+    final_model: pathlib.Path | None  # out_dir / "final", or None when the run was stopped early
+    loss_log: list[dict]  # one row per optimizer step, steps 1..steps_done (a resume keeps the earlier rows)
+    steps_done: int  # optimizer steps completed (global step)
+    wall_time_s: float  # seconds spent in Trainer.train of this call
+    completed: bool  # steps_done == config.steps
+    resumed_from: pathlib.Path | None = None  # the checkpoint this call continued from
+    checkpoints: list[pathlib.Path] = field(default_factory=list)  # checkpoint dirs left in out_dir
+
+
+# --------------------------------------------------------------------------- callbacks
+class StopCallback(TrainerCallback):
+    """Stop training after step ``at_step`` or as soon as :meth:`request` is called (e.g. from a
+    notebook button in another thread). ``save=True`` also writes a checkpoint at that step, so a
+    resume continues from exactly there."""
+
+    def __init__(self, at_step: int | None = None, *, save: bool = False) -> None:
+        self.at_step = at_step
+        self.save = save
+        self.requested = False
+
+    def request(self) -> None:
+        self.requested = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested or (self.at_step is not None and state.global_step >= self.at_step):
+            control.should_training_stop = True
+            control.should_save = control.should_save or self.save
+        return control
+
+
+class _PositionLogWriter(TrainerCallback):
+    """Append the collator's new records to a jsonl file at every save and at the end."""
+
+    def __init__(self, collator: PositionCollator, path: pathlib.Path) -> None:
+        self.collator, self.path, self.written = collator, path, 0
+
+    def _flush(self):
+        new = self.collator.log[self.written:]
+        if new:
+            with self.path.open("a") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in new)
+            self.written += len(new)
+
+    def on_save(self, args, state, control, **kwargs):
+        self._flush()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._flush()
+
+
+# --------------------------------------------------------------------------- helpers
+def _git_commit() -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding creamviz."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return {"commit": sha, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def model_window(path: str) -> int:
+    """The pre-trained window N of ``path`` (``"tiny"`` or a local directory): the RoPE
+    ``original_max_position_embeddings`` when set, else ``max_position_embeddings``."""
+    from creamviz import models
+
+    cfg = models.load_config(path)
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    return int(rope.get("original_max_position_embeddings") or cfg.max_position_embeddings)
+
+
+def _version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("creamviz")
+    except Exception:  # not installed (running from a checkout)
+        return None
+
+
+_RESUMABLE = {"steps", "resume", "progress", "out", "cpu"}  # may change between a run and its resume
+
+
+def _check_resume_config(out: pathlib.Path, config: TrainConfig) -> None:
+    saved_path = out / CONFIG_FILE
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    now = json.loads(json.dumps(asdict(config)))
+    diff = sorted(k for k in now if k not in _RESUMABLE and saved.get(k) != now[k])
+    if diff:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+        raise ValueError(f"resume=True with a config that differs from the run in {out}: {detail}")
+
+
+def _loss_log(log_history: list[dict]) -> list[dict]:
+    rows = {}
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            rows[int(entry["step"])] = {"step": int(entry["step"]), "loss": float(entry["loss"]),
+                                        "learning_rate": entry.get("learning_rate"),
+                                        "grad_norm": entry.get("grad_norm")}
+    return [rows[s] for s in sorted(rows)]
+
+
+# --------------------------------------------------------------------------- the run
+def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
+    """Fine-tune ``config.model`` for ``config.steps`` steps with sampled position ids.
+
+    Each training example is a window cut from the corpus at a seeded offset (N tokens for
+    ``tokens="contiguous"``, L tokens for ``"aligned"``); :class:`PositionCollator` turns it into N
+    tokens with the sampler's ids. RoPE is interpolated by ``factor`` (default L / N) through
+    ``config.rope_parameters``. Checkpoints (``model.safetensors`` + optimizer/scheduler/RNG state)
+    go to ``out/checkpoint-<step>`` every ``save_every`` steps; ``resume=True`` continues from the
+    newest one with the same data, ids and RNG states, so the resumed run equals an uninterrupted
+    one step for step. A completed run saves ``out/final`` (safetensors, tokenizer,
+    :data:`RUN_METADATA`). ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
+    Works unchanged under ``accelerate launch`` (every process calls ``train``; rank 0 writes).
+    """
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from creamviz import models
+
+    config.validate()
+    asked = config  # as given (saved, and compared on resume)
+    if config.train_len is None:
+        config = replace(config, train_len=model_window(config.model))
+    sampler = config.make_sampler()  # ValueErrors for bad sampler params come early
+    out = pathlib.Path(config.out)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if last is not None and not config.resume:
+        raise ValueError(f"out={str(out)!r} already holds checkpoints ({pathlib.Path(last).name}); "
+                         "pass resume=True to continue that run, or choose a new out directory")
+    if config.resume:
+        _check_resume_config(out, asked)
+    resumed_from = pathlib.Path(last) if (config.resume and last) else None
+
+    rope_factor = config.rope_factor
+    model = models.load_model(config.model, rope=None if config.rope == "none" else config.rope,
+                              factor=rope_factor, attn=config.attn)
+    tokenizer = models.load_tokenizer(config.model)
+
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.lr_schedule,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_strategy="steps",
+        logging_steps=1,  # one loss per optimizer step
+        save_strategy="steps",
+        save_steps=config.save_every,
+        save_total_limit=config.keep_checkpoints,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",  # no integrations, no network
+        remove_unused_columns=False,  # keep sample_index for the collator (position_ids is kept anyway)
+        train_sampling_strategy="sequential",  # windows are already random; order = sample_index
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not config.progress,
+        bf16=config.bf16,
+        ddp_find_unused_parameters=False,  # every parameter is used; skips an autograd traversal
+        use_cpu=(not torch.cuda.is_available()) if config.cpu is None else config.cpu,
+    )
+    window = config.train_len if config.tokens == "contiguous" else config.target_len
+    n_windows = config.steps * config.batch_size * config.grad_accum * max(1, args.world_size)
+    if config.data == "mix":
+        dataset = MixtureDataset(tokenizer, window, n_windows, config.seed)
+    else:
+        token_ids = tokenizer(read_corpus(config.data), add_special_tokens=False)["input_ids"]
+        dataset = WindowDataset(token_ids, window, n_windows, config.seed)
+    collator = PositionCollator(sampler, tokenizer, tokens=config.tokens, seed=config.seed,
+                                record=config.record_positions)
+
+    is_main = args.process_index == 0
+    cbs = list(callbacks)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if resumed_from is None:  # a fresh run (or one stopped before its first checkpoint)
+            (out / CONFIG_FILE).write_text(json.dumps(asdict(asked), indent=2))
+    if config.record_positions:
+        suffix = "" if args.world_size <= 1 else f".rank{args.process_index}"
+        out.mkdir(parents=True, exist_ok=True)
+        positions_file = out / f"positions{suffix}.jsonl"
+        if resumed_from is None:
+            positions_file.unlink(missing_ok=True)  # stale records of an earlier, restarted run
+        cbs.append(_PositionLogWriter(collator, positions_file))
+
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                      processing_class=tokenizer, callbacks=cbs)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+    wall = time.perf_counter() - start
+
+    steps_done = int(trainer.state.global_step)
+    completed = steps_done >= config.steps
+    loss_log = _loss_log(trainer.state.log_history)
+    final = None
+    if completed:
+        final = out / "final"
+        trainer.save_model(str(final))  # safetensors + config (+ tokenizer); rank 0 writes
+        if is_main:
+            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the json below has it all
+            meta = {
+                "creamviz_version": _version(),
+                "git": _git_commit(),
+                "sampler": {"name": config.sampler, "params": sampler.params},
+                "tokens": config.tokens,
+                "rope": {"type": config.rope, "factor": rope_factor,
+                         "rope_parameters": getattr(model.config, "rope_parameters", None)},
+                "seed": config.seed,
+                "base_model": config.model,
+                "train_len": config.train_len,
+                "target_len": config.target_len,
+                "steps": steps_done,
+                "world_size": args.world_size,
+                "wall_time_s": wall,
+                "resumed_from": str(resumed_from) if resumed_from else None,
+                "final_loss": loss_log[-1]["loss"] if loss_log else None,
+                "config": asdict(config),
+                "versions": {"torch": torch.__version__,
+                             "transformers": __import__("transformers").__version__},
+            }
+            (final / RUN_METADATA).write_text(json.dumps(meta, indent=2, default=str))
+    if is_main:
+        with (out / "loss_log.jsonl").open("w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in loss_log)
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return TrainResult(out_dir=out, final_model=final, loss_log=loss_log, steps_done=steps_done,
+                       wall_time_s=wall, completed=completed, resumed_from=resumed_from,
+                       checkpoints=checkpoints)
