@@ -5,6 +5,7 @@ the numbers come from ``creamviz.samplers`` / ``coverage`` / ``theorem`` / ``eva
 ``attention``. One submodule per topic; everything is re-exported here.
 """
 
+from creamviz.figures.attention import *  # noqa: F401,F403
 from creamviz.figures.audit import *  # noqa: F401,F403
 from creamviz.figures.coverage import *  # noqa: F401,F403
 from creamviz.figures.evaluation import *  # noqa: F401,F403

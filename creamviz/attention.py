@@ -1,0 +1,611 @@
+"""Attention maps of a Llama-architecture model at long lengths, in bounded memory.
+
+"Did CREAM make the model look at the middle?" is answered by looking at the attention
+probabilities ``softmax(q k^T / sqrt(d))`` of the model at its target length L. Materialising them
+(``output_attentions=True``) costs layers x heads x T^2 floats: 4 GiB for the tiny model at
+T = 8192, 1 TiB for a 7B at 32K. :func:`attention_maps` instead
+
+1. runs ONE forward pass with PyTorch SDPA attention (no T x T tensor) and, through forward
+   pre-hooks on every ``self_attn`` module, captures exactly what the model feeds its attention:
+   the post-norm hidden states and the ``(cos, sin)`` of the model's own rotary embedding module
+   (so linear / YaRN / dynamic RoPE scaling and YaRN's attention temperature are the model's);
+2. inside each hook, re-computes that layer's queries and keys with the layer's own ``q_proj`` /
+   ``k_proj`` (and ``q_norm`` / ``k_norm`` where a model has them), the model's own
+   ``apply_rotary_pos_emb`` and the GQA grouping, then the causal softmax in query chunks of
+   bounded size, pooling each chunk at once into ``pool x pool`` blocks (mean or max);
+3. stops the forward pass after the last requested layer.
+
+Peak extra memory is one query chunk's scores (``max_chunk_bytes``) plus the pooled output,
+whatever T. The causal mask is by token index (as in the model), whatever the position ids:
+CREAM / PoSE ids with big jumps change the rotary phases only.
+
+:class:`AttentionMaps` also keeps the attention that the final query positions (the question of a
+retrieval prompt) pay to every key, from which the Lost-in-the-Middle depth profile, the mass on
+the head / middle / tail thirds of the context, and the mass on any span (a needle) follow.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+__all__ = ["AttentionMaps", "NeedleSweep", "PromptSpans", "attention_maps", "needle_sweep", "prompt_spans",
+           "pool_boundaries", "pool_matrix", "REDUCES"]
+
+REDUCES = ("mean", "max")  # block reductions of the pooled maps
+THIRDS = ("head", "middle", "tail")  # names of the three context thirds
+
+
+# --------------------------------------------------------------------------- result container
+@dataclass(eq=False)  # arrays inside: compare fields explicitly
+class AttentionMaps:
+    """Pooled attention of one sequence of T tokens, for some layers and heads of one model.
+
+    Shapes use ``n_layers = len(layers)``, ``n_heads = len(heads)``, ``P`` = pool blocks,
+    ``B`` = depth bins. Token indices are 0-based positions in the input (not position ids).
+
+    - ``pooled`` (n_layers, n_heads, P, P): block ``[i, j]`` reduces (mean or max) the attention
+      probabilities of query tokens ``boundaries[i] : boundaries[i+1]`` on key tokens
+      ``boundaries[j] : boundaries[j+1]``; masked (future) entries count as 0, like the zeros of
+      ``output_attentions``. With ``reduce="mean"``, ``(pooled * block_sizes).sum(-1) == 1``.
+    - ``boundaries`` (P + 1,): token boundaries of the pooling blocks, ``0 ... T``.
+    - ``query_attention`` (n_layers, n_heads, T): attention paid to every key token, averaged over
+      the final query positions ``query_start ... T - 1`` (the question); sums to 1 over keys.
+    - ``depth_profile`` (n_layers, n_heads, B): the Lost-in-the-Middle profile — the part of
+      ``query_attention`` that falls on each depth bin of the context ``[0, query_start)``,
+      bins ``depth_boundaries``. ``depth_profile.sum(-1) + query_self_mass == 1``.
+    - ``thirds`` (n_layers, n_heads, 3): mass on the head / middle / tail thirds of the context
+      (token boundaries ``third_boundaries``).
+    - ``query_self_mass`` (n_layers, n_heads): mass the question pays to its own tokens.
+    - ``position_ids`` (T,): the position ids the maps were computed with (RoPE phases).
+    """
+
+    pooled: np.ndarray  # (n_layers, n_heads, P, P) float
+    boundaries: np.ndarray  # (P + 1,) int token boundaries of the pooling blocks
+    query_attention: np.ndarray  # (n_layers, n_heads, T) mean attention of the final queries
+    depth_profile: np.ndarray  # (n_layers, n_heads, B) mass per context depth bin
+    depth_boundaries: np.ndarray  # (B + 1,) int token boundaries of the depth bins
+    thirds: np.ndarray  # (n_layers, n_heads, 3) mass on head / middle / tail thirds
+    third_boundaries: np.ndarray  # (4,) int token boundaries of the thirds
+    query_self_mass: np.ndarray  # (n_layers, n_heads) mass of the question on itself
+    layers: tuple[int, ...]  # model layer indices of axis 0
+    heads: tuple[int, ...]  # model (query) head indices of axis 1
+    position_ids: np.ndarray  # (T,) position ids used
+    query_start: int  # first final query position: the question is query_start ... T - 1
+    reduce: str = "mean"  # block reduction: "mean" or "max"
+    is_difference: bool = False  # True for the result of difference(): values are signed
+    label: str = ""  # free text (model name) used by figures
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def seq_len(self) -> int:
+        """T, the number of tokens."""
+        return int(self.boundaries[-1])
+
+    @property
+    def pool(self) -> int:
+        """P, the number of pooling blocks per axis."""
+        return len(self.boundaries) - 1
+
+    @property
+    def block_sizes(self) -> np.ndarray:
+        """(P,) tokens per pooling block."""
+        return np.diff(self.boundaries)
+
+    def mass_on(self, start: int, stop: int) -> np.ndarray:
+        """(n_layers, n_heads) attention mass the question pays to key tokens ``start ... stop-1``
+        (e.g. a needle's span)."""
+        _check_int("start", start, low=0, high=self.seq_len - 1)
+        _check_int("stop", stop, low=start + 1, high=self.seq_len)
+        return self.query_attention[..., start:stop].sum(-1)
+
+    def top_heads(self, start: int, stop: int, k: int = 1) -> list[tuple[int, int]]:
+        """The ``k`` (layer, head) pairs (model indices) whose question pays the most attention to
+        key tokens ``start ... stop-1``, best first."""
+        mass = self.mass_on(start, stop)  # (n_layers, n_heads)
+        k = _check_int("k", k, low=1, high=mass.size)
+        order = np.argsort(mass, axis=None, kind="stable")[::-1][:k]
+        return [(self.layers[i // mass.shape[1]], self.heads[i % mass.shape[1]]) for i in order]
+
+    # ---------------------------------------------------------------- selection
+    def _axis_index(self, name: str, wanted, available: tuple[int, ...]) -> list[int]:
+        if wanted is None:
+            return list(range(len(available)))
+        items = [wanted] if isinstance(wanted, numbers.Integral) else list(wanted)
+        out = []
+        for w in items:
+            if isinstance(w, bool) or not isinstance(w, numbers.Integral) or int(w) not in available:
+                raise ValueError(f"{name}={w!r} is not among the computed {name}s {list(available)}")
+            out.append(available.index(int(w)))
+        return out
+
+    def select(self, layer=None, head=None) -> AttentionMaps:
+        """The maps of some layers / heads (model indices; an int or a sequence; None = all).
+
+        Axes are kept: ``select(layer=2, head=1).pooled`` has shape (1, 1, P, P).
+        """
+        li = self._axis_index("layer", layer, self.layers)
+        hi = self._axis_index("head", head, self.heads)
+        ix = np.ix_(li, hi)
+        return replace(
+            self,
+            pooled=self.pooled[ix], query_attention=self.query_attention[ix],
+            depth_profile=self.depth_profile[ix], thirds=self.thirds[ix],
+            query_self_mass=self.query_self_mass[ix],
+            layers=tuple(self.layers[i] for i in li), heads=tuple(self.heads[i] for i in hi))
+
+    def map(self, layer: int, head: int) -> np.ndarray:
+        """(P, P) pooled map of one model layer and head."""
+        return self.select(layer, head).pooled[0, 0]
+
+    def mean(self) -> AttentionMaps:
+        """Average over the selected layers and heads -> maps with one pseudo layer and head
+        (indices ``(-1,)``: "mean"). With ``reduce="max"`` the pooled maps are the mean of the
+        per-head block maxima."""
+        def avg(a):
+            return a.mean(axis=(0, 1), keepdims=True)
+        return replace(
+            self, pooled=avg(self.pooled), query_attention=avg(self.query_attention),
+            depth_profile=avg(self.depth_profile), thirds=avg(self.thirds),
+            query_self_mass=avg(self.query_self_mass), layers=(-1,), heads=(-1,))
+
+    def difference(self, other: AttentionMaps) -> AttentionMaps:
+        """``self - other`` (e.g. fine-tuned minus base), same layers, heads, blocks and bins.
+
+        Every array becomes a signed difference; ``is_difference`` is set. Raises ValueError when
+        the two maps are not comparable.
+        """
+        if not isinstance(other, AttentionMaps):
+            raise ValueError(f"other must be an AttentionMaps, got {type(other).__name__}")
+        for name in ("boundaries", "depth_boundaries", "third_boundaries"):
+            if not np.array_equal(getattr(self, name), getattr(other, name)):
+                raise ValueError(f"cannot difference maps with different {name}: "
+                                 f"{getattr(self, name)[:4]}... vs {getattr(other, name)[:4]}...")
+        for name in ("layers", "heads", "reduce", "query_start"):
+            if getattr(self, name) != getattr(other, name):
+                raise ValueError(f"cannot difference maps with different {name}: "
+                                 f"{getattr(self, name)!r} vs {getattr(other, name)!r}")
+        return replace(
+            self,
+            pooled=self.pooled - other.pooled,
+            query_attention=self.query_attention - other.query_attention,
+            depth_profile=self.depth_profile - other.depth_profile,
+            thirds=self.thirds - other.thirds,
+            query_self_mass=self.query_self_mass - other.query_self_mass,
+            is_difference=True,
+            label=f"{self.label or 'a'} - {other.label or 'b'}")
+
+    __sub__ = difference
+
+
+# --------------------------------------------------------------------------- validation helpers
+def _check_int(name: str, value, *, low: int, high: int | None = None) -> int:
+    rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer {rng}, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}={value} is out of range: valid is {rng}")
+    return int(value)
+
+
+def _check_indices(name: str, values, n: int) -> tuple[int, ...]:
+    """None -> all of range(n); an int or a sequence of distinct ints in [0, n) otherwise."""
+    if values is None:
+        return tuple(range(n))
+    items = [values] if isinstance(values, numbers.Integral) else values
+    if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray, range)):
+        raise ValueError(f"{name} must be None, an int or a sequence of ints in [0, {n - 1}], got {values!r}")
+    out = tuple(_check_int(name, int(v) if isinstance(v, np.integer) else v, low=0, high=n - 1)
+                for v in items)
+    if not out:
+        raise ValueError(f"{name} must not be empty; valid indices are [0, {n - 1}]")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={list(out)} has repeated indices")
+    return out
+
+
+def pool_boundaries(seq_len: int, pool: int) -> np.ndarray:
+    """(pool + 1,) int token boundaries splitting ``seq_len`` tokens into ``pool`` contiguous blocks
+    of ``floor`` / ``ceil(seq_len / pool)`` tokens: ``(arange(pool + 1) * seq_len) // pool``."""
+    _check_int("seq_len", seq_len, low=1)
+    _check_int("pool", pool, low=1, high=seq_len)
+    return (np.arange(pool + 1, dtype=np.int64) * seq_len) // pool
+
+
+def pool_matrix(probs: np.ndarray | torch.Tensor, boundaries: np.ndarray, reduce: str = "mean") -> np.ndarray:
+    """Reference pooling of full attention matrices ``probs`` (..., T, T) into (..., P, P) blocks
+    (brute force, for tests and the eager baseline; needs the whole T x T)."""
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce={reduce!r} is not valid; valid: {REDUCES}")
+    a = probs.detach().to(torch.float64).numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs, float)
+    b = np.asarray(boundaries)
+    P = len(b) - 1
+    out = np.empty(a.shape[:-2] + (P, P))
+    for i in range(P):
+        for j in range(P):
+            block = a[..., b[i]:b[i + 1], b[j]:b[j + 1]]
+            out[..., i, j] = block.mean(axis=(-2, -1)) if reduce == "mean" else block.max(axis=(-2, -1))
+    return out
+
+
+# --------------------------------------------------------------------------- per-layer computation
+def _rope(attn: torch.nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x (h, C, d) by the model's own ``apply_rotary_pos_emb`` with cos / sin (C, d)."""
+    apply_rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    x_embed, _ = apply_rope(x[None], x[None], cos[None], sin[None])  # it rotates a (q, k) pair
+    return x_embed[0]
+
+
+def _layer_keys(attn: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                heads: tuple[int, ...]) -> torch.Tensor:
+    """Rotated keys (h, T, d) seen by query heads ``heads`` of one attention module.
+
+    Follows ``LlamaAttention.forward``: ``k_proj`` -> (``k_norm`` where the model has one) -> RoPE
+    with the model's ``(cos, sin)`` -> GQA: query head i reads key head ``i // num_key_value_groups``.
+    ``hidden`` (T, hidden_size) post-norm input of the attention, ``cos`` / ``sin`` (T, d).
+    """
+    d, groups = attn.head_dim, getattr(attn, "num_key_value_groups", 1)
+    k = attn.k_proj(hidden).view(hidden.shape[0], -1, d)  # (T, H_kv, d)
+    if getattr(attn, "k_norm", None) is not None:
+        k = attn.k_norm(k)
+    k = k.transpose(0, 1)[[i // groups for i in heads]]  # (h, T, d)
+    return _rope(attn, k, cos, sin)
+
+
+def _layer_queries(attn: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   heads: tuple[int, ...]) -> torch.Tensor:
+    """Rotated queries (h, C, d) of heads ``heads`` for the C rows of ``hidden`` (C, hidden_size)."""
+    q = attn.q_proj(hidden).view(hidden.shape[0], -1, attn.head_dim)  # (C, H, d)
+    if getattr(attn, "q_norm", None) is not None:
+        q = attn.q_norm(q)
+    return _rope(attn, q.transpose(0, 1)[list(heads)], cos, sin)
+
+
+def _chunk_probs(q: torch.Tensor, k: torch.Tensor, q_start: int, scaling: float) -> torch.Tensor:
+    """Causal attention probabilities (h, C, S) of queries ``q_start ... q_start + C - 1``
+    (q: (h, C, d)) over keys ``0 ... S - 1`` (k: (h, S, d), S >= q_start + C), in float32.
+    Each row sums to 1; entries of future keys (index > query index) are exactly 0."""
+    C, S = q.shape[1], k.shape[1]
+    if S < q_start + C:
+        raise ValueError(f"keys must cover 0 ... q_start + C - 1 = {q_start + C - 1}, got S = {S}")
+    scores = torch.matmul(q.float(), k.float().transpose(1, 2))  # (h, C, S)
+    scores *= scaling
+    # only keys q_start ... S-1 can lie in the future of a query of this chunk
+    future = torch.ones(C, S - q_start, dtype=torch.bool, device=q.device).triu_(1)  # (C, S - q_start)
+    scores[:, :, q_start:].masked_fill_(future, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+class _StopForward(Exception):
+    """Raised by the last hook: the rest of the forward pass is not needed."""
+
+
+def _decoder_layers(model) -> torch.nn.ModuleList:
+    base = model.get_decoder() if hasattr(model, "get_decoder") else model
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        raise ValueError(f"model {type(model).__name__} has no decoder .layers; expected a Llama-architecture model")
+    for i, layer in enumerate(layers):
+        attn = getattr(layer, "self_attn", None)
+        if attn is None or not all(hasattr(attn, a) for a in ("q_proj", "k_proj", "head_dim", "scaling")):
+            raise ValueError(f"layer {i} of {type(model).__name__} has no Llama-style self_attn "
+                             "(q_proj, k_proj, head_dim, scaling)")
+    return layers
+
+
+# --------------------------------------------------------------------------- public entry point
+@torch.no_grad()
+def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=None, pool: int = 256,
+                   reduce: str = "mean", query_len: int = 1, depth_bins: int | None = None,
+                   max_chunk_bytes: int | None = None, label: str = "") -> AttentionMaps:
+    """Pooled attention probabilities of ``model`` on one sequence, layer by layer, in bounded memory.
+
+    Args:
+        model: a Llama-architecture causal LM (``LlamaForCausalLM`` or its base ``LlamaModel``;
+            Mistral / Qwen2-style models with the same attention module work too). Its RoPE
+            (``config.rope_parameters``: linear / YaRN / dynamic interpolation from N to L) is used
+            as the model applies it. Sliding-window attention and logit soft-capping are not modelled.
+        input_ids: (T,) or (1, T) token ids (one sequence; no padding).
+        position_ids: (T,) or (1, T) strictly increasing ids (e.g. a CREAM vector with head
+            ``[0, L_h)``, middle ``[P_s, P_e]``, tail ``[L - L_t, L)``); default ``0 ... T-1``.
+        layers, heads: model layer / query-head indices to compute (int or sequence; None = all).
+        pool: P, blocks per axis (>= 1; more than T is cut to T); blocks hold ``floor`` or
+            ``ceil(T / P)`` tokens.
+        reduce: "mean" (average probability of the block, future entries counted as 0) or "max".
+        query_len: the final ``query_len`` positions are "the question" whose attention gives
+            ``query_attention``, ``depth_profile`` and ``thirds`` (1 ... T - 1).
+        depth_bins: B, bins of the depth profile over the context ``[0, T - query_len)``
+            (1 ... T - query_len; default ``min(20, T - query_len)``).
+        max_chunk_bytes: memory for the scores of one query chunk (float32 heads x rows x keys);
+            peak extra memory is a small multiple of it. Default 128 MiB on CPU, 2 GiB on CUDA.
+        label: a name kept on the result (figures use it).
+
+    Returns:
+        :class:`AttentionMaps` (numpy float64 arrays).
+
+    Memory: one forward pass with SDPA (``is_causal``, no T x T mask), plus per hook one layer's
+    keys (heads x T x d) and one chunk of scores. Never layers x heads x T^2.
+    """
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise ValueError(f"model must be a transformers model (nn.Module with .config), got {type(model).__name__}")
+    decoder_layers = _decoder_layers(model)
+    config = model.config
+    n_layers_model = len(decoder_layers)
+    n_heads_model = config.num_attention_heads
+
+    ids = torch.as_tensor(input_ids).cpu()
+    if ids.dim() == 2 and ids.shape[0] == 1:
+        ids = ids[0]
+    if ids.dim() != 1 or ids.numel() < 2:
+        raise ValueError(f"input_ids must have shape (T,) or (1, T) with T >= 2, got shape {tuple(ids.shape)}")
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got dtype {ids.dtype}")
+    T = ids.numel()
+    vocab = getattr(config, "vocab_size", None)
+    if int(ids.min()) < 0 or (vocab is not None and int(ids.max()) >= vocab):
+        raise ValueError(f"input_ids must lie in [0, {vocab}), got values in [{int(ids.min())}, {int(ids.max())}]")
+
+    if position_ids is None:
+        pos = torch.arange(T)
+    else:
+        pos = torch.as_tensor(position_ids).cpu()
+        if pos.dim() == 2 and pos.shape[0] == 1:
+            pos = pos[0]
+        if pos.shape != (T,):
+            raise ValueError(f"position_ids must have shape ({T},) like input_ids, got {tuple(pos.shape)}")
+        if pos.dtype.is_floating_point or pos.dtype == torch.bool:
+            raise ValueError(f"position_ids must be integers, got dtype {pos.dtype}")
+        if int(pos[0]) < 0:
+            raise ValueError(f"position_ids must be >= 0, got p[0] = {int(pos[0])}")
+        bad = torch.nonzero(pos[1:] <= pos[:-1])
+        if len(bad):
+            i = int(bad[0, 0])
+            raise ValueError(f"position_ids must be strictly increasing (p[0] < ... < p[T-1]), got "
+                             f"p[{i}] = {int(pos[i])} >= p[{i + 1}] = {int(pos[i + 1])}")
+        pos = pos.long()
+
+    layer_idx = _check_indices("layers", layers, n_layers_model)
+    head_idx = _check_indices("heads", heads, n_heads_model)
+    pool = min(_check_int("pool", pool, low=1), T)
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce={reduce!r} is not valid; valid: {REDUCES}")
+    query_len = _check_int("query_len", query_len, low=1, high=T - 1)
+    context_len = T - query_len
+    depth_bins = min(20, context_len) if depth_bins is None else _check_int(
+        "depth_bins", depth_bins, low=1, high=context_len)
+    device = next(model.parameters()).device
+    if max_chunk_bytes is None:
+        max_chunk_bytes = 2**31 if device.type == "cuda" else 2**27
+    max_chunk_bytes = _check_int("max_chunk_bytes", max_chunk_bytes, low=1)
+
+    boundaries = pool_boundaries(T, pool)
+    block_of = torch.from_numpy(np.repeat(np.arange(pool), np.diff(boundaries))).to(device)  # (T,) token -> block
+    block_size = T // pool if T % pool == 0 else 0  # equal blocks allow a reshape instead of a scatter
+    n_h = len(head_idx)
+    # rows per query chunk: scores, probs and a pooled copy ~ 3 float32 (h, C, T) tensors
+    chunk_rows = max(1, min(T, max_chunk_bytes // (3 * 4 * n_h * T)))
+
+    pooled = {}  # layer -> (h, P, P)
+    query_attn = {}  # layer -> (h, T)
+    wanted = set(layer_idx)
+    last = max(layer_idx)
+
+    def compute(layer: int, attn: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        hidden, cos, sin = hidden[0], cos[0], sin[0]  # batch of one
+        k = _layer_keys(attn, hidden, cos, sin, head_idx).float()  # (h, T, d), cast once
+        acc = torch.zeros(n_h, pool, pool, dtype=torch.float64, device=device)  # (h, P, P) block sums / maxima
+        q_acc = torch.zeros(n_h, T, dtype=torch.float64, device=device)  # (h, T) summed attention of the question
+        for start in range(0, T, chunk_rows):
+            stop = min(T, start + chunk_rows)
+            q = _layer_queries(attn, hidden[start:stop], cos[start:stop], sin[start:stop], head_idx)  # (h, C, d)
+            S = int(boundaries[np.searchsorted(boundaries, stop)])  # keys up to the block edge >= stop
+            probs = _chunk_probs(q, k[:, :S], start, attn.scaling)  # (h, C, S), zero beyond the diagonal
+            C, qb = stop - start, block_of[start:stop]
+            if block_size:  # equal blocks: reduce a (h, C, S / bs, bs) view
+                blocks = probs.view(n_h, C, S // block_size, block_size)
+                by_key = blocks.sum(-1) if reduce == "mean" else blocks.amax(-1)  # (h, C, S / bs)
+            elif reduce == "mean":
+                by_key = torch.zeros(n_h, C, pool, device=device).index_add_(2, block_of[:S], probs)
+            else:
+                by_key = torch.zeros(n_h, C, pool, device=device).scatter_reduce_(
+                    2, block_of[:S].expand(n_h, C, S), probs, reduce="amax")  # (h, C, P)
+            by_key = by_key.double()
+            n_kb = by_key.shape[-1]
+            if reduce == "mean":
+                acc[:, :, :n_kb].index_add_(1, qb, by_key)
+            else:
+                acc[:, :, :n_kb].scatter_reduce_(1, qb[None, :, None].expand(n_h, C, n_kb), by_key, reduce="amax")
+            if stop > context_len:  # rows of the question
+                first = max(start, context_len) - start
+                q_acc[:, :S] += probs[:, first:].sum(1).double()
+            del probs, by_key
+        if reduce == "mean":
+            sizes = torch.from_numpy(np.diff(boundaries)).double().to(device)
+            acc /= sizes[:, None] * sizes[None, :]
+        pooled[layer] = acc.cpu()
+        query_attn[layer] = (q_acc / query_len).cpu()
+
+    hooks = []
+
+    def make_hook(layer: int):
+        def hook(module, args, kwargs):
+            hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+            cos, sin = kwargs["position_embeddings"] if "position_embeddings" in kwargs else args[1]
+            compute(layer, module, hidden, cos, sin)
+            if layer == last:
+                raise _StopForward
+        return hook
+
+    for i in wanted:
+        hooks.append(decoder_layers[i].self_attn.register_forward_pre_hook(make_hook(i), with_kwargs=True))
+    was_training = model.training
+    old_impl = config._attn_implementation
+    try:
+        model.eval()
+        if old_impl != "sdpa" and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation("sdpa")  # the capture pass must not build T x T either
+        try:
+            # explicit all-ones mask: no "packed sequence" inference from position-id jumps, and
+            # SDPA can use is_causal (no materialised mask)
+            model(input_ids=ids[None].to(device), position_ids=pos[None].to(device),
+                  attention_mask=torch.ones(1, T, dtype=torch.long, device=device), use_cache=False)
+        except _StopForward:
+            pass
+    finally:
+        for h in hooks:
+            h.remove()
+        if config._attn_implementation != old_impl and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(old_impl)
+        model.train(was_training)
+    if set(pooled) != wanted:
+        raise ValueError(f"the forward pass did not reach layers {sorted(wanted - set(pooled))}; "
+                         "is this a Llama-architecture model?")
+
+    pooled_np = np.stack([pooled[i].numpy() for i in layer_idx])  # (layers, h, P, P)
+    q_attn = np.stack([query_attn[i].numpy() for i in layer_idx])  # (layers, h, T)
+    depth_boundaries = pool_boundaries(context_len, depth_bins)
+    third_boundaries = pool_boundaries(context_len, 3) if context_len >= 3 else np.array([0, 0, 0, context_len])
+    csum = np.concatenate([np.zeros(q_attn.shape[:2] + (1,)), np.cumsum(q_attn, axis=-1)], axis=-1)
+
+    def span_mass(b):  # mass on consecutive spans b[i] ... b[i+1]-1
+        return csum[..., b[1:]] - csum[..., b[:-1]]
+
+    return AttentionMaps(
+        pooled=pooled_np, boundaries=boundaries, query_attention=q_attn,
+        depth_profile=span_mass(depth_boundaries), depth_boundaries=depth_boundaries,
+        thirds=span_mass(third_boundaries), third_boundaries=third_boundaries,
+        query_self_mass=q_attn[..., context_len:].sum(-1),
+        layers=layer_idx, heads=head_idx, position_ids=pos.numpy().copy(), query_start=context_len,
+        reduce=reduce, label=label)
+
+
+# --------------------------------------------------------------------------- prompt spans
+@dataclass(frozen=True)
+class PromptSpans:
+    """Token spans of a retrieval prompt (indices into ``prompt_ids``; stops exclusive)."""
+
+    needle_start: int  # first token of the relevant item (kv pair, line, pass key, needle)
+    needle_stop: int  # one past its last token
+    question_start: int  # first token of the question at the end of the prompt
+    n_tokens: int  # T, the prompt length
+
+    @property
+    def needle(self) -> tuple[int, int]:
+        """``(start, stop)`` of the relevant item, for :func:`creamviz.figures.fig_needle_attention`."""
+        return self.needle_start, self.needle_stop
+
+    @property
+    def query_len(self) -> int:
+        """Tokens of the question, for ``attention_maps(..., query_len=...)``."""
+        return self.n_tokens - self.question_start
+
+
+def prompt_spans(example, tokenizer) -> PromptSpans:
+    """Where the relevant item and the question sit in a :class:`creamviz.tasks.TaskExample`.
+
+    Relevant item: the gold ``key:value`` pair (kv), the gold ``line <id>: <number>`` (lines), the
+    pass-key sentence (passkey) or the needle sentence (niah). Question: the text after the context
+    (kv: ``<key>:``; lines: ``what is in line <id>?``; passkey / niah: the final question). Offsets
+    are token counts of the prompt's text prefixes (exact for the byte tokenizer; for sub-word
+    tokenizers a token straddling a boundary is counted on the side its text starts).
+    """
+    from creamviz import tasks
+
+    prompt = example.prompt
+    if example.task == "kv":
+        key, value = example.meta["pairs"][example.gold_index]
+        needle = f"{key}:{value}"
+        q_char = prompt.rindex(tasks.KV_SUFFIX) + len(tasks.KV_SUFFIX)
+    elif example.task == "lines":
+        body = prompt[len(tasks.LINES_PREFIX):].split("\n")
+        needle = body[example.gold_index]
+        q_char = prompt.rindex("what is in line")
+    elif example.task == "passkey":
+        needle = tasks.PASSKEY_NEEDLE.format(k=example.answer.strip())
+        q_char = prompt.rindex(tasks.PASSKEY_QUERY)
+    elif example.task == "niah":
+        needle = tasks.NIAH_NEEDLE.format(k=example.answer.strip()).strip()
+        q_char = prompt.rindex(tasks.NIAH_QUERY)
+    else:
+        raise ValueError(f"example.task={example.task!r} is not one of kv, lines, passkey, niah")
+    n_char = prompt.find(needle)
+    if n_char < 0 or n_char + len(needle) > q_char:
+        raise ValueError(f"the relevant item {needle!r} is not in the context of this {example.task} prompt")
+
+    def n_tokens(text: str) -> int:
+        return len(tasks.encode(tokenizer, text))
+
+    return PromptSpans(needle_start=n_tokens(prompt[:n_char]), needle_stop=n_tokens(prompt[:n_char + len(needle)]),
+                       question_start=n_tokens(prompt[:q_char]), n_tokens=len(example.prompt_ids))
+
+
+# --------------------------------------------------------------------------- needle sweep
+@dataclass(eq=False)
+class NeedleSweep:
+    """Attention of the final query on the relevant item of retrieval prompts, by its depth.
+
+    The attention counterpart of the Lost-in-the-Middle accuracy curve. Shapes: D depths, S seeds.
+    """
+
+    depths: np.ndarray  # (D,) relative depth of the relevant item, 0 = start, 1 = end of the context
+    mass: np.ndarray  # (D, S, n_layers, n_heads) attention mass of the question on the item
+    uniform: np.ndarray  # (D, S) item tokens / context tokens: the share under uniform attention
+    layers: tuple[int, ...]  # model layer indices of axis 2
+    heads: tuple[int, ...]  # model head indices of axis 3
+    task: str  # kv | lines | passkey | niah
+    length: int  # L, prompt budget in tokens
+    query_len: int  # final query positions averaged
+    label: str = ""  # model name, for figures
+
+    def best_head(self) -> tuple[int, int]:
+        """(layer, head) with the highest mass on the item, averaged over depths and seeds."""
+        mean = self.mass.mean(axis=(0, 1))  # (n_layers, n_heads)
+        i, j = np.unravel_index(int(np.argmax(mean)), mean.shape)
+        return self.layers[i], self.heads[j]
+
+    def curve(self, layer: int | None = None, head: int | None = None) -> np.ndarray:
+        """(D,) mass on the item by depth, mean over seeds, for one model layer / head
+        (None = mean over the computed ones)."""
+        li = list(range(len(self.layers))) if layer is None else [self.layers.index(layer)]
+        hi = list(range(len(self.heads))) if head is None else [self.heads.index(head)]
+        return self.mass[:, :, li][:, :, :, hi].mean(axis=(1, 2, 3))
+
+
+def needle_sweep(model, tokenizer, *, task: str = "kv", length: int, depths=(0.0, 0.25, 0.5, 0.75, 1.0),
+                 seeds=(0,), layers=None, heads=None, query_len: int | None = 1, label: str = "") -> NeedleSweep:
+    """Attention mass of the final query on the relevant item of ``task`` prompts of ``length``
+    tokens (L), for the item at each of ``depths`` (``creamviz.tasks`` generators, one prompt per
+    seed). ``query_len`` = final positions averaged (1: the token that predicts the answer's first
+    token; None: the whole question of :func:`prompt_spans`).
+    """
+    from creamviz import tasks
+
+    if task not in tasks.GENERATORS:
+        raise ValueError(f"task={task!r} is not one of {', '.join(tasks.GENERATORS)}")
+    depths = np.asarray(depths, dtype=float)
+    if depths.ndim != 1 or not len(depths) or depths.min() < 0 or depths.max() > 1:
+        raise ValueError(f"depths must be a non-empty sequence in [0, 1], got {depths}")
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    mass, uniform, first = [], [], None
+    for depth in depths:
+        row_m, row_u = [], []
+        for seed in seeds:
+            ex = tasks.GENERATORS[task](tokenizer, length, depth=float(depth), seed=seed)
+            spans = prompt_spans(ex, tokenizer)
+            q_len = spans.query_len if query_len is None else query_len
+            maps = attention_maps(model, ex.prompt_ids, layers=layers, heads=heads, pool=1, query_len=q_len)
+            first = first or maps
+            row_m.append(maps.mass_on(*spans.needle))
+            row_u.append((spans.needle_stop - spans.needle_start) / maps.query_start)
+        mass.append(row_m)
+        uniform.append(row_u)
+    return NeedleSweep(depths=depths, mass=np.asarray(mass), uniform=np.asarray(uniform), layers=first.layers,
+                       heads=first.heads, task=task, length=int(length),
+                       query_len=-1 if query_len is None else int(query_len), label=label)
