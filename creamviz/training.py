@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 __all__ = [
     "PositionCollator",
@@ -590,6 +590,8 @@ def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
 
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                       processing_class=tokenizer, callbacks=cbs)
+    if not config.progress:  # without tqdm, Trainer prints every log dict; the loss log keeps them anyway
+        trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
     wall = time.perf_counter() - start

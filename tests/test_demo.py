@@ -1,0 +1,80 @@
+"""`creamviz demo` end to end, and its report in a real browser (offline, no page errors)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from creamviz.report import Section, write_report
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+
+def open_in_chromium(path: Path) -> dict:
+    """Load a report from disk; return plot counts, page errors and any non-file request."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        errors, external = [], []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda req: None if req.url.startswith(("file:", "data:", "blob:")) else external.append(req.url))
+        page.goto(path.resolve().as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length > 0", timeout=60_000)
+        page.wait_for_timeout(500)
+        info = page.evaluate("""() => ({
+            plots: document.querySelectorAll('.plotly-graph-div').length,
+            rendered: Array.from(document.querySelectorAll('.plotly-graph-div')).filter(g => g.querySelector('.main-svg')).length,
+            results: document.getElementById('creamviz-results') ? document.getElementById('creamviz-results').textContent.length : 0})""")
+        browser.close()
+    return {**info, "errors": errors, "external": external}
+
+
+@pytest.mark.browser
+def test_report_is_standalone_and_renders(tmp_path):
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0], name="line"))
+    path = write_report(tmp_path / "r.html", "t <b>", [Section("A & B", ["x < y"], [fig], [(["k"], [[1.5]])], ["note"])],
+                        data={"a": 1, "s": "</script>"})
+    page = path.read_text()
+    assert "t &lt;b&gt;" in page and "x &lt; y" in page and "<\\/script>" in page
+    assert "cdn.plot.ly" not in page.split("</script>", 1)[1]  # plotly.js is inlined, not fetched
+    info = open_in_chromium(path)
+    assert info["plots"] == info["rendered"] == 1 and not info["errors"] and not info["external"]
+
+
+def test_demo_without_experiment(tmp_path):
+    from creamviz.demo import DemoConfig, run_demo
+
+    report, results = run_demo(DemoConfig(out=tmp_path, n_samples=5000, quick=True, skip_experiment=True))
+    assert report.exists() and set(results) >= {"sampling", "coverage", "timings_s"}
+    cov = results["coverage"]
+    assert cov["theorem_sweep"]["paper_value_matches"] == 0  # the audit's finding, recomputed
+    assert cov["max_span_at_scale"]["continuity"] == cov["paper_constant_at_scale"]["continuity"] - 2
+    assert json.loads((tmp_path / "results.json").read_text())["sampling"]["train_len"] == 4096
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "creamviz.cli", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "middle acc %" in proc.stdout and "report:" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    exp = results["experiment"]
+    assert set(exp["middle_accuracy"]) == {"base", "cream", "pose"}
+    for v in exp["middle_accuracy"].values():
+        assert 0.0 <= v["mean"] <= 1.0
+    assert set(exp["kv_by_depth"]) == {"base", "cream-s0", "pose-s0"}
+    assert exp["verdict"].startswith("Measured: CREAM")
+    info = open_in_chromium(out / "report.html")
+    assert info["plots"] >= 12 and info["rendered"] == info["plots"], info
+    assert not info["errors"] and not info["external"], info
+    assert info["results"] > 1000
