@@ -19,8 +19,8 @@ import numpy as np
 
 from creamviz import coverage, stats, theorem
 from creamviz import figures as F
-from creamviz.experiment import MIDDLE_DEPTHS, ExperimentConfig, ExperimentResult, run_experiment
 from creamviz.evaluate import niah_grid_from_records
+from creamviz.experiment import ExperimentConfig, run_experiment
 from creamviz.report import Section, write_report
 from creamviz.samplers import CreamSampler, PoseSampler, RandPosSampler, make_sampler
 

@@ -5,13 +5,19 @@ import plotly.graph_objects as go
 import pytest
 
 from creamviz.samplers import CreamSampler
-from creamviz.widgets import SamplerExplorer, TheoremExplorer, describe_audit, sampler_figures, theorem_figures
+from creamviz.widgets import (
+    SamplerExplorer,
+    TheoremExplorer,
+    describe_audit,
+    sampler_figures,
+    theorem_figures,
+)
 
 
 @pytest.fixture(scope="module")
 def explorer():
     ex = SamplerExplorer(n_samples=5000)
-    ex.widget  # build the controls
+    assert ex.widget is not None  # build the controls
     return ex
 
 
@@ -91,7 +97,7 @@ def test_unknown_params_and_bad_values():
 def test_export_button(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ex = SamplerExplorer(train_len=256, target_len=2048, n_samples=1000)
-    ex.widget
+    assert ex.widget is not None
     ex.export_button.click()
     page = (tmp_path / "creamviz_sampler.html").read_text()
     assert page.count("plotly-graph-div") >= 4 and "train_len=256" in page
@@ -108,7 +114,7 @@ def test_plain_function_equals_widget():
 
 def test_theorem_explorer():
     ex = TheoremExplorer(train_len=12, target_len=60, head_len=2, tail_len=3)
-    ex.widget
+    assert ex.widget is not None
     assert ex.error == "" and ex.audit.max_span == ex.audit.spans.max()
     assert "largest |D_r|" in ex.verdict and str(ex.audit.max_span) in ex.verdict
     names = [t.name for t in ex.figures["span_profile"].data]
@@ -116,7 +122,7 @@ def test_theorem_explorer():
     ex.controls["head_len"].value = 4
     assert ex.audit.head_len == 4 and "L_h = 4" in ex.verdict
     ex.controls["tail_len"].value = 9  # L_h + L_t > N - 1: invalid, figures kept
-    assert ex.error and "tail_len" in ex.error or "head_len" in ex.error
+    assert ex.error and ("tail_len" in ex.error or "head_len" in ex.error)
     assert ex.audit.tail_len == 3
     figs, audit = theorem_figures(12, 60, 4, 3)
     assert describe_audit(audit) == ex.verdict
