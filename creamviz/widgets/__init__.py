@@ -2,6 +2,7 @@
 
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_figures
 from creamviz.widgets.theorem import TheoremExplorer, describe_audit, theorem_figures
+from creamviz.widgets.training import TrainingLauncher
 
-__all__ = ["SamplerExplorer", "TheoremExplorer", "sampler_figures", "theorem_figures", "build_sampler",
+__all__ = ["SamplerExplorer", "TheoremExplorer", "TrainingLauncher", "sampler_figures", "theorem_figures", "build_sampler",
            "describe_audit"]

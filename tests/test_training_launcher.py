@@ -1,0 +1,167 @@
+"""TrainingLauncher (headless): shared sampler state, background runs with a live loss curve,
+cancel with a checkpoint, resume, evaluation figures, inline errors; and the loss-curve builder.
+
+The runs fine-tune the shipped tiny base (N = 256) to L = 2048 for 2-3 steps of batch 2."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from creamviz import figures as F
+from creamviz.widgets import SamplerExplorer, TrainingLauncher
+
+RUN = dict(steps=3, batch_size=2, warmup_steps=0, save_every=100, eval_limit=1)
+WAIT_S = 600  # generous: the machine is shared
+
+
+def _explorer(**params) -> SamplerExplorer:
+    return SamplerExplorer(train_len=256, target_len=2048, n_samples=300, **params)
+
+
+# --------------------------------------------------------------------------- figure builder
+def test_fig_loss_curve_lines_per_run_and_empty_runs():
+    logs = {"cream": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], "pose": []}
+    fig = F.fig_loss_curve(logs, total_steps=10)
+    assert [t.name for t in fig.data] == ["cream", "pose"]
+    assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [2.0, 1.5]
+    assert len(fig.data[1].x) == 0
+    assert fig.layout.xaxis.range == (0, 10.5)
+    assert fig.data[0].line.color != fig.data[1].line.color
+    with pytest.raises(ValueError, match="logs"):
+        F.fig_loss_curve({})
+
+
+# --------------------------------------------------------------------------- state, no training
+def test_launcher_shares_the_explorers_sampler_state():
+    ex = _explorer()
+    la = TrainingLauncher(ex, k=16, middle="uniform")  # shared params given here go to the explorer
+    assert (ex.k, ex.middle) == (16, "uniform") and la.error == ""
+    assert {n: getattr(la, n) for n in ("method", "train_len", "target_len", "sigma")} == \
+        {n: getattr(ex, n) for n in ("method", "train_len", "target_len", "sigma")}
+    ex.set_params(method="pose", target_len=1024)  # explorer -> launcher
+    assert (la.method, la.target_len) == ("pose", 1024)
+    _ = la.widget
+    la.controls["method"].value = "cream"  # launcher control -> explorer
+    assert ex.method == "cream" and "shared with the SamplerExplorer" in la.widget.children[0].value
+    cfg = la.config(out="x")
+    assert cfg.sampler == "cream" and cfg.train_len == 256 and cfg.target_len == 1024
+    assert cfg.sampler_params["k"] == 16 and cfg.sampler_params["middle"] == "uniform"
+    assert cfg.make_sampler().params["k"] == 16
+
+
+def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
+    ex = _explorer()
+    la = TrainingLauncher(ex, out=str(tmp_path / "run"))
+    error_html = la.widget.children[4]
+    la.controls["steps"].value = 0
+    assert "steps=0" in la.error and "steps=0" in error_html.value and "creamviz-error" in error_html.value
+    assert la.launch() is False and la.status == "idle" and not la.running
+    la.controls["steps"].value = 5
+    assert la.error == "" and error_html.value == ""
+    la.controls["lr"].value = -1.0
+    assert "lr=-1.0" in la.error
+    la.controls["lr"].value = 1e-3
+    ex.train_len = 128  # the explorer's N differs from the tiny model's window
+    assert "N = train_len = 128" in la.error and "256" in la.error
+    ex.train_len = 256
+    ex.sigma = -1.0  # a bad sampler parameter names itself
+    assert "sigma" in la.error
+    ex.sigma = 3.0
+    la.controls["eval_limit"].value = 0
+    assert "eval_limit=0" in la.error
+    la.controls["eval_limit"].value = 1
+    la.model = str(tmp_path / "no-such-model")
+    assert "model=" in la.error
+    assert la.launch() is False and la.status == "idle"
+    with pytest.raises(ValueError, match="explorer"):
+        TrainingLauncher(explorer="not an explorer")
+    with pytest.raises(ValueError, match="unknown"):
+        TrainingLauncher(stepz=3)
+
+
+def test_worker_thread_output_is_kept_off_the_notebook():
+    """Prints from the training thread go to a list; other threads' prints pass through."""
+    import io
+    import threading
+
+    from creamviz.widgets.training import _ThreadOutput
+
+    sink, passed = [], io.StringIO()
+    worker = threading.Thread(target=lambda: print("from the worker", file=stream))
+    stream = _ThreadOutput(passed, worker, sink)
+    worker.start()
+    worker.join()
+    print("from the main thread", file=stream)
+    assert "".join(sink) == "from the worker\n"
+    assert passed.getvalue() == "from the main thread\n"
+
+
+# --------------------------------------------------------------------------- runs
+@pytest.mark.slow
+def test_launch_trains_in_the_background_then_evaluates(tmp_path):
+    ex = _explorer(k=16)
+    la = TrainingLauncher(ex, out=str(tmp_path / "run"), **RUN)
+    _ = la.widget
+    la.controls["seed"].value = 3
+    la.controls["evaluation"].value = "kv"
+    assert la.launch() is True
+    assert la.status in ("running", "evaluating", "done")  # returned at once: the run is in a thread
+    assert la.wait(WAIT_S) == "done", la.error
+    assert la.error == "" and not la.running
+
+    # live loss curve: one point per step, also in the figure
+    assert [r["step"] for r in la.loss_log] == [1, 2, 3]
+    trace = la.figures["loss"].data[0]
+    assert list(trace.x) == [1, 2, 3] and list(trace.y) == [r["loss"] for r in la.loss_log]
+    assert la.loss_log == [{"step": r["step"], "loss": r["loss"]} for r in la.result.loss_log]
+    assert la.progress.value == 3 and la.progress.bar_style == "success"
+
+    # the run used the explorer's sampler and the launcher's seed
+    meta = json.loads((la.result.final_model / "creamviz_run.json").read_text())
+    assert meta["sampler"]["name"] == "cream" and meta["sampler"]["params"]["k"] == 16
+    assert meta["seed"] == 3 and meta["rope"]["factor"] == 8.0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "positions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 2 and all(r["head_len"] == 16 for r in rows if r["branch"] == 0)
+    assert any(f.suffix == ".safetensors" for f in la.result.final_model.iterdir())
+
+    # the evaluation: kv retrieval by depth at L = 2048, one prompt per depth
+    curve = la.eval_result
+    assert curve.length == 2048 and list(curve.n) == [1] * 5
+    evaluation = la.figures["evaluation"]
+    assert len(evaluation.data) == 1 and evaluation.data[0].name == "cream"
+    assert list(evaluation.data[0].x) == pytest.approx([0, 25, 50, 75, 100])
+    assert "L = 2,048" in evaluation.layout.title.text
+    assert all(0 <= y <= 100 for y in evaluation.data[0].y)
+
+
+@pytest.mark.slow
+def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path):
+    la = TrainingLauncher(target_len=2048, out=str(tmp_path / "run"), **{**RUN, "steps": 2})
+    assert la.cancel() is False  # nothing to cancel yet
+    assert la.launch() is True
+    assert la.cancel() is True  # stops after the first step
+    assert la.wait(WAIT_S) == "cancelled", la.error
+    ckpt = tmp_path / "run" / "checkpoint-1"
+    assert (ckpt / "model.safetensors").is_file()
+    assert la.step == 1 and la.result.final_model is None and str(ckpt) in la.message
+    assert len(la.figures["evaluation"].data) == 0  # no evaluation for a cancelled run
+
+    # launching again into the same directory without resume fails in the thread -> inline error
+    assert la.launch() is True
+    assert la.wait(WAIT_S) == "failed"
+    assert "already holds checkpoints" in la.error and "Traceback" not in la.error
+
+    # resume continues from checkpoint-1; perplexity evaluation this time
+    la.resume = True
+    la.evaluation = "ppl"
+    assert la.error == ""
+    assert la.launch() is True and la.wait(WAIT_S) == "done", la.error
+    assert la.result.resumed_from == ckpt and la.result.steps_done == 2
+    assert [r["step"] for r in la.result.loss_log] == [1, 2] and [r["step"] for r in la.loss_log] == [2]
+    ppl = la.eval_result
+    assert ppl.length == 2048 and (ppl.nll > 0).all()
+    assert la.figures["evaluation"].data[0].name == "cream"
+    assert pathlib.Path(la.export_html(tmp_path / "run.html")).stat().st_size > 0
