@@ -261,7 +261,7 @@ class CreamSampler(_Sampler):
                 "branch_block": self.branch_block}
 
     # ---- rand_factor ------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def rand_factor_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """The official grid ``x = linspace(2, 2*factor, 1000)`` and ``Phi((x - mu)/sigma)``."""
         x = np.linspace(2.0, 2.0 * self.factor, REFERENCE_GRID_SIZE)
@@ -301,7 +301,8 @@ class CreamSampler(_Sampler):
             return self.rand_factor_from_u(u.reshape(-1)).reshape(u.shape)
         rand_factor = self._rand_factor_table[(u * RAND_FACTOR_CELLS).astype(np.intp)]
         steps = np.flatnonzero(rand_factor < 0)
-        rand_factor[steps] = self._rand_factor_exact(u[steps])
+        if steps.size:
+            rand_factor[steps] = self._rand_factor_exact(u[steps])
         return rand_factor
 
     def rand_factor_pmf(self) -> tuple[np.ndarray, np.ndarray]:
