@@ -46,7 +46,7 @@ MAX_IDS_ELEMENTS = 2**31  # refuse to materialise more ids than this (16 GiB of 
 
 
 # --------------------------------------------------------------------------- validation helpers
-def _check_int(name: str, value: Any, *, low: int, high: int | None = None, hint: str = "") -> int:
+def _check_int(name: str, value: Any, low: int, high: int | None = None, hint: str = "") -> int:
     """Return ``value`` as an int or raise a ValueError naming the parameter and the range."""
     rng = f"[{low}, {high}]" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

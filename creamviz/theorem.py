@@ -30,12 +30,12 @@ Findings (every configuration with N <= 12, L <= 48 brute-forced; see docs/theor
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from creamviz.coverage import CONVENTIONS, _pieces, span_size_from_ids
+from creamviz.samplers import _check_int
 
 __all__ = [
     "TheoremAudit",
@@ -57,16 +57,6 @@ BRUTE_FORCE_PAIRS = 1 << 22  # audit() uses brute force when placements * N^2 is
 
 
 # --------------------------------------------------------------------------- validation
-def _check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
-    rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer {rng}{hint}, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is out of range: valid is {rng}{hint}")
-    return value
-
-
 def _check_config(train_len, target_len, head_len, tail_len) -> tuple[int, int, int, int, int]:
     """Validate (N, L, L_h, L_t) with three non-empty segments; return them and L_m."""
     big_n = _check_int("train_len", train_len, 3, hint=" (head, middle and tail need a token each)")
