@@ -33,6 +33,7 @@ import numpy as np
 import scipy.fft
 
 from creamviz.samplers import Segments
+from creamviz.stats import bin_edges, rebin
 
 __all__ = [
     "CONVENTIONS",
@@ -404,7 +405,5 @@ def bin_mean(values, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {values.shape}")
     if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    n_bins = min(int(n_bins), len(values))
-    edges = np.linspace(0, len(values), n_bins + 1).round().astype(np.int64)
-    sums = np.add.reduceat(values, edges[:-1])
-    return (edges[:-1] + edges[1:] - 1) / 2.0, sums / np.diff(edges)
+    edges = bin_edges(len(values), min(int(n_bins), len(values)))
+    return (edges[:-1] + edges[1:] - 1) / 2.0, rebin(values, edges)

@@ -13,7 +13,7 @@ import numpy as np
 from creamviz.samplers import Segments
 
 __all__ = ["SEGMENT_NAMES", "PositionUsage", "MiddlePlacement", "segment_usage", "position_usage",
-           "middle_placement", "bin_edges"]
+           "middle_placement", "bin_edges", "rebin"]
 
 SEGMENT_NAMES = ("head", "middle", "tail")
 
@@ -35,7 +35,7 @@ def _interval_counts(starts: np.ndarray, stops: np.ndarray, size: int) -> np.nda
     return np.cumsum(diff[:size])
 
 
-def _rebin(per_position: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def rebin(per_position: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Mean of ``per_position`` inside each bin ``[edges[i], edges[i+1])``."""
     sums = np.add.reduceat(per_position.astype(np.float64), edges[:-1])
     return sums / np.diff(edges)
@@ -68,7 +68,7 @@ def segment_usage(segments: Segments, *, bins: int | None = 512) -> PositionUsag
         "middle": (segments.mid_start, segments.mid_end + 1),
         "tail": (segments.tail_start, np.full(n, big_l, np.int64)),
     }
-    fractions = {name: _rebin(_interval_counts(a, b, big_l), edges) / n for name, (a, b) in intervals.items()}
+    fractions = {name: rebin(_interval_counts(a, b, big_l), edges) / n for name, (a, b) in intervals.items()}
     return PositionUsage(edges, fractions, n, big_l)
 
 
@@ -90,7 +90,7 @@ def position_usage(samples: Segments | np.ndarray, *, target_len: int | None = N
         raise ValueError(f"target_len={target_len!r} must be given and exceed every id (max {ids.max()})")
     edges = bin_edges(target_len, bins)
     counts = np.bincount(ids.ravel(), minlength=target_len)
-    return PositionUsage(edges, {"all": _rebin(counts, edges) / ids.shape[0]}, ids.shape[0], target_len)
+    return PositionUsage(edges, {"all": rebin(counts, edges) / ids.shape[0]}, ids.shape[0], target_len)
 
 
 @dataclass(frozen=True)
