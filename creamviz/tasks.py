@@ -224,19 +224,26 @@ def lines_retrieval(tokenizer, length: int, *, gold_index: int | None = None,
 
 # ----------------------------------------------------------------------------- passkey
 
+def _needle_draws(length: int, seed: int, depth: float | None, *, digits: int):
+    """Shared start of passkey / NIAH: check ``length``, draw the ``digits``-digit key, then the
+    depth when none is asked (in that order, so the fixed sets stay byte-identical)."""
+    _check_length(length)
+    rng = np.random.default_rng(seed)
+    key = str(int(rng.integers(10 ** (digits - 1), 10 ** digits)))
+    depth = float(rng.random()) if depth is None else depth
+    if not 0.0 <= depth <= 1.0:
+        raise ValueError(f"depth={depth} must lie in [0, 1]")
+    return rng, key, depth
+
+
 def passkey(tokenizer, length: int, *, depth: float | None = None, seed: int = 0) -> TaskExample:
     """Passkey retrieval: a 5-digit key inside repeated filler sentences, at relative ``depth``.
 
     The filler is the paper's ("The grass is green. The sky is blue. ..."), cycled; the needle goes
     after filler sentence ``round(depth * n_sentences)``. Score: the first integer generated == key.
     """
-    _check_length(length)
-    rng = np.random.default_rng(seed)
-    key = str(int(rng.integers(10000, 100000)))
     target = depth
-    depth = float(rng.random()) if depth is None else depth
-    if not 0.0 <= depth <= 1.0:
-        raise ValueError(f"depth={depth} must lie in [0, 1]")
+    rng, key, depth = _needle_draws(length, seed, depth, digits=5)
     needle = PASSKEY_NEEDLE.format(k=key)
     answer = " " + key
 
@@ -293,13 +300,8 @@ def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
     (or of ``haystack``), cut at word boundaries to fill ``length`` tokens; the needle goes before
     filler word ``round(depth * n_words)``. Score: the first integer generated == the number.
     """
-    _check_length(length)
-    rng = np.random.default_rng(seed)
-    key = str(int(rng.integers(1000, 10000)))
     target = depth
-    depth = float(rng.random()) if depth is None else depth
-    if not 0.0 <= depth <= 1.0:
-        raise ValueError(f"depth={depth} must lie in [0, 1]")
+    rng, key, depth = _needle_draws(length, seed, depth, digits=4)
     text = "\n".join(haystack if haystack is not None else load_corpus("eval"))
     words = re.findall(r"\S+\s*", text)
     n_max = min(len(words), length)  # a word is at least one token
