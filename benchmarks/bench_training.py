@@ -31,8 +31,9 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from creamviz import evaluate, models  # noqa: E402
+from creamviz.data import MixtureDataset  # noqa: E402
 from creamviz.samplers import make_sampler  # noqa: E402
-from creamviz.training import MixtureDataset, PositionCollator, TrainConfig, train  # noqa: E402
+from creamviz.training import PositionCollator, TrainConfig, train  # noqa: E402
 
 TARGET_SHARE = 0.01  # collator time / step time must stay below 1 %
 N, L = 256, 2048  # the tiny base's window and the target length

@@ -13,7 +13,7 @@ import sys
 COMMANDS = {
     "demo": ("creamviz.demo", "run the whole pipeline headless and write an HTML report"),
     "train": ("creamviz.train", "fine-tune a model with a position sampler"),
-    "pretrain": ("creamviz.pretrain", "rebuild the tiny base checkpoint shipped in data/"),
+    "pretrain": ("creamviz.tiny_base", "rebuild the tiny base checkpoint shipped in data/"),
 }
 
 

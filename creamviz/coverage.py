@@ -33,7 +33,7 @@ import numpy as np
 import scipy.fft
 
 from creamviz.samplers import Segments
-from creamviz.stats import bin_edges, rebin
+from creamviz.segment_stats import bin_edges, rebin
 
 __all__ = [
     "CONVENTIONS",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from creamviz import coverage, stats, theorem
+from creamviz import coverage, segment_stats, theorem
 from creamviz import figures as F
 from creamviz.evaluate import niah_grid_from_records
 from creamviz.experiment import ExperimentConfig, run_experiment
@@ -43,12 +43,12 @@ def sampling_section(cfg: DemoConfig) -> tuple[Section, dict]:
     cream = CreamSampler(big_n, big_l)
     seg = cream.sample(n, seed=cfg.seed)
     pmf = {mode: CreamSampler(big_n, big_l, middle=mode).rand_factor_pmf() for mode in ("reference", "truncnorm")}
-    usage = {name: stats.position_usage(make_sampler(name, train_len=big_n, target_len=big_l).sample(n, seed=cfg.seed))
+    usage = {name: segment_stats.position_usage(make_sampler(name, train_len=big_n, target_len=big_l).sample(n, seed=cfg.seed))
              for name in ("cream", "pose", "contiguous")}
     n_rand = max(1, min(n, 2_000_000 // big_n * 8))  # RandPos materialises ids: bound the memory
-    usage["randpos"] = stats.position_usage(RandPosSampler(big_n, big_l).position_ids(n_rand, seed=cfg.seed),
+    usage["randpos"] = segment_stats.position_usage(RandPosSampler(big_n, big_l).position_ids(n_rand, seed=cfg.seed),
                                             target_len=big_l)
-    placement = stats.middle_placement(seg)
+    placement = segment_stats.middle_placement(seg)
     pose = PoseSampler(big_n, big_l).sample(n, seed=cfg.seed)
     results = {
         "train_len": big_n, "target_len": big_l, "n_samples": n, "sampler": cream.params,
@@ -70,7 +70,7 @@ def sampling_section(cfg: DemoConfig) -> tuple[Section, dict]:
             "P_e uniformly in a window that ends at rand_factor·N/2; in the continuity branch that window is "
             "narrow, so the middle's end clusters near multiples of N/2 (the spikes in the placement figure).",
         ],
-        figures=[F.fig_strip(seg), F.fig_segment_density(stats.segment_usage(seg)),
+        figures=[F.fig_strip(seg), F.fig_segment_density(segment_stats.segment_usage(seg)),
                  F.fig_middle_placement(placement, rand_factor_pmf=pmf), F.fig_position_usage(usage)],
         tables=[(["method", "mean use of the middle third of [0, L)"],
                  [[k, f"{v:.3f}"] for k, v in results["middle_third_usage"].items()])],

@@ -34,16 +34,15 @@ import numpy as np
 import torch
 from transformers import PrinterCallback, TrainerCallback
 
+from creamviz.data import MixtureDataset, WindowDataset, read_corpus
+
 __all__ = [
     "PositionCollator",
     "TOKEN_MODES",
     "TrainConfig",
     "TrainResult",
     "StopCallback",
-    "WindowDataset",
-    "MixtureDataset",
     "train",
-    "read_corpus",
     "ROPE_CHOICES",
     "RUN_METADATA",
     "model_window",
@@ -53,7 +52,7 @@ TOKEN_MODES = ("contiguous", "aligned")
 ROPE_CHOICES = ("linear", "yarn", "none")  # "dynamic" would rescale from the largest id seen (see CREAM.md)
 RUN_METADATA = "creamviz_run.json"  # written beside the final model
 CONFIG_FILE = "creamviz_train_config.json"  # written in the out dir at the start (checked on resume)
-_COUNTER_KEY, _INDEX_KEY, _WINDOW_KEY, _MIX_KEY = 0, 1, 2, 3  # tags keeping the seed streams apart
+_COUNTER_KEY, _INDEX_KEY = 0, 1  # tags keeping the seed streams apart (creamviz.data uses 2, 3)
 
 
 # --------------------------------------------------------------------------- the collator
@@ -233,82 +232,6 @@ class PositionCollator:
         return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
                 "attention_mask": torch.from_numpy(attention_mask),
                 "position_ids": torch.from_numpy(position_ids)}
-
-
-# --------------------------------------------------------------------------- data
-def read_corpus(path: str | pathlib.Path | None = None) -> str:
-    """The training text: ``path`` (a UTF-8 text file) or, for None, the train split of the corpus
-    shipped in ``data/corpus/`` (CPython's pydoc topics, PSF licence; the held-out evaluation
-    topics are left out), documents joined by newlines."""
-    if path is None:
-        from creamviz import tasks
-
-        return "\n".join(tasks.load_corpus("train"))
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise ValueError(f"data={str(path)!r} is not a text file (or None / 'mix')")
-    return p.read_text(encoding="utf-8")
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """``n`` windows of ``length`` tokens cut from one token stream at seeded offsets.
-
-    Item ``i`` is ``{"input_ids": (length,) int64 tensor, "sample_index": i}``; its start offset is
-    drawn from ``np.random.default_rng([seed, 2, i])``, so item ``i`` never depends on which
-    process reads it or when.
-    """
-
-    def __init__(self, tokens: Sequence[int] | np.ndarray, length: int, n: int, seed: int) -> None:
-        self.tokens = np.asarray(tokens, dtype=np.int64)
-        if length < 1 or self.tokens.shape[0] < length:
-            raise ValueError(f"the corpus has {self.tokens.shape[0]} tokens; windows of length={length} "
-                             "need at least that many")
-        self.length, self.n, self.seed = int(length), int(n), int(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        start = int(np.random.default_rng([self.seed, _WINDOW_KEY, i]).integers(
-            0, self.tokens.shape[0] - self.length, endpoint=True))
-        return {"input_ids": torch.from_numpy(self.tokens[start:start + self.length].copy()),
-                "sample_index": i}
-
-
-class MixtureDataset(torch.utils.data.Dataset):
-    """``n`` rows of ``length`` tokens from the pre-training mixture of :mod:`creamviz.pretrain`
-    (natural text plus the synthetic retrieval tasks, joined by eos), so fine-tuning keeps the
-    skills the tiny base was trained for. Row ``i`` comes from its own ``Mixture`` seeded by
-    ``(seed, i)``: ``{"input_ids": (length,) int64, "labels": (length,) int64, "sample_index": i}``.
-    Pre-training weighs each token's loss (text 0.3, answers 1, random keys 0); the Trainer's loss is
-    unweighted, so here tokens of weight 0 get label -100 and every other token counts fully.
-    """
-
-    def __init__(self, tokenizer, length: int, n: int, seed: int) -> None:
-        if type(tokenizer).__name__ == "ByT5Tokenizer":  # same ids, ~100x faster in bulk
-            from creamviz.models import FastByteTokenizer
-
-            tokenizer = FastByteTokenizer()
-        self.tokenizer, self.length, self.n, self.seed = tokenizer, int(length), int(n), int(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        from creamviz.pretrain import Mixture, PretrainConfig
-
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        row_seed = int(np.random.SeedSequence([self.seed, _MIX_KEY, i]).generate_state(1)[0])
-        doc = Mixture(PretrainConfig(seed=row_seed, seq_len=self.length), self.tokenizer).document(self.length)
-        ids, weights = doc if isinstance(doc, tuple) else (doc, None)
-        ids = torch.tensor(ids, dtype=torch.long)
-        row = {"input_ids": ids, "sample_index": i}
-        if weights is not None:  # loss weight 0 (unpredictable keys, prompts) -> not a target
-            row["labels"] = torch.where(torch.tensor(weights) > 0, ids, torch.full_like(ids, -100))
-        return row
 
 
 # --------------------------------------------------------------------------- config and result

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 
 from creamviz import figures as F
-from creamviz import stats as S
+from creamviz import segment_stats as S
 from creamviz.samplers import CreamSampler, PoseSampler, RandPosSampler, make_sampler
 
 

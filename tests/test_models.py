@@ -179,7 +179,8 @@ def test_shipped_base_solves_inwindow_kv():
 # ----------------------------------------------------------------------------- pre-training recipe
 
 def test_mixture_rows_seeded_and_weighted():
-    from creamviz.pretrain import Mixture, PretrainConfig
+    from creamviz.data import Mixture
+    from creamviz.tiny_base import PretrainConfig
 
     cfg = PretrainConfig(batch_size=6, seed=3)
     ids, w = Mixture(cfg).batch()
@@ -191,7 +192,7 @@ def test_mixture_rows_seeded_and_weighted():
 
 
 def test_weighted_loss_matches_hf_loss_with_unit_weights():
-    from creamviz.pretrain import weighted_lm_loss
+    from creamviz.tiny_base import weighted_lm_loss
 
     model = tiny_llama(**SMALL)
     x = torch.randint(3, 259, (2, 30))
@@ -203,7 +204,7 @@ def test_weighted_loss_matches_hf_loss_with_unit_weights():
 
 def test_pretrain_cli_smoke(tmp_path):
     """Two steps of the recipe on a very small model write a loadable safetensors checkpoint."""
-    from creamviz.pretrain import PretrainConfig, pretrain
+    from creamviz.tiny_base import PretrainConfig, pretrain
 
     cfg = PretrainConfig(out=str(tmp_path / "base"), steps=4, stop_after=2, batch_size=2, seq_len=64,
                          n_checks=4, eval_every=1, save_every=1,
@@ -221,7 +222,7 @@ def test_models_module_is_pure_import():
 
 
 def test_pretrain_cli_requires_out_and_validates(capsys):
-    from creamviz.pretrain import main
+    from creamviz.tiny_base import main
 
     with pytest.raises(SystemExit):
         main([])

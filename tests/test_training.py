@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from creamviz.data import MixtureDataset, WindowDataset
 from creamviz.samplers import (
     ContiguousSampler,
     CreamSampler,
@@ -22,11 +23,9 @@ from creamviz.samplers import (
     Segments,
 )
 from creamviz.training import (
-    MixtureDataset,
     PositionCollator,
     StopCallback,
     TrainConfig,
-    WindowDataset,
     train,
 )
 
@@ -53,7 +52,7 @@ def base_dir(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory) -> pathlib.Path:
     """The first 20 kB of the shipped corpus (tokenising all of it costs ~0.5 s per run)."""
-    from creamviz.training import read_corpus
+    from creamviz.data import read_corpus
 
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
     path.write_text(read_corpus()[:20_000], encoding="utf-8")

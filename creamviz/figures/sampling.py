@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from creamviz.figures.style import SEGMENT_COLORS, TEMPLATE, method_color
 from creamviz.samplers import Segments
-from creamviz.stats import MiddlePlacement, PositionUsage
+from creamviz.segment_stats import MiddlePlacement, PositionUsage
 
 __all__ = ["fig_segment_density", "fig_middle_placement", "fig_strip", "fig_position_usage"]
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import traitlets as T
 
-from creamviz import coverage, stats
+from creamviz import coverage, segment_stats
 from creamviz import figures as F
 from creamviz.report import Section, write_report
 from creamviz.samplers import MIDDLE_MODES, SAMPLERS, CreamSampler, make_sampler
@@ -47,13 +47,13 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
         cov_input = seg[:coverage_samples]
         figs = {
             "strip": F.fig_strip(seg),
-            "segment_density": F.fig_segment_density(stats.segment_usage(seg)),
-            "middle_placement": F.fig_middle_placement(stats.middle_placement(seg), rand_factor_pmf=pmf),
+            "segment_density": F.fig_segment_density(segment_stats.segment_usage(seg)),
+            "middle_placement": F.fig_middle_placement(segment_stats.middle_placement(seg), rand_factor_pmf=pmf),
         }
     else:  # RandPos: ids only
         n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len))
         ids = sampler.position_ids(n, seed=seed)
-        usage = stats.position_usage(ids, target_len=sampler.target_len)
+        usage = segment_stats.position_usage(ids, target_len=sampler.target_len)
         figs = {
             "strip": _ids_strip(ids[:12], sampler.target_len),
             "segment_density": F.fig_position_usage({sampler.name: usage},

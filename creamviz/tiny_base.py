@@ -24,31 +24,25 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 
 from creamviz import tasks
+from creamviz.data import MIN_BUDGET, Mixture, MixtureConfig
 from creamviz.models import BASE_CHECKPOINT, FastByteTokenizer, n_params, tiny_llama
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(MixtureConfig):
+    """The tiny base's pre-training recipe: the data mixture (:class:`MixtureConfig`) plus the loop."""
+
     out: str = str(BASE_CHECKPOINT)  # output directory (safetensors checkpoint + recipe + loss log)
     steps: int = 8000  # length of the lr schedule (optimizer steps)
     stop_after: int | None = 6000  # stop (and save) after this many steps; None = run all `steps`
-    batch_size: int = 32  # rows per step (8192 tokens)
-    seq_len: int = 256  # pre-trained window N, tokens per row
     lr: float = 2e-3  # peak AdamW learning rate
     min_lr: float = 1e-4  # cosine floor
     warmup: int = 100  # linear warm-up steps
     weight_decay: float = 0.05  # AdamW decoupled weight decay
     grad_clip: float = 1.0  # max global grad norm
-    mix: dict = field(default_factory=lambda: {  # sampling weights of segment kinds
-        "text": 0.2, "copy": 0.15, "kv": 0.35, "lines": 0.1, "passkey": 0.1, "niah": 0.1})
-    text_weight: float = 0.3  # loss weight of natural-text tokens (task answers / copies weigh 1)
-    full_row_prob: float = 0.5  # chance a row is one full-length task segment (else packed)
-    kv_extra_queries: int = 8  # up to this many extra "key:value" queries after a kv prompt
-    seed: int = 0  # seeds data and init
     threads: int = 2  # torch.set_num_threads
     device: str = "cpu"  # "cpu" or "cuda" (the shipped checkpoint's device is stated in its README)
     eval_every: int = 250  # steps between in-window accuracy checks
@@ -56,105 +50,6 @@ class PretrainConfig:
     save_every: int = 1000  # steps between checkpoint saves (the out dir is overwritten)
     log_every: int = 10  # steps between loss-log lines
     model: dict = field(default_factory=dict)  # TinyConfig overrides
-
-
-# ----------------------------------------------------------------------------- data
-
-MIN_BUDGET = {"kv": 32, "lines": 48, "passkey": 176, "niah": 112, "copy": 16}  # tokens a segment needs
-HEX_BYTES = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-class Mixture:
-    """Seeded stream of training rows for the tiny model: token ids (exactly ``seq_len`` long) and
-    per-token loss weights (the weight of token t scales the loss of predicting it).
-
-    Segment kinds: ``text`` (corpus slice, every token weighted ``text_weight``), ``copy`` (a random
-    hex string then ``|`` and the same string again; the copy is weighted 1 - it teaches induction),
-    and the retrieval tasks ``kv`` / ``lines`` / ``passkey`` / ``niah`` (only the answer and the
-    closing ``</s>`` weighted 1; their random keys are unpredictable and left out of the loss).
-    """
-
-    def __init__(self, cfg: PretrainConfig, tokenizer=None):
-        self.cfg = cfg
-        self.tok = tokenizer or FastByteTokenizer()
-        self.rng = np.random.default_rng(cfg.seed)
-        self.text = "\n".join(tasks.load_corpus("train"))
-        kinds = list(cfg.mix)
-        self.kinds = kinds
-        self.p = np.array([cfg.mix[k] for k in kinds], dtype=float)
-        self.p /= self.p.sum()
-
-    def _enc(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
-
-    def _text(self, n_tokens: int) -> tuple[list[int], list[float]]:
-        start = int(self.rng.integers(0, len(self.text) - 4 * n_tokens))
-        ids = self._enc(self.text[start:start + 4 * n_tokens])[:n_tokens]
-        return ids, [self.cfg.text_weight] * len(ids)
-
-    def segment(self, kind: str, budget: int) -> tuple[list[int], list[float]]:
-        """One segment of at most ``budget`` tokens and its loss weights."""
-        seed = int(self.rng.integers(0, 10_000))  # eval sets use seeds >= 10 000
-        if budget < MIN_BUDGET.get(kind, 0):
-            kind = "kv" if budget >= MIN_BUDGET["kv"] else "text"
-        if kind == "text":
-            return self._text(budget)
-        if kind == "copy":
-            m = int(self.rng.integers(4, (budget - 1) // 2 + 1))
-            s = HEX_BYTES[self.rng.integers(0, 16, size=m)].tobytes().decode()
-            ids = self._enc(f"{s}|{s}")
-            return ids, [0.0] * (m + 1) + [1.0] * (len(ids) - m - 1)
-        if kind == "kv":
-            n_extra = int(self.rng.integers(0, self.cfg.kv_extra_queries + 1))  # 10 tokens each
-            ex = tasks.kv_retrieval(self.tok, max(MIN_BUDGET["kv"], budget - 10 * n_extra), seed=seed)
-            ans = self._enc(ex.answer)
-            ids, w = ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
-            pairs = ex.meta["pairs"]
-            for _ in range(n_extra):
-                k, v = pairs[int(self.rng.integers(len(pairs)))]
-                key, val = self._enc(f"\n{k}:"), self._enc(v)
-                if len(ids) + len(key) + len(val) > budget:
-                    break
-                ids += key + val
-                w += [0.0] * len(key) + [1.0] * len(val)
-            return ids, w
-        gen = {"lines": tasks.lines_retrieval, "passkey": tasks.passkey, "niah": tasks.niah}[kind]
-        kw = {}
-        if kind == "niah":  # a random slice of the train corpus as the haystack
-            start = int(self.rng.integers(0, len(self.text) - 8 * budget))
-            kw["haystack"] = [self.text[start:start + 8 * budget]]
-        ex = gen(self.tok, budget, seed=seed, **kw)
-        ans = self._enc(ex.answer)
-        return ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
-
-    def document(self, length: int) -> tuple[list[int], list[float]]:
-        """``length`` tokens: segments each closed by ``</s>``, the rest filled with text."""
-        eos = self.tok.eos_token_id
-        ids: list[int] = []
-        w: list[float] = []
-        if self.rng.random() < self.cfg.full_row_prob:
-            kind = str(self.rng.choice(self.kinds, p=self.p))
-            seg, sw = self.segment(kind, length - 1)
-            ids, w = seg + [eos], sw + [1.0 if kind != "text" else self.cfg.text_weight]
-        else:
-            while length - len(ids) >= 49:
-                room = length - len(ids) - 1
-                budget = int(self.rng.integers(48, room + 1))
-                kind = str(self.rng.choice(self.kinds, p=self.p))
-                seg, sw = self.segment(kind, budget)
-                ids += seg + [eos]
-                w += sw + [1.0 if kind != "text" else self.cfg.text_weight]
-        if len(ids) < length:
-            more, mw = self._text(length - len(ids))
-            ids, w = ids + more, w + mw
-        return ids[:length], w[:length]
-
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids, weights), both (batch, N)."""
-        rows = [self.document(self.cfg.seq_len) for _ in range(self.cfg.batch_size)]
-        ids = torch.tensor([r[0] for r in rows], dtype=torch.long)
-        weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
-        return ids, weights
 
 
 def weighted_lm_loss(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

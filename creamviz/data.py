@@ -1,0 +1,211 @@
+"""Training data: the text corpus, seeded N-token windows, and the tiny base's mixture.
+
+- :func:`read_corpus` — the shipped text corpus (``data/corpus/``) or a UTF-8 file;
+- :class:`WindowDataset` — seeded windows of N tokens cut from one token stream;
+- :class:`Mixture` / :class:`MixtureConfig` — the tiny base's pre-training mixture (natural text plus
+  the synthetic retrieval tasks of :mod:`creamviz.tasks`), and :class:`MixtureDataset`, the same rows
+  as a fine-tuning dataset, so fine-tuning keeps the skills the base was trained for.
+
+Every item depends only on ``(seed, index)``: not on the process that reads it nor on when.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from creamviz import tasks
+
+__all__ = ["MIN_BUDGET", "MixtureConfig", "Mixture", "MixtureDataset", "WindowDataset", "read_corpus"]
+
+_WINDOW_KEY, _MIX_KEY = 2, 3  # tags keeping the seed streams apart (the collator uses 0 and 1)
+
+
+@dataclass
+class MixtureConfig:
+    """The tiny base's data mixture: rows of ``seq_len`` tokens mixing text and retrieval tasks."""
+
+    batch_size: int = 32  # rows per step (8192 tokens)
+    seq_len: int = 256  # pre-trained window N, tokens per row
+    mix: dict = field(default_factory=lambda: {  # sampling weights of segment kinds
+        "text": 0.2, "copy": 0.15, "kv": 0.35, "lines": 0.1, "passkey": 0.1, "niah": 0.1})
+    text_weight: float = 0.3  # loss weight of natural-text tokens (task answers / copies weigh 1)
+    full_row_prob: float = 0.5  # chance a row is one full-length task segment (else packed)
+    kv_extra_queries: int = 8  # up to this many extra "key:value" queries after a kv prompt
+    seed: int = 0  # seeds data and init
+
+
+def read_corpus(path: str | pathlib.Path | None = None) -> str:
+    """The training text: ``path`` (a UTF-8 text file) or, for None, the train split of the corpus
+    shipped in ``data/corpus/`` (CPython's pydoc topics, PSF licence; the held-out evaluation
+    topics are left out), documents joined by newlines."""
+    if path is None:
+        return "\n".join(tasks.load_corpus("train"))
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ValueError(f"data={str(path)!r} is not a text file (or None / 'mix')")
+    return p.read_text(encoding="utf-8")
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """``n`` windows of ``length`` tokens cut from one token stream at seeded offsets.
+
+    Item ``i`` is ``{"input_ids": (length,) int64 tensor, "sample_index": i}``; its start offset is
+    drawn from ``np.random.default_rng([seed, 2, i])``, so item ``i`` never depends on which
+    process reads it or when.
+    """
+
+    def __init__(self, tokens: Sequence[int] | np.ndarray, length: int, n: int, seed: int) -> None:
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        if length < 1 or self.tokens.shape[0] < length:
+            raise ValueError(f"the corpus has {self.tokens.shape[0]} tokens; windows of length={length} "
+                             "need at least that many")
+        self.length, self.n, self.seed = int(length), int(n), int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        start = int(np.random.default_rng([self.seed, _WINDOW_KEY, i]).integers(
+            0, self.tokens.shape[0] - self.length, endpoint=True))
+        return {"input_ids": torch.from_numpy(self.tokens[start:start + self.length].copy()),
+                "sample_index": i}
+
+
+class MixtureDataset(torch.utils.data.Dataset):
+    """``n`` rows of ``length`` tokens from the pre-training mixture (:class:`Mixture`)
+    (natural text plus the synthetic retrieval tasks, joined by eos), so fine-tuning keeps the
+    skills the tiny base was trained for. Row ``i`` comes from its own ``Mixture`` seeded by
+    ``(seed, i)``: ``{"input_ids": (length,) int64, "labels": (length,) int64, "sample_index": i}``.
+    Pre-training weighs each token's loss (text 0.3, answers 1, random keys 0); the Trainer's loss is
+    unweighted, so here tokens of weight 0 get label -100 and every other token counts fully.
+    """
+
+    def __init__(self, tokenizer, length: int, n: int, seed: int) -> None:
+        if type(tokenizer).__name__ == "ByT5Tokenizer":  # same ids, ~100x faster in bulk
+            from creamviz.models import FastByteTokenizer
+
+            tokenizer = FastByteTokenizer()
+        self.tokenizer, self.length, self.n, self.seed = tokenizer, int(length), int(n), int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        row_seed = int(np.random.SeedSequence([self.seed, _MIX_KEY, i]).generate_state(1)[0])
+        doc = Mixture(MixtureConfig(seed=row_seed, seq_len=self.length), self.tokenizer).document(self.length)
+        ids, weights = doc if isinstance(doc, tuple) else (doc, None)
+        ids = torch.tensor(ids, dtype=torch.long)
+        row = {"input_ids": ids, "sample_index": i}
+        if weights is not None:  # loss weight 0 (unpredictable keys, prompts) -> not a target
+            row["labels"] = torch.where(torch.tensor(weights) > 0, ids, torch.full_like(ids, -100))
+        return row
+
+
+MIN_BUDGET = {"kv": 32, "lines": 48, "passkey": 176, "niah": 112, "copy": 16}  # tokens a segment needs
+HEX_BYTES = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+class Mixture:
+    """Seeded stream of training rows for the tiny model: token ids (exactly ``seq_len`` long) and
+    per-token loss weights (the weight of token t scales the loss of predicting it).
+
+    Segment kinds: ``text`` (corpus slice, every token weighted ``text_weight``), ``copy`` (a random
+    hex string then ``|`` and the same string again; the copy is weighted 1 - it teaches induction),
+    and the retrieval tasks ``kv`` / ``lines`` / ``passkey`` / ``niah`` (only the answer and the
+    closing ``</s>`` weighted 1; their random keys are unpredictable and left out of the loss).
+    """
+
+    def __init__(self, cfg: MixtureConfig, tokenizer=None):
+        self.cfg = cfg
+        if tokenizer is None:
+            from creamviz.models import FastByteTokenizer
+
+            tokenizer = FastByteTokenizer()
+        self.tok = tokenizer
+        self.rng = np.random.default_rng(cfg.seed)
+        self.text = "\n".join(tasks.load_corpus("train"))
+        kinds = list(cfg.mix)
+        self.kinds = kinds
+        self.p = np.array([cfg.mix[k] for k in kinds], dtype=float)
+        self.p /= self.p.sum()
+
+    def _enc(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _text(self, n_tokens: int) -> tuple[list[int], list[float]]:
+        start = int(self.rng.integers(0, len(self.text) - 4 * n_tokens))
+        ids = self._enc(self.text[start:start + 4 * n_tokens])[:n_tokens]
+        return ids, [self.cfg.text_weight] * len(ids)
+
+    def segment(self, kind: str, budget: int) -> tuple[list[int], list[float]]:
+        """One segment of at most ``budget`` tokens and its loss weights."""
+        seed = int(self.rng.integers(0, 10_000))  # eval sets use seeds >= 10 000
+        if budget < MIN_BUDGET.get(kind, 0):
+            kind = "kv" if budget >= MIN_BUDGET["kv"] else "text"
+        if kind == "text":
+            return self._text(budget)
+        if kind == "copy":
+            m = int(self.rng.integers(4, (budget - 1) // 2 + 1))
+            s = HEX_BYTES[self.rng.integers(0, 16, size=m)].tobytes().decode()
+            ids = self._enc(f"{s}|{s}")
+            return ids, [0.0] * (m + 1) + [1.0] * (len(ids) - m - 1)
+        if kind == "kv":
+            n_extra = int(self.rng.integers(0, self.cfg.kv_extra_queries + 1))  # 10 tokens each
+            ex = tasks.kv_retrieval(self.tok, max(MIN_BUDGET["kv"], budget - 10 * n_extra), seed=seed)
+            ans = self._enc(ex.answer)
+            ids, w = ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
+            pairs = ex.meta["pairs"]
+            for _ in range(n_extra):
+                k, v = pairs[int(self.rng.integers(len(pairs)))]
+                key, val = self._enc(f"\n{k}:"), self._enc(v)
+                if len(ids) + len(key) + len(val) > budget:
+                    break
+                ids += key + val
+                w += [0.0] * len(key) + [1.0] * len(val)
+            return ids, w
+        gen = {"lines": tasks.lines_retrieval, "passkey": tasks.passkey, "niah": tasks.niah}[kind]
+        kw = {}
+        if kind == "niah":  # a random slice of the train corpus as the haystack
+            start = int(self.rng.integers(0, len(self.text) - 8 * budget))
+            kw["haystack"] = [self.text[start:start + 8 * budget]]
+        ex = gen(self.tok, budget, seed=seed, **kw)
+        ans = self._enc(ex.answer)
+        return ex.prompt_ids + ans, [0.0] * len(ex.prompt_ids) + [1.0] * len(ans)
+
+    def document(self, length: int) -> tuple[list[int], list[float]]:
+        """``length`` tokens: segments each closed by ``</s>``, the rest filled with text."""
+        eos = self.tok.eos_token_id
+        ids: list[int] = []
+        w: list[float] = []
+        if self.rng.random() < self.cfg.full_row_prob:
+            kind = str(self.rng.choice(self.kinds, p=self.p))
+            seg, sw = self.segment(kind, length - 1)
+            ids, w = seg + [eos], sw + [1.0 if kind != "text" else self.cfg.text_weight]
+        else:
+            while length - len(ids) >= 49:
+                room = length - len(ids) - 1
+                budget = int(self.rng.integers(48, room + 1))
+                kind = str(self.rng.choice(self.kinds, p=self.p))
+                seg, sw = self.segment(kind, budget)
+                ids += seg + [eos]
+                w += sw + [1.0 if kind != "text" else self.cfg.text_weight]
+        if len(ids) < length:
+            more, mw = self._text(length - len(ids))
+            ids, w = ids + more, w + mw
+        return ids[:length], w[:length]
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, weights), both (batch, N)."""
+        rows = [self.document(self.cfg.seq_len) for _ in range(self.cfg.batch_size)]
+        ids = torch.tensor([r[0] for r in rows], dtype=torch.long)
+        weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
+        return ids, weights
