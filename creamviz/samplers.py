@@ -9,13 +9,17 @@ Everything is vectorised over the number of samples ``n``; randomness comes only
 ``seed`` argument (an int or a ``np.random.Generator``), never from a global RNG.
 
 The registry follows transformers' ``ROPE_INIT_FUNCTIONS``: one class per scheme with one shared
-constructor signature ``(train_len, target_len, **params)``, collected in :data:`SAMPLERS`.
+constructor signature ``(train_len, target_len, **params)``, collected in :data:`SAMPLERS`. Each
+scheme declares its parameters once (:class:`Param` in ``Sampler.parameters``); validation, run
+metadata, the CLI flags and the widgets' controls are all built from that declaration. Add your
+own scheme with :class:`Sampler` + :func:`register_sampler` (docs/custom_sampler.md).
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +28,11 @@ from scipy import stats
 
 __all__ = [
     "Segments",
+    "Param",
+    "Sampler",
+    "register_sampler",
+    "unregister_sampler",
+    "sampler_parameters",
     "CreamSampler",
     "PoseSampler",
     "RandPosSampler",
@@ -158,19 +167,126 @@ class Segments:
         return out
 
 
+# --------------------------------------------------------------------------- parameter declaration
+@dataclass(frozen=True)
+class Param:
+    """One sampler parameter, declared once on its sampler class (``Sampler.parameters``).
+
+    The constructor's validation, :attr:`Sampler.params` (run metadata), the ``creamviz train``
+    flag, and the traits and controls of the explorer and the launcher are all built from it.
+    Bounds and the default rule may depend on the window: give a number or a function of
+    ``(train_len, target_len)`` = ``(N, L)``.
+    """
+
+    name: str  # keyword of the constructor, trait and run-metadata key; flag --name-with-dashes
+    kind: type  # int, float or str
+    default: Any  # value when not given; None = derived from (N, L) by `auto`
+    help: str  # one line for the CLI and the control's tooltip (paper symbols welcome)
+    symbol: str = ""  # paper symbol shown on controls, e.g. "σ"
+    low: Any = None  # smallest valid value: a number, f(N, L), or None (unbounded)
+    high: Any = None  # largest valid value: a number, f(N, L), or None (unbounded)
+    low_open: bool = False  # `low` itself is invalid (σ > 0)
+    choices: tuple = ()  # valid values of a str parameter
+    auto: Callable[[int, int], Any] | None = None  # default rule f(N, L) when `default` is None
+    auto_text: str = ""  # the default rule in words, e.g. "4·L/N"
+    hint: str = ""  # appended to range errors; may use {train_len} and {target_len}
+    ui: Any = None  # slider (min, max, step), or f(N, L) giving it, where the valid range is unbounded
+    log_scale: bool = False  # slider on a log scale (scales such as σ)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (int, float, str):
+            raise ValueError(f"Param {self.name!r}: kind must be int, float or str, got {self.kind!r}")
+        if not self.name.isidentifier() or self.name in _RESERVED:
+            raise ValueError(f"Param name {self.name!r} must be an identifier other than {', '.join(_RESERVED)}")
+        if self.default is None and self.auto is None:
+            raise ValueError(f"Param {self.name!r}: default None needs an `auto` rule f(train_len, target_len)")
+        if self.kind is str and not self.choices:
+            raise ValueError(f"Param {self.name!r}: a str parameter needs its `choices`")
+
+    def bounds(self, train_len: int, target_len: int) -> tuple[Any, Any]:
+        """``(low, high)`` valid for this window (None where unbounded)."""
+        def at(b):
+            return b(train_len, target_len) if callable(b) else b
+        return at(self.low), at(self.high)
+
+    def default_for(self, train_len: int, target_len: int) -> Any:
+        """The value used when the parameter is not given (or given as None)."""
+        return self.auto(train_len, target_len) if self.default is None else self.default
+
+    def resolve(self, value: Any, train_len: int, target_len: int) -> Any:
+        """``value`` checked against the declaration (None -> the default); ValueError otherwise."""
+        if value is None:
+            value = self.default_for(train_len, target_len)
+        if self.kind is str:
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")
+            return value
+        low, high = self.bounds(train_len, target_len)
+        if self.kind is int:
+            hint = self.hint.format(train_len=train_len, target_len=target_len)
+            return _check_int(self.name, value, low=-(2**63) if low is None else low, high=high, hint=hint)
+        return _check_real(self.name, value, low=low, high=high, low_open=self.low_open)
+
+
+_RESERVED = ("train_len", "target_len", "method", "name")
+
+
 # --------------------------------------------------------------------------- samplers
-class _Sampler:
-    """Shared interface: ``sample(n, seed) -> Segments`` and ``position_ids(n, seed)``."""
+class Sampler:
+    """Base class of every position sampler (public: subclass it and :func:`register_sampler`).
+
+    Contract of a subclass:
+
+    - ``name``: the registry name (``make_sampler(name, ...)``, ``--sampler name``, the explorers'
+      method lists).
+    - ``parameters``: a tuple of :class:`Param`, one per keyword the scheme takes beyond
+      ``train_len`` (N) and ``target_len`` (L). The base ``__init__`` validates and stores each as an
+      attribute (``self.<name>``, defaults resolved), then calls :meth:`check` for rules that tie
+      several parameters together. Do not override ``__init__``.
+    - ``sample(n, seed) -> Segments``: ``n`` layouts, vectorised, randomness only from
+      ``_rng(seed)`` (an int seed or a ``np.random.Generator``); every row's ids strictly increase
+      inside ``[0, L)`` and number exactly N. Schemes without a head / middle / tail form set
+      ``has_segments = False`` and override :meth:`position_ids` instead (``(n, N)`` int64 ids).
+    - ``min_train_len``: the smallest N the scheme accepts.
+
+    Everything else comes for free: ``params`` (run metadata, enough to rebuild the sampler),
+    equality, ``repr``, the CLI flags, the explorer's and the launcher's controls, coverage and
+    the sampling figures, training through :class:`creamviz.training.PositionCollator`.
+    """
 
     name: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
     has_segments: ClassVar[bool] = True
+    min_train_len: ClassVar[int] = 2
 
-    def __init__(self, train_len: int, target_len: int) -> None:
-        self.train_len = _check_int("train_len", train_len, low=self._min_train_len)
+    def __init__(self, train_len: int, target_len: int, **params: Any) -> None:
+        self.train_len = _check_int("train_len", train_len, low=self.min_train_len)
         self.target_len = _check_int("target_len", target_len, low=self.train_len + 1,
                                      hint=" (must exceed train_len)")
+        declared = {p.name for p in self.parameters}
+        unknown = sorted(set(params) - declared)
+        if unknown:
+            accepted = ", ".join(["train_len", "target_len", *(p.name for p in self.parameters)])
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for sampler {self.name!r}; "
+                             f"accepted: {accepted}")
+        for p in self.parameters:
+            setattr(self, p.name, p.resolve(params.get(p.name), self.train_len, self.target_len))
+        self.check()
 
-    _min_train_len: ClassVar[int] = 2
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = [p.name for p in cls.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{cls.__name__}.parameters declares a name twice: {names}")
+        # help() and IDEs show the declared keywords instead of **params
+        import inspect
+
+        kw = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in cls.parameters]
+        pos = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("train_len", "target_len")]
+        cls.__signature__ = inspect.Signature(pos + kw)
+
+    def check(self) -> None:
+        """Rules tying several parameters together (override; raise ValueError naming them)."""
 
     @property
     def factor(self) -> float:
@@ -180,7 +296,8 @@ class _Sampler:
     @property
     def params(self) -> dict[str, Any]:
         """Constructor arguments, enough to rebuild the sampler with :func:`make_sampler`."""
-        return {"train_len": self.train_len, "target_len": self.target_len}
+        return {"train_len": self.train_len, "target_len": self.target_len,
+                **{p.name: getattr(self, p.name) for p in self.parameters}}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -188,6 +305,8 @@ class _Sampler:
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.params == other.params  # type: ignore[attr-defined]
+
+    __hash__ = None  # mutable attributes: equal samplers need not hash alike
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         raise NotImplementedError
@@ -197,7 +316,7 @@ class _Sampler:
         return self.sample(n, seed).position_ids()
 
 
-class CreamSampler(_Sampler):
+class CreamSampler(Sampler):
     """CREAM: head ``[0, L_h)``, a Gaussian-placed middle ``[P_s, P_e]``, tail ``[L - L_t, L)``.
 
     Parameters
@@ -223,35 +342,32 @@ class CreamSampler(_Sampler):
     """
 
     name = "cream"
-    _min_train_len = 3
+    min_train_len = 3
+    parameters = (
+        Param("k", int, None, "head/tail length L_h = L_t of the continuity branch", symbol="k",
+              low=1, high=lambda big_n, big_l: (big_n - 1) // 2,
+              auto=lambda big_n, big_l: (4 * big_l) // big_n, auto_text="4·L/N",
+              hint=" for train_len={train_len} (the middle needs >= 1 token)"),
+        Param("mu", float, None, "mean of the Gaussian over rand_factor on [2, 2·L/N]", symbol="μ",
+              auto=lambda big_n, big_l: 1.0 + big_l / big_n, auto_text="1 + L/N",
+              ui=lambda big_n, big_l: (-10.0, max(64.0, 4.0 * big_l / big_n), 0.25)),
+        Param("sigma", float, 3.0, "scale of the Gaussian over rand_factor", symbol="σ", low=0.0,
+              low_open=True, ui=(0.05, 40.0, 0.01), log_scale=True),
+        Param("p_continuity", float, 0.5, "probability of the continuity branch (else relativity, "
+              "L_h = L_t = N/3)", symbol="p", low=0.0, high=1.0, ui=(0.0, 1.0, 0.01)),
+        Param("middle", str, "reference", "placement of the middle [P_s, P_e]: the official recipe, "
+              "a truncated normal, or uniform", choices=MIDDLE_MODES),
+        Param("branch_block", int, 1, "consecutive samples sharing one branch draw (official: 3000)",
+              low=1, ui=(1, 4096, 1)),
+    )
 
-    def __init__(self, train_len: int, target_len: int, *, k: int | None = None,
-                 mu: float | None = None, sigma: float = 3.0, p_continuity: float = 0.5,
-                 middle: str = "reference", branch_block: int = 1) -> None:
-        super().__init__(train_len, target_len)
-        if not isinstance(middle, str) or middle not in MIDDLE_MODES:
-            raise ValueError(f"middle={middle!r} is not a middle mode; valid: {', '.join(MIDDLE_MODES)}")
-        self.middle = middle
+    def check(self) -> None:
         big_n, big_l = self.train_len, self.target_len
-        if middle == "reference" and big_l % big_n:
+        if self.middle == "reference" and big_l % big_n:
             raise ValueError(
                 f"target_len={big_l} must be a multiple of train_len={big_n} in middle='reference' "
                 f"(factor L/N = {big_l / big_n:g} is not an integer; valid: L = m*N for m >= 2); "
                 "use middle='truncnorm' or 'uniform' for non-integer factors")
-        self.k = (4 * big_l) // big_n if k is None else k
-        self.k = _check_int("k", self.k, low=1, high=(big_n - 1) // 2,
-                            hint=f" for train_len={big_n} (the middle needs >= 1 token)")
-        self.mu = 1.0 + self.factor if mu is None else _check_real("mu", mu)
-        self.sigma = _check_real("sigma", sigma, low=0.0, low_open=True)
-        self.p_continuity = _check_real("p_continuity", p_continuity, low=0.0, high=1.0)
-        self.branch_block = _check_int("branch_block", branch_block, low=1)
-        self._mu_default, self._k_default = mu is None, k is None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "k": self.k, "mu": self.mu, "sigma": self.sigma,
-                "p_continuity": self.p_continuity, "middle": self.middle,
-                "branch_block": self.branch_block}
 
     # ---- rand_factor ------------------------------------------------------------------------
     @functools.cached_property
@@ -380,7 +496,7 @@ class CreamSampler(_Sampler):
                         branch=branch, train_len=big_n, target_len=big_l, rand_factor=rand_factor)
 
 
-class PoseSampler(_Sampler):
+class PoseSampler(Sampler):
     """PoSE (official repository, current version): two chunks, the second skipped by ``rt``.
 
     ``rt1 ~ U{1 .. (N+1)//2}``, ``rt ~ U{0 .. L-N}`` (both ends included, as Python's
@@ -401,11 +517,11 @@ class PoseSampler(_Sampler):
                         train_len=big_n, target_len=big_l)
 
 
-class ContiguousSampler(_Sampler):
+class ContiguousSampler(Sampler):
     """Plain fine-tuning / position interpolation: ids ``0 .. N-1`` (all in the head)."""
 
     name = "contiguous"
-    _min_train_len = 1
+    min_train_len = 1
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         n = _check_n(n)
@@ -416,7 +532,7 @@ class ContiguousSampler(_Sampler):
                         train_len=big_n, target_len=self.target_len)
 
 
-class RandPosSampler(_Sampler):
+class RandPosSampler(Sampler):
     """RandPos: N distinct integers uniform without replacement from ``[0, L)``, sorted.
 
     No segment structure: :meth:`sample` raises; use :meth:`position_ids`. Rows are drawn as the
@@ -426,7 +542,7 @@ class RandPosSampler(_Sampler):
 
     name = "randpos"
     has_segments = False
-    _min_train_len = 1
+    min_train_len = 1
     block_elements = 1 << 23  # random keys held at once (64 MiB of float64)
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
@@ -447,23 +563,63 @@ class RandPosSampler(_Sampler):
         return out
 
 
-SAMPLERS: dict[str, type[_Sampler]] = {
-    "cream": CreamSampler,
-    "pose": PoseSampler,
-    "randpos": RandPosSampler,
-    "contiguous": ContiguousSampler,
-}
+SAMPLERS: dict[str, type[Sampler]] = {}  # registry name -> class; add schemes with register_sampler
 
 
-def make_sampler(name: str, **params: Any) -> _Sampler:
-    """Build a sampler by registry name, e.g. ``make_sampler("cream", train_len=256, target_len=2048)``."""
+def register_sampler(cls: type[Sampler] | None = None, *, replace: bool = False):
+    """Add a :class:`Sampler` subclass to :data:`SAMPLERS` under ``cls.name`` (usable as a decorator).
+
+    Registered once, a scheme is available to :func:`make_sampler`, ``creamviz train --sampler``,
+    the explorers' method lists and training. A parameter name shared with another registered
+    sampler must have the same kind (they share one flag and one control). ``replace=True``
+    overwrites an existing name.
+    """
+    if cls is None:
+        return functools.partial(register_sampler, replace=replace)
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+        raise ValueError(f"register_sampler needs a subclass of creamviz.samplers.Sampler, got {cls!r}")
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise ValueError(f"{cls.__name__}.name={cls.name!r} must be a non-empty identifier (the registry name)")
+    if cls.name in SAMPLERS and not replace and SAMPLERS[cls.name] is not cls:
+        raise ValueError(f"a sampler named {cls.name!r} is already registered ({SAMPLERS[cls.name].__name__}); "
+                         "pass replace=True to overwrite it")
+    others = {p.name: (other, p) for other in SAMPLERS.values() if other.name != cls.name for p in other.parameters}
+    for p in cls.parameters:
+        if p.name in others and others[p.name][1].kind is not p.kind:
+            other, q = others[p.name]
+            raise ValueError(f"{cls.__name__} declares {p.name}: {p.kind.__name__}, but sampler {other.name!r} "
+                             f"declares it as {q.kind.__name__}; shared names share one flag and control")
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
+def unregister_sampler(name: str) -> type[Sampler]:
+    """Remove ``name`` from :data:`SAMPLERS` (returns its class)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(sorted(SAMPLERS))}")
-    cls = SAMPLERS[name]
-    try:
-        return cls(**params)
-    except TypeError as err:  # unexpected/missing keyword: say which are accepted
-        import inspect
+    return SAMPLERS.pop(name)
 
-        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        raise ValueError(f"bad parameters for sampler {name!r}: {err}; accepted: {', '.join(accepted)}") from None
+
+def sampler_parameters() -> dict[str, Param]:
+    """Every registered sampler's parameters by name (the union; names shared across samplers
+    are one entry). The CLI and the explorers build their flags and controls from this."""
+    out: dict[str, Param] = {}
+    for cls in SAMPLERS.values():
+        for p in cls.parameters:
+            out.setdefault(p.name, p)
+    return out
+
+
+for _cls in (CreamSampler, PoseSampler, RandPosSampler, ContiguousSampler):
+    register_sampler(_cls)
+
+
+def make_sampler(name: str, **params: Any) -> Sampler:
+    """Build a sampler by registry name, e.g. ``make_sampler("cream", train_len=256, target_len=2048)``."""
+    if not isinstance(name, str) or name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(sorted(SAMPLERS))}")
+    cls = SAMPLERS[name]
+    missing = [n for n in ("train_len", "target_len") if n not in params]
+    if missing:
+        raise ValueError(f"sampler {name!r} needs {' and '.join(missing)}")
+    return cls(**params)
