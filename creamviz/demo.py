@@ -8,9 +8,7 @@ look at their attention). Every number in the report is also in results.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,23 +213,6 @@ def _json_default(obj):
     raise TypeError(type(obj))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="creamviz demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (< 3 minutes)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-experiment", action="store_true", help="skip the fine-tuning experiment")
-    args = parser.parse_args(argv)
-    cfg = DemoConfig(out=args.out, quick=args.quick, seed=args.seed, skip_experiment=args.no_experiment)
-    if cfg.quick:
-        cfg.n_samples = 20_000
-    report, results = run_demo(cfg)
-    if "experiment" in results:
-        print_table(results["experiment"])
-    print(f"report: {report.resolve()}")
-    return 0
-
-
 def print_table(results: dict) -> None:
     """The headline numbers on the terminal."""
     middle = results["middle_accuracy"]
@@ -241,6 +222,3 @@ def print_table(results: dict) -> None:
         print(f"{method:<8} {v['mean'] * 100:13.1f} {v['std'] * 100:7.1f}  {seeds}")
     print(results["verdict"])
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,12 +15,10 @@ torch build (thread count can change float summation order slightly).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import pathlib
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -182,55 +180,3 @@ def write_corpus(path: pathlib.Path = tasks.CORPUS_PATH) -> int:
     text = "\f\n".join(parts)
     pathlib.Path(path).write_text(text, encoding="ascii")
     return len(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    d = PretrainConfig()
-    ap = argparse.ArgumentParser(prog="creamviz pretrain", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=None,
-                    help=f"output directory (required; the shipped checkpoint is {d.out})")
-    ap.add_argument("--steps", type=int, default=d.steps, help="lr schedule length")
-    ap.add_argument("--stop-after", type=int, default=d.stop_after,
-                    help="stop after this many steps (default %(default)s; 0 = run all --steps)")
-    ap.add_argument("--batch-size", type=int, default=d.batch_size)
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--threads", type=int, default=d.threads)
-    ap.add_argument("--device", default=d.device, help="cpu or cuda (default: %(default)s)")
-    ap.add_argument("--eval-every", type=int, default=d.eval_every)
-    ap.add_argument("--save-every", type=int, default=d.save_every)
-    ap.add_argument("--layers", type=int, default=None, help="TinyConfig.num_hidden_layers override")
-    ap.add_argument("--hidden", type=int, default=None, help="TinyConfig.hidden_size override")
-    ap.add_argument("--write-corpus", action="store_true", help="regenerate data/corpus/ and exit")
-    ap.add_argument("--build-eval-sets", action="store_true", help="regenerate data/eval/ and exit")
-    args = ap.parse_args(argv)
-    if args.write_corpus:
-        print(f"wrote {write_corpus()} characters to {tasks.CORPUS_PATH}")
-        return 0
-    if args.build_eval_sets:
-        print(tasks.build_eval_sets())
-        return 0
-    if args.out is None:
-        ap.error("--out DIR is required (use --out data/tiny-base to overwrite the shipped model)")
-    if args.stop_after is not None and args.stop_after < 0:
-        raise ValueError(f"--stop-after={args.stop_after} must be >= 0 (0 = run all --steps)")
-    for name in ("steps", "batch_size", "threads", "eval_every", "save_every"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
-    model = {}
-    if args.layers is not None:
-        model["num_hidden_layers"] = args.layers
-    if args.hidden is not None:
-        model["hidden_size"] = args.hidden
-        model["intermediate_size"] = 4 * args.hidden
-    cfg = PretrainConfig(out=args.out, steps=args.steps, stop_after=args.stop_after or None,
-                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
-                         device=args.device, eval_every=args.eval_every, save_every=args.save_every,
-                         model=model)
-    metrics = pretrain(cfg)
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

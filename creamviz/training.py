@@ -288,10 +288,20 @@ class TrainConfig:
             raise ValueError(f"rope={self.rope!r}; valid: {', '.join(ROPE_CHOICES)}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr={self.lr!r} is out of range: valid is (0, inf)")
-        if self.factor is not None and not (isinstance(self.factor, (int, float)) and self.factor >= 1):
-            raise ValueError(f"factor={self.factor!r} is out of range: valid is >= 1 or None (L / N)")
+        if self.factor is not None and not (isinstance(self.factor, (int, float)) and 1 <= self.factor < math.inf):
+            raise ValueError(f"factor={self.factor!r} is out of range: valid is [1, inf) or None (L / N)")
         if self.keep_checkpoints is not None:
             need_int("keep_checkpoints", 1)
+
+    def with_model_window(self) -> TrainConfig:
+        """A copy with ``train_len`` = the model's pre-trained window N; ValueError when another N
+        was asked for (fine-tuning feeds windows of exactly the pre-trained length)."""
+        window = model_window(self.model)
+        if self.train_len is not None and self.train_len != window:
+            raise ValueError(f"train_len={self.train_len} differs from the pre-trained window N = {window} of "
+                             f"model={self.model!r}: fine-tuning feeds windows of the pre-trained length; "
+                             f"set train_len to {window} (or leave it None)")
+        return replace(self, train_len=window)
 
     @property
     def rope_factor(self) -> float | None:
@@ -443,8 +453,7 @@ def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
 
     config.validate()
     asked = config  # as given (saved, and compared on resume)
-    if config.train_len is None:
-        config = replace(config, train_len=model_window(config.model))
+    config = config.with_model_window()
     sampler = config.make_sampler()  # ValueErrors for bad sampler params come early
     out = pathlib.Path(config.out)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None

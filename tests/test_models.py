@@ -222,10 +222,10 @@ def test_models_module_is_pure_import():
 
 
 def test_pretrain_cli_requires_out_and_validates(capsys):
-    from creamviz.tiny_base import main
+    from creamviz.cli import main
 
-    with pytest.raises(SystemExit):
-        main([])
-    assert "--out" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--steps"):
-        main(["--out", "unused", "--steps", "0"])
+    assert main(["pretrain"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --out" in err and len(err.strip().splitlines()) == 1
+    assert main(["pretrain", "--out", "unused", "--steps", "0"]) == 2
+    assert "argument --steps: steps=0" in capsys.readouterr().err

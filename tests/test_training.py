@@ -284,11 +284,11 @@ def test_mixture_dataset_rows_are_seeded_by_index():
 
 
 def test_cli_two_step_run_writes_safetensors_and_metadata(base_dir, tmp_path):
+    from creamviz.cli import main
     from creamviz.models import load_model
-    from creamviz.train import main
 
     out = tmp_path / "run"
-    rc = main(["--model", str(base_dir), "--train-len", str(N), "--target-len", str(L),
+    rc = main(["train", "--model", str(base_dir), "--train-len", str(N), "--target-len", str(L),
                "--sampler", "cream", "--k", "8", "--rope", "yarn", "--tokens", "aligned",
                "--steps", "2", "--batch-size", "2",
                "--save-every", "1", "--lr", "1e-3", "--warmup-steps", "0", "--seed", "5",
@@ -313,7 +313,7 @@ def test_cli_two_step_run_writes_safetensors_and_metadata(base_dir, tmp_path):
     assert model.config.rope_parameters["rope_type"] == "yarn"
     assert model.config.rope_parameters["factor"] == L / N
     # a bad sampler parameter is a clean error, exit status 2
-    assert main(["--model", str(base_dir), "--train-len", str(N), "--target-len", str(L),
+    assert main(["train", "--model", str(base_dir), "--train-len", str(N), "--target-len", str(L),
                  "--k", "0", "--out", str(tmp_path / "bad")]) == 2
 
 
@@ -373,7 +373,7 @@ def _launch(args, out, base_dir, corpus, cwd, env_extra=()):
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     launcher = pathlib.Path(sys.executable).with_name("accelerate")
     cmd = [str(launcher), "launch", *args, "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "creamviz.train",
+           "--dynamo_backend", "no", "-m", "creamviz.cli", "train",
            "--model", str(base_dir), "--train-len", str(N), "--target-len", str(L), "--steps", "2",
            "--batch-size", "2", "--save-every", "2", "--warmup-steps", "0", "--data", str(corpus),
            "--out", str(out), "--no-progress"]
@@ -409,7 +409,7 @@ def test_accelerate_two_process_cpu_launch(base_dir, small_corpus, tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_cpu_flag_finishes_and_loads(base_dir, small_corpus, tmp_path):
-    """The literal `accelerate launch --num_processes 2 --cpu -m creamviz.train` finishes and its
+    """The literal `accelerate launch --num_processes 2 --cpu -m creamviz.cli train` finishes and its
     model loads. (accelerate 1.x starts a single process for --cpu unless given an MPI hostfile.)"""
     out = tmp_path / "cpu"
     meta = _launch(["--cpu", "--num_processes", "2"], out, base_dir, small_corpus, tmp_path)
