@@ -294,3 +294,40 @@ def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit
         examples = kept
     recs = evaluate_examples(model, tokenizer, examples, batch_size=batch_size)
     return niah_grid_from_records(recs) if name == "niah" else depth_curve(recs)
+
+
+# --------------------------------------------------------------------------- one evaluation at L
+EVALUATIONS = {  # evaluation name -> what it measures
+    "kv": "key-value retrieval by depth at L",
+    "niah": "needle in a haystack: length x depth grid up to L",
+    "ppl": "perplexity by position at L",
+}
+MAX_EVAL_LIMIT = 1000  # examples per depth / per NIAH cell / sequences
+
+
+def check_evaluation(name: str, limit: int) -> None:
+    """ValueError unless ``name`` is one of :data:`EVALUATIONS` and ``1 <= limit <= 1000``."""
+    if name not in EVALUATIONS:
+        raise ValueError(f"evaluation={name!r} is unknown; valid: {', '.join(EVALUATIONS)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EVAL_LIMIT:
+        raise ValueError(f"eval_limit={limit!r} is out of range: valid is [1, {MAX_EVAL_LIMIT}]")
+
+
+def evaluate_at(model, tokenizer, name: str, *, target_len: int, limit: int):
+    """One evaluation of a model extended to L = ``target_len``: ``"kv"`` (retrieval by depth;
+    the shipped fixed set ``kv_L<L>`` when there is one, so runs compare), ``"niah"`` (every
+    evaluation length <= L, and L; the shipped set when those are exactly its lengths) or
+    ``"ppl"`` (perplexity by position, 8 buckets). ``limit``: examples per depth, per cell, or
+    sequences. Returns a ``DepthCurve`` / ``NiahGrid`` / ``PplCurve``."""
+    check_evaluation(name, limit)
+    if name == "kv":
+        if f"kv_L{target_len}" in tasks.eval_set_names():
+            return evaluate_eval_set(model, tokenizer, f"kv_L{target_len}", limit=limit)
+        return accuracy_by_depth(model, tokenizer, task="kv", length=target_len, n_per_depth=limit)
+    if name == "niah":
+        lengths = tuple(sorted({x for x in tasks.EVAL_LENGTHS if x <= target_len} | {target_len}))
+        if lengths == tuple(tasks.EVAL_LENGTHS) and "niah" in tasks.eval_set_names():
+            return evaluate_eval_set(model, tokenizer, "niah", limit=limit)
+        return niah_grid(model, tokenizer, lengths=lengths, n_per_cell=limit)
+    return ppl_by_position(model, tokenizer, length=target_len, bucket=max(1, target_len // 8), n_seqs=limit,
+                           batch_size=1)

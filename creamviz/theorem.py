@@ -50,6 +50,7 @@ __all__ = [
     "audit",
     "audit_all",
     "summarize_audits",
+    "describe_audit",
     "region_map",
 ]
 
@@ -361,3 +362,29 @@ def region_map(train_len: int, target_len: int, *, head_lens=None, tail_len: int
         papers.append(paper_value(big_n, big_l, h, t))
     return RegionMap(big_n, big_l, head_lens.astype(np.int64), tails.astype(np.int64), xs, span, is_max, cond,
                      np.array(bounds), np.array(papers))
+
+
+def describe_audit(audit: TheoremAudit) -> str:
+    """The audit's verdict in plain words (one paragraph, paper symbols)."""
+    a = audit
+    starts = a.maximisers.tolist()
+    shown = ", ".join(map(str, starts[:8])) + (" …" if len(starts) > 8 else "")
+    parts = [f"N = {a.train_len}, L = {a.target_len}, L_h = {a.head_len}, L_m = {a.mid_len}, L_t = {a.tail_len}: "
+             f"the largest |D_r| over all {len(a.mid_starts)} middle placements is {a.max_span}, "
+             f"reached at P_s ∈ {{{shown}}}."]
+    if a.paper_value_matches:
+        parts.append(f"The paper's constant max(L_h−1, P_e−P_s, L_t−1) + 2N = {a.paper_value} matches.")
+    else:
+        parts.append(f"The paper's constant max(L_h−1, P_e−P_s, L_t−1) + 2N = {a.paper_value} (P_e inclusive) is "
+                     f"off by {a.paper_value - a.max_span:+d}; read with P_e exclusive it gives "
+                     f"{a.paper_value_exclusive}.")
+    parts.append(f"The upper bound W + 2N − 3 = {a.upper_bound} (W = max(L_h, L_m, L_t)) is "
+                 f"{'reached' if a.max_span == a.upper_bound else 'not reached: the four distance intervals cannot be made disjoint'}.")
+    if a.iff_holds:
+        parts.append("The reconstructed conditions hold exactly at the maximal placements: the 'iff' holds here.")
+    else:
+        bad = a.counterexamples.tolist()
+        parts.append(f"The 'iff' fails at {len(bad)} placement(s), P_s ∈ {{{', '.join(map(str, bad[:8]))}"
+                     f"{' …' if len(bad) > 8 else ''}}}.")
+    parts.append(f"Predicted threshold: the iff holds for every L ≥ L* = {a.min_target_len}.")
+    return " ".join(parts)

@@ -45,7 +45,7 @@ def test_launcher_shares_the_explorers_sampler_state():
     assert (la.method, la.target_len) == ("pose", 1024)
     _ = la.widget
     la.controls["method"].value = "cream"  # launcher control -> explorer
-    assert ex.method == "cream" and "shared with the SamplerExplorer" in la.widget.children[0].value
+    assert ex.method == "cream" and "shared with the SamplerExplorer" in la.summary_html.value
     cfg = la.config(out="x")
     assert cfg.sampler == "cream" and cfg.train_len == 256 and cfg.target_len == 1024
     assert cfg.sampler_params["k"] == 16 and cfg.sampler_params["middle"] == "uniform"
@@ -55,7 +55,8 @@ def test_launcher_shares_the_explorers_sampler_state():
 def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
     ex = _explorer()
     la = TrainingLauncher(ex, out=str(tmp_path / "run"))
-    error_html = la.widget.children[4]
+    _ = la.widget
+    error_html = la.error_html
     la.controls["steps"].value = 0
     assert "steps=0" in la.error and "steps=0" in error_html.value and "creamviz-error" in error_html.value
     assert la.launch() is False and la.status == "idle" and not la.running
@@ -65,7 +66,7 @@ def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
     assert "lr=-1.0" in la.error
     la.controls["lr"].value = 1e-3
     ex.train_len = 128  # the explorer's N differs from the tiny model's window
-    assert "N = train_len = 128" in la.error and "256" in la.error
+    assert "train_len=128" in la.error and "N = 256" in la.error
     ex.train_len = 256
     ex.sigma = -1.0  # a bad sampler parameter names itself
     assert "sigma" in la.error

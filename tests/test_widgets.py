@@ -5,10 +5,10 @@ import plotly.graph_objects as go
 import pytest
 
 from creamviz.samplers import CreamSampler
+from creamviz.theorem import describe_audit
 from creamviz.widgets import (
     SamplerExplorer,
     TheoremExplorer,
-    describe_audit,
     sampler_figures,
     theorem_figures,
 )
@@ -67,11 +67,11 @@ def test_invalid_combination_shows_error_and_keeps_figures(explorer):
     assert "target_len=2000 must be a multiple of train_len=256" in explorer.error
     assert explorer.updates == updates
     assert [list(t.x) for t in explorer.figures["strip"].data] == kept
-    html_error = explorer.widget.children[2].value
+    html_error = explorer.error_html.value
     assert "must be a multiple" in html_error and "last valid figures" in html_error
     explorer.controls["middle"].value = "truncnorm"  # non-integer factors are fine there
     assert explorer.error == "" and explorer.updates == updates + 1
-    assert explorer.widget.children[2].value == ""
+    assert explorer.error_html.value == ""
 
 
 def test_method_switch(explorer):
@@ -121,8 +121,9 @@ def test_theorem_explorer():
     assert names[:3] == ["|D_r|", "maximal", "conditions hold"]
     ex.controls["head_len"].value = 4
     assert ex.audit.head_len == 4 and "L_h = 4" in ex.verdict
-    ex.controls["tail_len"].value = 9  # L_h + L_t > N - 1: invalid, figures kept
-    assert ex.error and ("tail_len" in ex.error or "head_len" in ex.error)
+    assert ex.controls["tail_len"].max == 12 - 1 - 4  # the slider's range is the valid one
+    assert not ex.set_params(tail_len=9)  # L_h + L_t > N - 1: invalid, figures kept
+    assert ex.tail_len == 9 and "tail_len" in ex.error
     assert ex.audit.tail_len == 3
     figs, audit = theorem_figures(12, 60, 4, 3)
     assert describe_audit(audit) == ex.verdict

@@ -1,7 +1,8 @@
 """Interactive explorers (ipywidgets + plotly FigureWidget) over the pure library functions."""
 
+from creamviz.theorem import describe_audit
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_figures
-from creamviz.widgets.theorem import TheoremExplorer, describe_audit, theorem_figures
+from creamviz.widgets.theorem import TheoremExplorer, theorem_figures
 from creamviz.widgets.training import TrainingLauncher
 
 __all__ = ["SamplerExplorer", "TheoremExplorer", "TrainingLauncher", "sampler_figures", "theorem_figures", "build_sampler",

@@ -1,9 +1,17 @@
-"""Shared machinery of the explorers: one traitlets state object, views that observe it."""
+"""Shared machinery of the explorers: one traitlets state object, views that observe it.
+
+Controls are bound to the state by :meth:`ExplorerBase.bind`, not by ``ipywidgets.link``: a slider
+never clamps the state (``k = 10**6`` stays ``10**6`` and the inline error says why it is
+invalid), and a value a control cannot show (NaN, inf) leaves the control as it was instead of
+bouncing between the two.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import html
+import math
+import numbers
 import time
 from collections.abc import Iterator
 
@@ -12,7 +20,10 @@ import numpy as np
 import plotly.graph_objects as go
 import traitlets as T
 
-__all__ = ["ExplorerBase"]
+__all__ = ["ExplorerBase", "MAX_SVG_POINTS", "show_figure"]
+
+MAX_SVG_POINTS = 500  # scatter traces with more points are drawn with WebGL (Scattergl)
+_SLIDERS = (W.IntSlider, W.FloatSlider, W.FloatLogSlider, W.BoundedIntText, W.BoundedFloatText)
 
 
 def _json_safe(trace):
@@ -24,20 +35,58 @@ def _json_safe(trace):
     return trace
 
 
+def _fast(trace):
+    """Large SVG scatters freeze the browser: draw them with WebGL (same data, same style)."""
+    if type(trace) is go.Scatter and trace.x is not None and len(trace.x) > MAX_SVG_POINTS:
+        spec = trace.to_plotly_json()
+        spec.pop("type", None)
+        spec.pop("cliponaxis", None)
+        return go.Scattergl(spec)
+    return trace
+
+
+def show_figure(widget: go.FigureWidget, fig: go.Figure) -> None:
+    """Replace a FigureWidget's traces and layout by ``fig``'s in one message."""
+    with widget.batch_update():
+        widget.data = ()
+        widget.add_traces([_json_safe(_fast(trace)) for trace in fig.data])
+        widget.layout = fig.layout
+
+
+def _representable(control: W.Widget, value) -> bool:
+    """Whether ``control`` can display ``value`` as it is (no clamping, no coercion)."""
+    if isinstance(control, (W.Dropdown, W.RadioButtons, W.ToggleButtons)):
+        return value in [o[1] if isinstance(o, tuple) else o for o in control.options]
+    if isinstance(control, (W.Checkbox, W.ToggleButton)):
+        return isinstance(value, bool)
+    if isinstance(control, (W.Text, W.Textarea)):
+        return isinstance(value, str)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    if isinstance(control, (W.IntSlider, W.IntText, W.BoundedIntText)) and value != int(value):
+        return False
+    if isinstance(control, W.FloatLogSlider):
+        return value > 0
+    return True
+
+
 class ExplorerBase(T.HasTraits):
     """Subclasses declare parameter traits, ``param_names``, ``figure_names`` and ``_compute()``
     (returning ``{name: go.Figure}`` or raising ``ValueError``); this base keeps ``.figures``
     (``go.FigureWidget``s updated in place), ``.error`` ('' when valid), ``.busy``,
-    ``.last_update_s`` (seconds the last update took) and builds ``.widget`` on first use.
+    ``.last_update_s`` (Python compute time of the last update, seconds) and builds ``.widget``
+    on first use: ``_controls()`` (registered by name in ``.controls``), the status line
+    (``.status_html``), the inline error (``.error_html``), ``_extra_views()`` and the figures.
     """
 
     error = T.Unicode("")  # message of the last invalid combination, '' when valid
     busy = T.Bool(False)  # True while figures are being recomputed
-    last_update_s = T.Float(0.0)  # wall time of the last update, seconds
+    last_update_s = T.Float(0.0)  # Python compute time of the last update, seconds
     updates = T.Int(0)  # number of successful updates so far
 
     param_names: tuple[str, ...] = ()
     figure_names: tuple[str, ...] = ()
+    status_traits: tuple[str, ...] = ("busy", "last_update_s")  # the status line follows these
 
     def __init__(self, **initial_params) -> None:
         unknown = set(initial_params) - set(self.param_names)
@@ -49,6 +98,7 @@ class ExplorerBase(T.HasTraits):
         except T.TraitError as err:
             raise ValueError(str(err)) from None
         self.figures: dict[str, go.FigureWidget] = {name: go.FigureWidget() for name in self.figure_names}
+        self.controls: dict[str, W.Widget] = {}
         self._widget: W.Widget | None = None
         self.observe(self._on_change, names=list(self.param_names))
         self.update()
@@ -77,11 +127,7 @@ class ExplorerBase(T.HasTraits):
         finally:
             self.busy = False
         for name, fig in figs.items():
-            widget = self.figures[name]
-            with widget.batch_update():
-                widget.data = ()
-                widget.add_traces([_json_safe(trace) for trace in fig.data])
-                widget.layout = fig.layout
+            show_figure(self.figures[name], fig)
         self.error = ""
         self.updates += 1
         self.last_update_s = time.perf_counter() - start
@@ -98,48 +144,131 @@ class ExplorerBase(T.HasTraits):
             self.update()
 
     def set_params(self, **params) -> bool:
-        """Plain-call equivalent of moving several controls; returns whether the result is valid."""
+        """Plain-call equivalent of moving several controls; returns whether the result is valid.
+        A value the state cannot hold (wrong type) is reported in ``.error`` and leaves that
+        parameter unchanged."""
         unknown = set(params) - set(self.param_names)
         if unknown:
             raise ValueError(f"unknown parameter(s) {sorted(unknown)}; valid: {', '.join(self.param_names)}")
+        refused = []
         with self.hold_updates():
             for name, value in params.items():
                 try:
                     setattr(self, name, value)
                 except T.TraitError as err:
-                    self.error = str(err)
+                    refused.append(f"{name}={value!r} refused: {' '.join(str(err).split())}")
+        if refused:
+            self.error = "; ".join(refused)
         return not self.error
 
     @property
     def params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_names}
 
+    # ---- controls <-> state -----------------------------------------------------------------
+    def bind(self, name: str, control: W.Widget, *, key: str | None = None) -> W.Widget:
+        """Two-way binding of trait ``name`` and ``control.value`` that never rewrites the state:
+        a control that cannot show the state's value (out of its range: the range is widened;
+        NaN / inf / wrong type: the control is left alone) does not push anything back. The
+        control is kept in ``controls[key]`` (default: the trait's name)."""
+        key = key or name
+        self.controls[key] = control
+        self._bound[key] = name
+
+        def to_state(change):
+            if key in self._syncing:
+                return
+            self._syncing.add(key)
+            try:
+                setattr(self, name, change["new"])
+            except T.TraitError as err:
+                self.error = f"{name}={change['new']!r} refused: {' '.join(str(err).split())}"
+            finally:
+                self._syncing.discard(key)
+
+        def to_control(change=None):
+            if key not in self._syncing:
+                self._show_in_control(key)
+
+        to_control()
+        control.observe(to_state, "value")
+        self.observe(to_control, name)
+        return control
+
+    @property
+    def _bound(self) -> dict:
+        return self.__dict__.setdefault("_bound_controls", {})
+
+    @property
+    def _syncing(self) -> set:
+        return self.__dict__.setdefault("_syncing_keys", set())
+
+    def _show_in_control(self, key: str, low=None, high=None) -> None:
+        """Show the state's value in ``controls[key]``; with ``low`` / ``high``, first set the
+        control's range to them (widened to hold the state's value: nothing is clamped)."""
+        control, value = self.controls[key], getattr(self, self._bound.get(key, key))
+        shown = _representable(control, value)
+        self._syncing.add(key)
+        try:
+            if isinstance(control, W.FloatLogSlider):
+                if low is not None:
+                    control.min, control.max = math.log(low, control.base), math.log(high, control.base)
+                if shown:
+                    exp = math.log(value, control.base)
+                    control.min, control.max = min(control.min, exp), max(control.max, exp)
+            elif isinstance(control, _SLIDERS):
+                if low is not None:
+                    lo, hi = (min(low, value), max(high, value)) if shown else (low, high)
+                    if lo > control.max:
+                        control.max = hi
+                    control.min = lo
+                    control.max = hi
+                elif shown:
+                    control.min, control.max = min(control.min, value), max(control.max, value)
+            if shown:
+                control.value = value
+        finally:
+            self._syncing.discard(key)
+
     # ---- view -------------------------------------------------------------------------------
     def _controls(self) -> list[W.Widget]:
         raise NotImplementedError
 
+    def _header_views(self) -> list[W.Widget]:
+        return []
+
+    def _action_views(self) -> list[W.Widget]:
+        return []
+
     def _extra_views(self) -> list[W.Widget]:
         return []
+
+    def _status_text(self) -> str:
+        """The status line (HTML). Default: the Python compute time of the last update (the
+        browser's drawing comes on top of it)."""
+        if self.busy:
+            return "<i>computing…</i>"
+        return (f"<span style='color:#666'>Python compute time {self.last_update_s * 1000:.0f} ms "
+                "(figures drawn by the browser after that)</span>")
 
     @property
     def widget(self) -> W.Widget:
         """The ipywidgets layout: controls, status line, inline error, figures, export button."""
         if self._widget is None:
-            self.controls: dict[str, W.Widget] = {}
             controls = self._controls()
-            status = W.HTML()
-            error = W.HTML()
+            self.status_html = W.HTML()
+            self.error_html = W.HTML()
 
             def show_status(_=None):
-                status.value = ("<i>computing…</i>" if self.busy else
-                                f"<span style='color:#666'>updated in {self.last_update_s * 1000:.0f} ms</span>")
+                self.status_html.value = self._status_text()
 
             def show_error(_=None):
-                error.value = ("" if not self.error else
-                               f"<div class='creamviz-error' style='color:#b00020;border-left:3px solid #b00020;"
-                               f"padding:2px 8px'>⚠ {html.escape(self.error)} — showing the last valid figures</div>")
+                self.error_html.value = (
+                    "" if not self.error else
+                    f"<div class='creamviz-error' style='color:#b00020;border-left:3px solid #b00020;"
+                    f"padding:2px 8px'>⚠ {html.escape(self.error)} — showing the last valid figures</div>")
 
-            self.observe(show_status, ["busy", "last_update_s"])
+            self.observe(show_status, list(self.status_traits))
             self.observe(show_error, "error")
             show_status()
             show_error()
@@ -157,7 +286,9 @@ class ExplorerBase(T.HasTraits):
             panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])])
             figs = [self.figures[n] for n in self.figure_names]
             grid = W.VBox(figs, layout=W.Layout(width="100%"))  # one column: figures keep their full width
-            self._widget = W.VBox([panel, W.HBox([status, export, exported]), error, *self._extra_views(), grid])
+            self._widget = W.VBox([*self._header_views(), panel, *self._action_views(),
+                                   W.HBox([self.status_html, export, exported]), self.error_html,
+                                   *self._extra_views(), grid])
             self.export_button = export
         return self._widget
 

@@ -16,22 +16,74 @@ import traitlets as T
 from creamviz import coverage, segment_stats
 from creamviz import figures as F
 from creamviz.report import Section, write_report
-from creamviz.samplers import MIDDLE_MODES, SAMPLERS, CreamSampler, make_sampler
+from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
 
-__all__ = ["SamplerExplorer", "sampler_figures", "build_sampler"]
+__all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
 MAX_RANDPOS_IDS = 400_000  # RandPos has no closed form: bound the ids it materialises
+MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
+STYLE = {"description_width": "110px"}
 
 
-def build_sampler(method: str, train_len: int, target_len: int, *, k=None, mu=None, sigma=3.0,
-                  p_continuity=0.5, middle="reference"):
-    """The sampler a set of explorer parameters describes (CREAM-only ones ignored for peers)."""
-    if method == "cream":
-        return CreamSampler(train_len, target_len, k=k, mu=mu, sigma=sigma, p_continuity=p_continuity,
-                            middle=middle)
-    return make_sampler(method, train_len=train_len, target_len=target_len)
+def build_sampler(method: str, train_len: int, target_len: int, **params):
+    """The sampler a set of explorer parameters describes: ``params`` the method does not declare
+    (another sampler's) are ignored, None means the declared default."""
+    if not isinstance(method, str) or method not in SAMPLERS:
+        raise ValueError(f"method={method!r} is not a registered sampler; valid: {', '.join(sorted(SAMPLERS))}")
+    declared = {p.name for p in SAMPLERS[method].parameters}
+    return make_sampler(method, train_len=train_len, target_len=target_len,
+                        **{k: v for k, v in params.items() if k in declared})
+
+
+def explorer_memory_bytes(target_len: int) -> int:
+    """Bytes of the per-position arrays behind the explorer's figures (about six (L,) int64)."""
+    return 6 * 8 * int(target_len)
+
+
+def sampler_traits() -> dict[str, T.TraitType]:
+    """One trait per registered sampler parameter (the union over :data:`SAMPLERS`), typed
+    loosely: the sampler's declaration validates, so every value the user sets is kept as set."""
+    out = {}
+    for p in sampler_parameters().values():
+        if p.kind is str:
+            out[p.name] = T.Unicode(p.default, allow_none=p.default is None)
+        elif p.kind is int:
+            out[p.name] = T.Int(p.default, allow_none=p.default is None)
+        else:
+            out[p.name] = T.Float(p.default, allow_none=p.default is None)
+    return out
+
+
+def param_control(param: Param, train_len: int, target_len: int) -> W.Widget:
+    """The control of one declared parameter: a dropdown for choices, a slider over the valid
+    range for the current (N, L) (or the declared ``ui`` range where unbounded)."""
+    desc = f"{param.symbol} ({param.name})" if param.symbol and param.symbol != param.name else param.name
+    common = dict(description=desc, tooltip=param.help, style=STYLE,
+                  layout=W.Layout(width="270px" if param.default is None else "340px"))
+    if param.kind is str:
+        return W.Dropdown(options=list(param.choices), **common)
+    low, high, step = control_range(param, train_len, target_len)
+    if param.kind is int:
+        return W.IntSlider(min=low, max=high, step=step, continuous_update=False, **common)
+    if param.log_scale:
+        return W.FloatLogSlider(min=np.log10(low), max=np.log10(high), step=0.01, base=10,
+                                continuous_update=False, **common)
+    return W.FloatSlider(min=low, max=high, step=step, continuous_update=False, readout_format=".3g", **common)
+
+
+def control_range(param: Param, train_len: int, target_len: int) -> tuple:
+    """``(min, max, step)`` of a parameter's slider at (N, L): the valid range where bounded,
+    else the declared ``ui`` range."""
+    ui = param.ui(train_len, target_len) if callable(param.ui) else param.ui
+    low, high = param.bounds(train_len, target_len)
+    ui_low, ui_high, step = ui if ui is not None else (low, high, 1)
+    low = ui_low if low is None or param.low_open or (ui_low is not None and ui_low > low) else low
+    high = ui_high if high is None else high
+    if low is None or high is None:
+        raise ValueError(f"parameter {param.name!r} needs bounds or a `ui` range to get a slider")
+    return low, max(low, high), step
 
 
 def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage_samples: int = 2000) -> dict[str, go.Figure]:
@@ -42,8 +94,8 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
     """
     if sampler.has_segments:
         seg = sampler.sample(n_samples, seed=seed)
-        pmf = {sampler.middle: sampler.rand_factor_pmf()} if isinstance(sampler, CreamSampler) and \
-            sampler.middle != "uniform" else None
+        pmf = {sampler.middle: sampler.rand_factor_pmf()} if hasattr(sampler, "rand_factor_pmf") and \
+            getattr(sampler, "middle", "uniform") != "uniform" else None
         cov_input = seg[:coverage_samples]
         figs = {
             "strip": F.fig_strip(seg),
@@ -90,29 +142,35 @@ class SamplerExplorer(ExplorerBase):
     figure in ``.figures`` is rebuilt; invalid combinations set ``.error`` and keep the last
     valid figures.
 
-    Traits: ``method`` (cream / pose / randpos / contiguous), ``train_len`` (N), ``target_len``
-    (L), ``k`` (None = 4·factor), ``mu`` (None = 1 + factor), ``sigma``, ``p_continuity``,
-    ``middle`` (reference / truncnorm / uniform), ``n_samples``, ``seed``.
+    Traits: ``method`` (any registered sampler), ``train_len`` (N), ``target_len`` (L), one trait
+    per registered sampler parameter (built from the samplers' :class:`~creamviz.samplers.Param`
+    declarations; CREAM: ``k`` and ``mu`` (None = auto), ``sigma``, ``p_continuity``, ``middle``,
+    ``branch_block``), ``n_samples``, ``seed``. Controls of parameters the chosen method does not
+    declare are hidden; slider ranges follow the valid range at the current N and L.
     """
 
-    method = T.Enum(sorted(SAMPLERS), default_value="cream")
+    method = T.Unicode("cream")
     train_len = T.Int(4096)
     target_len = T.Int(32768)
-    k = T.Int(None, allow_none=True)
-    mu = T.Float(None, allow_none=True)
-    sigma = T.Float(3.0)
-    p_continuity = T.Float(0.5)
-    middle = T.Enum(list(MIDDLE_MODES), default_value="reference")
     n_samples = T.Int(20_000)
     seed = T.Int(0)
 
     figure_names = FIGURE_NAMES
-    param_names = ("method", "train_len", "target_len", "k", "mu", "sigma", "p_continuity", "middle",
-                   "n_samples", "seed")
+
+    def __init__(self, **params) -> None:
+        self.add_traits(**sampler_traits())
+        self.sampler_param_names = tuple(sampler_parameters())
+        self.param_names = ("method", "train_len", "target_len", *self.sampler_param_names, "n_samples", "seed")
+        super().__init__(**params)
 
     def _compute(self) -> dict[str, go.Figure]:
-        sampler = build_sampler(self.method, self.train_len, self.target_len, k=self.k, mu=self.mu,
-                                sigma=self.sigma, p_continuity=self.p_continuity, middle=self.middle)
+        need = explorer_memory_bytes(self.target_len) if isinstance(self.target_len, int) else 0
+        if need > MAX_MEMORY_BYTES:
+            raise ValueError(f"target_len={self.target_len:,} needs about {need / 2**20:,.0f} MiB of per-position "
+                             f"arrays for the figures; the explorer's limit is {MAX_MEMORY_BYTES / 2**20:.0f} MiB "
+                             f"(L <= {MAX_MEMORY_BYTES // explorer_memory_bytes(1):,})")
+        sampler = build_sampler(self.method, self.train_len, self.target_len,
+                                **{n: getattr(self, n) for n in self.sampler_param_names})
         if isinstance(self.n_samples, bool) or self.n_samples < 1 or self.n_samples > 2_000_000:
             raise ValueError(f"n_samples={self.n_samples} is out of range: valid is [1, 2000000]")
         figs = sampler_figures(sampler, self.n_samples, self.seed)
@@ -121,65 +179,80 @@ class SamplerExplorer(ExplorerBase):
 
     # ---- controls ---------------------------------------------------------------------------
     def _controls(self) -> list[W.Widget]:
-        style = {"description_width": "110px"}
         layout = W.Layout(width="340px")
         c = {
-            "method": W.Dropdown(options=sorted(SAMPLERS), description="method", style=style, layout=layout),
-            "middle": W.Dropdown(options=list(MIDDLE_MODES), description="middle", style=style, layout=layout),
-            "train_len": W.IntSlider(min=16, max=8192, step=16, description="N (train_len)", style=style,
+            "method": W.Dropdown(options=list(SAMPLERS), description="method", style=STYLE, layout=layout),
+            "train_len": W.IntSlider(min=16, max=8192, step=16, description="N (train_len)", style=STYLE,
                                      layout=layout, continuous_update=False),
-            "target_len": W.IntSlider(min=32, max=262144, step=16, description="L (target_len)", style=style,
+            "target_len": W.IntSlider(min=32, max=262144, step=16, description="L (target_len)", style=STYLE,
                                       layout=layout, continuous_update=False),
-            "sigma": W.FloatSlider(min=0.1, max=20, step=0.1, description="σ (sigma)", style=style, layout=layout,
-                                   continuous_update=False),
-            "p_continuity": W.FloatSlider(min=0, max=1, step=0.05, description="p continuity", style=style,
-                                          layout=layout, continuous_update=False),
-            "n_samples": W.IntSlider(min=100, max=200_000, step=100, description="samples", style=style,
-                                     layout=layout, continuous_update=False),
-            "seed": W.IntText(description="seed", style=style, layout=layout),
         }
-        for name, control in c.items():
-            control.value = getattr(self, name)
-            W.link((control, "value"), (self, name))
-        self.controls = c
-        k_box = self._optional_control("k", W.IntSlider(min=1, max=4096, description="k", style=style,
-                                                        layout=W.Layout(width="270px"), continuous_update=False),
-                                       default=lambda: (4 * self.target_len) // max(1, self.train_len))
-        mu_box = self._optional_control("mu", W.FloatSlider(min=-10, max=64, step=0.5, description="μ (mu)",
-                                                            style=style, layout=W.Layout(width="270px"),
-                                                            continuous_update=False),
-                                        default=lambda: 1 + self.target_len / max(1, self.train_len))
-        return [c["method"], c["train_len"], c["target_len"], k_box, mu_box, c["sigma"], c["p_continuity"],
-                c["middle"], c["n_samples"], c["seed"]]
+        tail = {
+            "n_samples": W.IntSlider(min=100, max=200_000, step=100, description="samples", style=STYLE,
+                                     layout=layout, continuous_update=False),
+            "seed": W.IntText(description="seed", style=STYLE, layout=layout),
+        }
+        boxes = [self.bind(name, control) for name, control in c.items()]
+        self.param_boxes: dict[str, W.Widget] = {}
+        for name, param in sampler_parameters().items():
+            self.param_boxes[name] = self._param_control(param)
+        boxes += list(self.param_boxes.values())
+        boxes += [self.bind(name, control) for name, control in tail.items()]
+        self.observe(self._refresh_controls, ["method", "train_len", "target_len", *self.param_boxes])
+        self._refresh_controls()
+        return boxes
 
-    def _optional_control(self, name: str, slider: W.Widget, default) -> W.Widget:
-        """A slider plus an 'auto' checkbox: checked -> trait None (the paper default)."""
+    def _window(self) -> tuple[int, int]:
+        """(N, L) for control ranges: the state's when usable, else the last valid sampler's."""
+        big_n, big_l = self.train_len, self.target_len
+        if isinstance(big_n, int) and isinstance(big_l, int) and 3 <= big_n < big_l:
+            return big_n, big_l
+        last = getattr(self, "sampler", None)
+        return (last.train_len, last.target_len) if last is not None else (4096, 32768)
+
+    def _refresh_controls(self, _change=None) -> None:
+        """Hide the controls the method does not declare; ranges follow validity at (N, L); an
+        'auto' parameter's slider shows the default rule's value."""
+        declared = {p.name for p in SAMPLERS[self.method].parameters} if self.method in SAMPLERS else set()
+        big_n, big_l = self._window()
+        for name, param in sampler_parameters().items():
+            self.param_boxes[name].layout.display = "" if name in declared else "none"
+            if param.kind is str:
+                continue
+            low, high, _ = control_range(param, big_n, big_l)
+            if getattr(self, name) is not None:
+                self._show_in_control(name, low, high)
+                continue
+            control, value = self.controls[name], param.default_for(big_n, big_l)
+            self._syncing.add(name)
+            try:  # auto: show the rule's value (the range widened to hold it)
+                control.min, control.max = min(low, value), max(high, value)
+                control.value = value
+            finally:
+                self._syncing.discard(name)
+
+    def _param_control(self, param: Param) -> W.Widget:
+        """A declared parameter's control; one with a default rule gets an 'auto' checkbox
+        (checked: trait None, the slider shows the rule's value and is disabled)."""
+        control = param_control(param, *self._window())
+        self.bind(param.name, control)
+        if param.default is not None:
+            return control
+        name = param.name
         auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
-                          layout=W.Layout(width="60px"))
-        slider.value = default() if getattr(self, name) is None else getattr(self, name)
-        slider.disabled = auto.value
-
-        def from_controls(_=None):
-            slider.disabled = auto.value
-            setattr(self, name, None if auto.value else slider.value)
-
-        def from_state(change):
-            auto.value = change["new"] is None
-            slider.disabled = auto.value
-            if change["new"] is not None:
-                slider.value = change["new"]
-
-        def refresh_default(_=None):
-            if auto.value:
-                slider.value = default()
-
-        auto.observe(from_controls, "value")
-        slider.observe(lambda ch: None if auto.value else from_controls(), "value")
-        self.observe(from_state, name)
-        self.observe(refresh_default, ["train_len", "target_len"])
-        self.controls[name] = slider
+                          layout=W.Layout(width="60px"), tooltip=f"default: {param.auto_text}")
         self.controls[f"{name}_auto"] = auto
-        return W.HBox([slider, auto])
+
+        def show_auto(_=None):
+            auto.value = control.disabled = getattr(self, name) is None
+
+        def from_checkbox(change):
+            setattr(self, name, None if change["new"] else control.value)
+
+        auto.observe(from_checkbox, "value")
+        self.observe(show_auto, name)
+        show_auto()
+        return W.HBox([control, auto])
 
     def export_html(self, path: str | Path = "creamviz_sampler.html") -> Path:
         """Write the current figures to one standalone HTML file (plotly.js embedded)."""
@@ -187,4 +260,3 @@ class SamplerExplorer(ExplorerBase):
         section = Section(title="Sampler explorer", paragraphs=[params],
                           figures=[go.Figure(f) for f in self.figures.values()])
         return write_report(path, "creamviz — sampler explorer", [section])
-

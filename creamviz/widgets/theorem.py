@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import warnings
 from pathlib import Path
 
 import ipywidgets as W
+import numpy as np
 import plotly.graph_objects as go
 import traitlets as T
 
@@ -15,46 +18,62 @@ from creamviz.figures.audit import fig_span_profile
 from creamviz.report import Section, write_report
 from creamviz.widgets.base import ExplorerBase
 
-__all__ = ["TheoremExplorer", "theorem_figures", "describe_audit"]
+__all__ = ["TheoremExplorer", "theorem_figures"]
 
-MAX_REGION_CELLS = 400_000  # head lengths x placements drawn in the region map
+MAX_REGION_CELLS = 400_000  # head lengths x placements computed for the region map
+MAX_MARKERS = 2000  # markers per region-map trace sent to the browser (more: placements pooled)
 
 
-def describe_audit(audit: theorem.TheoremAudit) -> str:
-    """The audit's verdict in plain words (one paragraph, paper symbols)."""
-    a = audit
-    starts = a.maximisers.tolist()
-    shown = ", ".join(map(str, starts[:8])) + (" …" if len(starts) > 8 else "")
-    parts = [f"N = {a.train_len}, L = {a.target_len}, L_h = {a.head_len}, L_m = {a.mid_len}, L_t = {a.tail_len}: "
-             f"the largest |D_r| over all {len(a.mid_starts)} middle placements is {a.max_span}, "
-             f"reached at P_s ∈ {{{shown}}}."]
-    if a.paper_value_matches:
-        parts.append(f"The paper's constant max(L_h−1, P_e−P_s, L_t−1) + 2N = {a.paper_value} matches.")
-    else:
-        parts.append(f"The paper's constant max(L_h−1, P_e−P_s, L_t−1) + 2N = {a.paper_value} (P_e inclusive) is "
-                     f"off by {a.paper_value - a.max_span:+d}; read with P_e exclusive it gives "
-                     f"{a.paper_value_exclusive}.")
-    parts.append(f"The upper bound W + 2N − 3 = {a.upper_bound} (W = max(L_h, L_m, L_t)) is "
-                 f"{'reached' if a.max_span == a.upper_bound else 'not reached: the four distance intervals cannot be made disjoint'}.")
-    if a.iff_holds:
-        parts.append("The reconstructed conditions hold exactly at the maximal placements: the 'iff' holds here.")
-    else:
-        bad = a.counterexamples.tolist()
-        parts.append(f"The 'iff' fails at {len(bad)} placement(s), P_s ∈ {{{', '.join(map(str, bad[:8]))}"
-                     f"{' …' if len(bad) > 8 else ''}}}.")
-    parts.append(f"Predicted threshold: the iff holds for every L ≥ L* = {a.min_target_len}.")
-    return " ".join(parts)
+def pool_region_map(region: theorem.RegionMap, max_markers: int = MAX_MARKERS) -> tuple[theorem.RegionMap, int]:
+    """The region map with its placements pooled in blocks of ``s`` consecutive P_s (the smallest
+    power of two leaving at most ``max_markers`` 'maximal' and 'conditions hold' cells): a block's
+    |D_r| is its maximum, and it is maximal / satisfies the conditions when any placement in it
+    does. Returns ``(pooled map, s)``; ``s = 1`` returns the map unchanged."""
+    block = 1
+    while max(_pooled(region.is_max, block).sum(), _pooled(region.conditions, block).sum()) > max_markers \
+            and block < region.mid_starts.size:
+        block *= 2
+    if block == 1:
+        return region, 1
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks (infeasible) stay NaN
+        spans = _pool(region.spans, block, np.nanmax, np.nan)
+    return dataclasses.replace(region, mid_starts=region.mid_starts[::block], spans=spans,
+                               is_max=_pooled(region.is_max, block), conditions=_pooled(region.conditions, block)), block
+
+
+def _pool(values: np.ndarray, block: int, reduce, fill) -> np.ndarray:
+    """Reduce (H, X) over column blocks of ``block`` -> (H, ceil(X / block)); the last block padded."""
+    rows, cols = values.shape
+    padded = np.full((rows, -(-cols // block) * block), fill, dtype=values.dtype)
+    padded[:, :cols] = values
+    return reduce(padded.reshape(rows, -1, block), axis=2)
+
+
+def _pooled(mask: np.ndarray, block: int) -> np.ndarray:
+    return mask if block == 1 else _pool(mask, block, np.any, False)
 
 
 def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: int) -> tuple[dict[str, go.Figure], theorem.TheoremAudit]:
     """The audit at one configuration and its figures: span profile and region map over L_h."""
+    head_lens = list(range(1, train_len - tail_len)) if isinstance(train_len, int) and isinstance(tail_len, int) else []
+    if isinstance(target_len, int) and max(1, len(head_lens)) * target_len > MAX_REGION_CELLS:  # before allocating
+        raise ValueError(f"target_len={target_len:,} x {max(1, len(head_lens))} head lengths is too large for the "
+                         f"region map (at most {MAX_REGION_CELLS:,} cells: L <= "
+                         f"{MAX_REGION_CELLS // max(1, len(head_lens)):,} at N = {train_len}, L_t = {tail_len})")
     audit = theorem.audit(train_len, target_len, head_len, tail_len)
-    head_lens = list(range(1, train_len - tail_len))
-    if len(head_lens) * target_len > MAX_REGION_CELLS:
-        raise ValueError(f"target_len={target_len} x {len(head_lens)} head lengths is too large for the region map "
-                         f"(at most {MAX_REGION_CELLS:,} cells); lower N or L")
     region = theorem.region_map(train_len, target_len, head_lens=head_lens, tail_len=tail_len)
-    return {"span_profile": fig_span_profile(audit), "region_map": F.fig_region_map(region)}, audit
+    pooled, block = pool_region_map(region)
+    title = None if block == 1 else (f"Theorem B.1 region map (N = {train_len}, L = {target_len}, L_t = {tail_len}; "
+                                     f"markers: any placement in blocks of {block})")
+    fig = F.fig_region_map(region, title=title)  # the heatmap keeps every placement
+    if block > 1:  # the marker layers: one per block of placements, at the block's first P_s
+        for trace in fig.data:
+            mask = {"maximal": pooled.is_max, "conditions hold": pooled.conditions}.get(trace.name)
+            if mask is not None and trace.type == "scatter":
+                rows, cols = np.nonzero(mask)
+                trace.x, trace.y = pooled.mid_starts[cols], pooled.head_lens[rows]
+    return {"span_profile": fig_span_profile(audit), "region_map": fig}, audit
 
 
 class TheoremExplorer(ExplorerBase):
@@ -73,27 +92,37 @@ class TheoremExplorer(ExplorerBase):
     def _compute(self) -> dict[str, go.Figure]:
         figs, audit = theorem_figures(self.train_len, self.target_len, self.head_len, self.tail_len)
         self.audit = audit
-        self.verdict = describe_audit(audit)
+        self.verdict = theorem.describe_audit(audit)
         return figs
 
     def _controls(self) -> list[W.Widget]:
         style = {"description_width": "110px"}
         layout = W.Layout(width="340px")
-        c = {
-            "train_len": W.IntSlider(min=3, max=64, description="N (train_len)", style=style, layout=layout,
-                                     continuous_update=False),
-            "target_len": W.IntSlider(min=4, max=1024, description="L (target_len)", style=style, layout=layout,
-                                      continuous_update=False),
-            "head_len": W.IntSlider(min=1, max=62, description="L_h (head_len)", style=style, layout=layout,
-                                    continuous_update=False),
-            "tail_len": W.IntSlider(min=1, max=62, description="L_t (tail_len)", style=style, layout=layout,
-                                    continuous_update=False),
-        }
-        for name, control in c.items():
-            control.value = getattr(self, name)
-            W.link((control, "value"), (self, name))
-        self.controls = c
-        return list(c.values())
+        slider = dict(style=style, continuous_update=False)
+        self.bind("train_len", W.IntSlider(min=3, max=64, description="N (train_len)", layout=layout, **slider))
+        self.bind("target_len", W.IntSlider(min=4, max=1024, description="L (target_len)",
+                                            layout=W.Layout(width="260px"), readout=False, **slider))
+        self.bind("target_len", W.IntText(layout=W.Layout(width="80px"), tooltip="type any L"),
+                  key="target_len_text")
+        self.bind("head_len", W.IntSlider(min=1, max=62, description="L_h (head_len)", layout=layout, **slider))
+        self.bind("tail_len", W.IntSlider(min=1, max=62, description="L_t (tail_len)", layout=layout, **slider))
+        self.observe(self._refresh_ranges, list(self.param_names))
+        self._refresh_ranges()
+        c = self.controls
+        return [c["train_len"], W.HBox([c["target_len"], c["target_len_text"]]), c["head_len"], c["tail_len"]]
+
+    def _refresh_ranges(self, _change=None) -> None:
+        """Slider ranges follow validity: L_h in [1, N-2], L_t in [1, N-1-L_h], L from N+1 up to
+        the region map's cell limit (the typed box takes any L)."""
+        a = getattr(self, "audit", None)
+        ok = all(isinstance(getattr(self, n), int) for n in self.param_names)
+        big_n, head, tail = (self.train_len, self.head_len, self.tail_len) if ok else \
+            ((a.train_len, a.head_len, a.tail_len) if a else (12, 2, 3))
+        big_n = max(3, big_n)
+        top_l = max(big_n + 1, min(1024, MAX_REGION_CELLS // max(1, big_n - max(1, tail) - 1)))
+        self._show_in_control("target_len", big_n + 1, top_l)
+        self._show_in_control("head_len", 1, max(1, big_n - 2))
+        self._show_in_control("tail_len", 1, max(1, big_n - 1 - max(1, head)))
 
     def _extra_views(self) -> list[W.Widget]:
         box = W.HTML()
