@@ -119,6 +119,7 @@ def test_launch_trains_in_the_background_then_evaluates(tmp_path):
     assert list(trace.x) == [1, 2, 3] and list(trace.y) == [r["loss"] for r in la.loss_log]
     assert la.loss_log == [{"step": r["step"], "loss": r["loss"]} for r in la.result.loss_log]
     assert la.progress.value == 3 and la.progress.bar_style == "success"
+    assert la.progress.description == "step 3 / 3"
 
     # the run used the explorer's sampler and the launcher's seed
     meta = json.loads((la.result.final_model / "creamviz_run.json").read_text())
@@ -139,30 +140,59 @@ def test_launch_trains_in_the_background_then_evaluates(tmp_path):
 
 
 @pytest.mark.slow
-def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path):
-    la = TrainingLauncher(target_len=2048, out=str(tmp_path / "run"), **{**RUN, "steps": 2})
+def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # output dir left blank: runs/launcher/<method>-L<L>-<time> under here
+    la = TrainingLauncher(target_len=2048, **{**RUN, "steps": 2})
+    _ = la.widget
     assert la.cancel() is False  # nothing to cancel yet
     assert la.launch() is True
     assert la.cancel() is True  # stops after the first step
     assert la.wait(WAIT_S) == "cancelled", la.error
-    ckpt = tmp_path / "run" / "checkpoint-1"
+    run_dir = pathlib.Path(la.run_dir)
+    assert run_dir.parent == pathlib.Path("runs/launcher")
+    ckpt = run_dir / "checkpoint-1"
     assert (ckpt / "model.safetensors").is_file()
     assert la.step == 1 and la.result.final_model is None and str(ckpt) in la.message
-    assert len(la.figures["evaluation"].data) == 0  # no evaluation for a cancelled run
+    assert not la.message.startswith("cancelled") and la.progress.description == "step 1 / 2"
+    assert "Evaluation" in la.figures["evaluation"].layout.title.text  # a placeholder, no stale title
 
     # launching again into the same directory without resume fails in the thread -> inline error
+    la.out = str(run_dir)
     assert la.launch() is True
     assert la.wait(WAIT_S) == "failed"
     assert "already holds checkpoints" in la.error and "Traceback" not in la.error
+    assert "creamviz-error" in la.error_html.value
 
-    # resume continues from checkpoint-1; perplexity evaluation this time
+    # resume with the output dir blank continues the same run from checkpoint-1; perplexity this time
+    la.out = ""
     la.resume = True
     la.evaluation = "ppl"
     assert la.error == ""
-    assert la.launch() is True and la.wait(WAIT_S) == "done", la.error
+    assert la.launch() is True
+    assert [r["step"] for r in la.loss_log] == [1]  # the checkpoint's losses, before the thread reports
+    assert la.wait(WAIT_S) == "done", la.error
+    assert pathlib.Path(la.run_dir) == run_dir
     assert la.result.resumed_from == ckpt and la.result.steps_done == 2
-    assert [r["step"] for r in la.result.loss_log] == [1, 2] and [r["step"] for r in la.loss_log] == [2]
+    assert [r["step"] for r in la.result.loss_log] == [1, 2] and [r["step"] for r in la.loss_log] == [1, 2]
+    assert [r["loss"] for r in la.loss_log] == [r["loss"] for r in la.result.loss_log]
+    assert list(la.figures["loss"].data[0].x) == [1, 2]  # the live curve keeps step 1
+    assert la.progress.description == "step 2 / 2" and not la.message.startswith("done")
     ppl = la.eval_result
     assert ppl.length == 2048 and (ppl.nll > 0).all()
     assert la.figures["evaluation"].data[0].name == "cream"
     assert pathlib.Path(la.export_html(tmp_path / "run.html")).stat().st_size > 0
+
+
+def test_launcher_defaults_match_the_notebooks():
+    from creamviz.experiment import ExperimentConfig
+
+    assert TrainingLauncher.lr.default_value == ExperimentConfig().lr
+
+
+def test_progress_text_counts_steps_and_eta():
+    from creamviz.widgets.training import progress_text
+
+    assert progress_text(0, 10, 0.0, 0) == "step 0 / 10"
+    assert progress_text(2, 10, 4.0, 0) == "step 2 / 10 · ETA 0:16"  # 2 s per step, 8 steps left
+    assert progress_text(7, 10, 60.0, 5) == "step 7 / 10 · ETA 1:30"  # resumed at 5: 30 s per step
+    assert progress_text(10, 10, 9.0, 0) == "step 10 / 10"

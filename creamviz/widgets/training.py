@@ -282,7 +282,8 @@ class TrainingLauncher(ExplorerBase):
         try:
             result = train(cfg, callbacks=callbacks)
             self.result = result
-            self._on_step(result.steps_done)
+            self.step = result.steps_done
+            self.progress_label = progress_text(result.steps_done, cfg.steps, 0.0, result.steps_done)  # no ETA
             if not result.completed:
                 kept = result.checkpoints[-1] if result.checkpoints else None
                 self.message = (f"at step {result.steps_done} / {cfg.steps}; checkpoint kept in {kept}. "
