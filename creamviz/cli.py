@@ -178,9 +178,10 @@ def _fail(prog: str, parser: argparse.ArgumentParser, err: BaseException) -> int
 
 # --------------------------------------------------------------------------- train
 def _train_parser() -> argparse.ArgumentParser:
-    from creamviz.samplers import SAMPLERS, sampler_parameters
+    from creamviz.samplers import SAMPLERS, load_sampler_plugins, sampler_parameters
     from creamviz.training import TrainConfig
 
+    load_sampler_plugins()  # schemes other packages register under the "creamviz.samplers" entry points
     p = OneLineParser(prog="creamviz train", formatter_class=_Formatter,
                       description="Fine-tune a model with a position sampler (creamviz.training.train).")
     add_dataclass_arguments(p, TrainConfig, helps={

@@ -33,6 +33,9 @@ __all__ = [
     "register_sampler",
     "unregister_sampler",
     "sampler_parameters",
+    "load_sampler_plugins",
+    "check_n",
+    "make_rng",
     "CreamSampler",
     "PoseSampler",
     "RandPosSampler",
@@ -94,6 +97,10 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 def _check_n(n: Any) -> int:
     return _check_int("n", n, low=1)
+
+
+check_n = _check_n  # public: a sampler's `n` argument as an int >= 1, or a ValueError
+make_rng = _rng  # public: a np.random.Generator from a sampler's `seed` argument
 
 
 # --------------------------------------------------------------------------- the data container
@@ -244,7 +251,7 @@ class Sampler:
       attribute (``self.<name>``, defaults resolved), then calls :meth:`check` for rules that tie
       several parameters together. Do not override ``__init__``.
     - ``sample(n, seed) -> Segments``: ``n`` layouts, vectorised, randomness only from
-      ``_rng(seed)`` (an int seed or a ``np.random.Generator``); every row's ids strictly increase
+      ``make_rng(seed)`` (an int seed or a ``np.random.Generator``); every row's ids strictly increase
       inside ``[0, L)`` and number exactly N. Schemes without a head / middle / tail form set
       ``has_segments = False`` and override :meth:`position_ids` instead (``(n, N)`` int64 ids).
     - ``min_train_len``: the smallest N the scheme accepts.
@@ -608,6 +615,20 @@ def sampler_parameters() -> dict[str, Param]:
         for p in cls.parameters:
             out.setdefault(p.name, p)
     return out
+
+
+def load_sampler_plugins() -> list[str]:
+    """Register the samplers other packages advertise under the entry-point group
+    ``creamviz.samplers`` (``name = "package.module:SamplerClass"``); returns their names."""
+    from importlib.metadata import entry_points
+
+    names = []
+    for entry in entry_points(group="creamviz.samplers"):
+        cls = entry.load()
+        if SAMPLERS.get(cls.name) is not cls:
+            register_sampler(cls)
+        names.append(cls.name)
+    return names
 
 
 for _cls in (CreamSampler, PoseSampler, RandPosSampler, ContiguousSampler):

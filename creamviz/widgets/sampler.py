@@ -22,7 +22,7 @@ from creamviz.widgets.base import ExplorerBase
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
-MAX_RANDPOS_IDS = 400_000  # RandPos has no closed form: bound the ids it materialises
+MAX_RANDPOS_IDS = 400_000  # samplers without segments (RandPos, …): bound the ids they materialise
 MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
 STYLE = {"description_width": "110px"}
 
@@ -89,8 +89,9 @@ def control_range(param: Param, train_len: int, target_len: int) -> tuple:
 def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage_samples: int = 2000) -> dict[str, go.Figure]:
     """Every explorer figure for ``sampler``: strip, segment density, middle placement, coverage.
 
-    ``n_samples`` samples feed the statistics (RandPos: at most ``400k / N`` of them, since it has
-    no closed form); the coverage curve uses the first ``coverage_samples``.
+    ``n_samples`` samples feed the statistics (samplers without segments, such as RandPos: at most
+    ``400k / N`` of them, since their ids are materialised); the coverage curve uses the first
+    ``coverage_samples``.
     """
     if sampler.has_segments:
         seg = sampler.sample(n_samples, seed=seed)
@@ -102,15 +103,15 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
             "segment_density": F.fig_segment_density(segment_stats.segment_usage(seg)),
             "middle_placement": F.fig_middle_placement(segment_stats.middle_placement(seg), rand_factor_pmf=pmf),
         }
-    else:  # RandPos: ids only
+    else:  # no segments (RandPos, a user's free-form scheme): ids only
         n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len))
         ids = sampler.position_ids(n, seed=seed)
         usage = segment_stats.position_usage(ids, target_len=sampler.target_len)
         figs = {
-            "strip": _ids_strip(ids[:12], sampler.target_len),
+            "strip": _ids_strip(ids[:12], sampler.target_len, _label(sampler)),
             "segment_density": F.fig_position_usage({sampler.name: usage},
-                                                    title=f"Where the ids land ({n:,} samples; RandPos has no segments)"),
-            "middle_placement": _empty_figure("RandPos has no middle segment"),
+                                                    title=f"Where the ids land ({n:,} samples; {_label(sampler)} has no segments)"),
+            "middle_placement": _empty_figure(f"{_label(sampler)} has no middle segment"),
         }
         cov_input = ids[: max(1, min(coverage_samples, n, 50))]
     curve = coverage.coverage_curve(cov_input, sampler.target_len)
@@ -126,12 +127,16 @@ def _empty_figure(text: str) -> go.Figure:
     return fig
 
 
-def _ids_strip(ids: np.ndarray, target_len: int) -> go.Figure:
+def _label(sampler) -> str:
+    return {"randpos": "RandPos", "pose": "PoSE", "cream": "CREAM"}.get(sampler.name, sampler.name)
+
+
+def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
     fig = go.Figure()
     for i, row in enumerate(ids):
         fig.add_trace(go.Scattergl(x=row, y=np.full(len(row), f"#{i}"), mode="markers", showlegend=False,
                                    marker={"size": 3, "color": "#9467bd"}))
-    fig.update_layout(template="plotly_white", title=f"{len(ids)} RandPos position vectors",
+    fig.update_layout(template="plotly_white", title=f"{len(ids)} {label} position vectors",
                       xaxis={"title": "position id", "range": [0, target_len]},
                       yaxis={"autorange": "reversed", "title": "sample"})
     return fig
