@@ -222,8 +222,15 @@ class Param:
 
     def resolve(self, value: Any, train_len: int, target_len: int) -> Any:
         """``value`` checked against the declaration (None -> the default); ValueError otherwise."""
+        if value is None and self.default is None:  # the rule f(N, L): say so when it gives a bad value
+            try:
+                return self.resolve(self.auto(train_len, target_len), train_len, target_len)
+            except ValueError as err:
+                raise ValueError(f"{err}; {self.name} is the default {self.auto_text or 'rule'} at "
+                                 f"train_len={train_len}, target_len={target_len}: set {self.name} explicitly "
+                                 "or change N / L") from None
         if value is None:
-            value = self.default_for(train_len, target_len)
+            value = self.default
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
                 raise ValueError(f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")

@@ -248,11 +248,18 @@ class SamplerExplorer(ExplorerBase):
                           layout=W.Layout(width="60px"), tooltip=f"default: {param.auto_text}")
         self.controls[f"{name}_auto"] = auto
 
-        def show_auto(_=None):
-            auto.value = control.disabled = getattr(self, name) is None
+        key = f"{name}_auto"
+
+        def show_auto(_=None):  # state -> checkbox, without writing back
+            self._syncing.add(key)
+            try:
+                auto.value = control.disabled = getattr(self, name) is None
+            finally:
+                self._syncing.discard(key)
 
         def from_checkbox(change):
-            setattr(self, name, None if change["new"] else control.value)
+            if key not in self._syncing:
+                setattr(self, name, None if change["new"] else control.value)
 
         auto.observe(from_checkbox, "value")
         self.observe(show_auto, name)

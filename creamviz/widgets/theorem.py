@@ -56,13 +56,14 @@ def _pooled(mask: np.ndarray, block: int) -> np.ndarray:
 
 def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: int) -> tuple[dict[str, go.Figure], theorem.TheoremAudit]:
     """The audit at one configuration and its figures: span profile and region map over L_h."""
-    head_lens = list(range(1, train_len - tail_len)) if isinstance(train_len, int) and isinstance(tail_len, int) else []
-    if isinstance(target_len, int) and max(1, len(head_lens)) * target_len > MAX_REGION_CELLS:  # before allocating
-        raise ValueError(f"target_len={target_len:,} x {max(1, len(head_lens))} head lengths is too large for the "
-                         f"region map (at most {MAX_REGION_CELLS:,} cells: L <= "
-                         f"{MAX_REGION_CELLS // max(1, len(head_lens)):,} at N = {train_len}, L_t = {tail_len})")
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (train_len, target_len, tail_len))
+    n_heads = max(1, train_len - tail_len - 1) if ints else 1  # rows of the region map: L_h = 1 .. N - L_t - 1
+    if ints and n_heads * target_len > MAX_REGION_CELLS:  # refuse before allocating anything
+        raise ValueError(f"train_len={train_len:,}, target_len={target_len:,}, tail_len={tail_len:,}: the region map "
+                         f"would have {n_heads:,} head lengths x {target_len:,} placements; at most "
+                         f"{MAX_REGION_CELLS:,} cells (L <= {MAX_REGION_CELLS // n_heads:,} at this N and L_t)")
     audit = theorem.audit(train_len, target_len, head_len, tail_len)
-    region = theorem.region_map(train_len, target_len, head_lens=head_lens, tail_len=tail_len)
+    region = theorem.region_map(train_len, target_len, head_lens=list(range(1, train_len - tail_len)), tail_len=tail_len)
     pooled, block = pool_region_map(region)
     title = None if block == 1 else (f"Theorem B.1 region map (N = {train_len}, L = {target_len}, L_t = {tail_len}; "
                                      f"markers: any placement in blocks of {block})")
