@@ -22,7 +22,7 @@ import traitlets as T
 
 __all__ = ["ExplorerBase", "MAX_SVG_POINTS", "show_figure"]
 
-MAX_SVG_POINTS = 500  # scatter traces with more points are drawn with WebGL (Scattergl)
+MAX_SVG_POINTS = 500  # lines+markers traces with more points are drawn as lines only
 _SLIDERS = (W.IntSlider, W.FloatSlider, W.FloatLogSlider, W.BoundedIntText, W.BoundedFloatText)
 
 
@@ -36,12 +36,12 @@ def _json_safe(trace):
 
 
 def _fast(trace):
-    """Large SVG scatters freeze the browser: draw them with WebGL (same data, same style)."""
-    if type(trace) is go.Scatter and trace.x is not None and len(trace.x) > MAX_SVG_POINTS:
-        spec = trace.to_plotly_json()
-        spec.pop("type", None)
-        spec.pop("cliponaxis", None)
-        return go.Scattergl(spec)
+    """Long SVG lines with a marker per point slow the browser down: past ``MAX_SVG_POINTS`` points
+    a lines+markers trace keeps its line only (the same data; no WebGL, which headless and
+    GPU-less browsers emulate slowly)."""
+    if type(trace) is go.Scatter and trace.x is not None and len(trace.x) > MAX_SVG_POINTS \
+            and trace.mode and "lines" in trace.mode and "markers" in trace.mode:
+        trace.mode = "lines"
     return trace
 
 

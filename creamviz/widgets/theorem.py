@@ -21,7 +21,7 @@ from creamviz.widgets.base import ExplorerBase
 __all__ = ["TheoremExplorer", "theorem_figures"]
 
 MAX_REGION_CELLS = 400_000  # head lengths x placements computed for the region map
-MAX_MARKERS = 2000  # markers per region-map trace sent to the browser (more: placements pooled)
+MAX_MARKERS = 400  # markers per trace sent to the browser (more: placements pooled in blocks)
 
 
 def pool_region_map(region: theorem.RegionMap, max_markers: int = MAX_MARKERS) -> tuple[theorem.RegionMap, int]:
@@ -40,6 +40,16 @@ def pool_region_map(region: theorem.RegionMap, max_markers: int = MAX_MARKERS) -
         spans = _pool(region.spans, block, np.nanmax, np.nan)
     return dataclasses.replace(region, mid_starts=region.mid_starts[::block], spans=spans,
                                is_max=_pooled(region.is_max, block), conditions=_pooled(region.conditions, block)), block
+
+
+def thin_markers(x: np.ndarray, y: np.ndarray, max_markers: int = MAX_MARKERS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Keep the first marker of each block of ``s`` consecutive x values that holds one, with
+    ``s`` the smallest power of two leaving at most ``max_markers``; returns ``(x, y, s)``."""
+    step = 1
+    while np.unique(x // step).size > max_markers:
+        step *= 2
+    _, first = np.unique(x // step, return_index=True)
+    return x[first], y[first], step
 
 
 def _pool(values: np.ndarray, block: int, reduce, fill) -> np.ndarray:
@@ -74,7 +84,15 @@ def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: in
             if mask is not None and trace.type == "scatter":
                 rows, cols = np.nonzero(mask)
                 trace.x, trace.y = pooled.mid_starts[cols], pooled.head_lens[rows]
-    return {"span_profile": fig_span_profile(audit), "region_map": fig}, audit
+    profile = fig_span_profile(audit)
+    thinned = 1
+    for trace in profile.data:  # the span profile's markers: at most MAX_MARKERS per trace
+        if trace.name in ("maximal", "conditions hold") and trace.x is not None and len(trace.x) > MAX_MARKERS:
+            x, y, step = thin_markers(np.asarray(trace.x), np.asarray(trace.y), MAX_MARKERS)
+            trace.x, trace.y, thinned = x, y, max(thinned, step)
+    if thinned > 1:
+        profile.update_layout(title=f"{profile.layout.title.text} (markers: one per {thinned} placements)")
+    return {"span_profile": profile, "region_map": fig}, audit
 
 
 class TheoremExplorer(ExplorerBase):
