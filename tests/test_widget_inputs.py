@@ -141,7 +141,7 @@ def test_theorem_explorer_l_slider_and_typed_box():
     from creamviz.widgets.theorem import MAX_MARKERS
 
     ex.set_params(target_len=1024)
-    full = region_map(64, 1024, head_lens=list(range(1, 43)), tail_len=20)
+    full = region_map(64, 1024, head_lens=list(range(1, 64 - 20)), tail_len=20)  # L_h = 1 .. N - L_t - 1
     assert full.is_max.sum() > 10 * MAX_MARKERS  # thousands of maximal placements ...
     for name in ("region_map", "span_profile"):
         markers = [t for t in ex.figures[name].data if t.name in ("maximal", "conditions hold")]
