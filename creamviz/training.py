@@ -433,7 +433,7 @@ def _loss_log(log_history: list[dict]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- the run
-def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> TrainResult:
     """Fine-tune ``config.model`` for ``config.steps`` steps with sampled position ids.
 
     Each training example is a window cut from the corpus at a seeded offset (N tokens for
@@ -444,6 +444,8 @@ def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
     newest one with the same data, ids and RNG states, so the resumed run equals an uninterrupted
     one step for step. A completed run saves ``out/final`` (safetensors, tokenizer,
     :data:`RUN_METADATA`). ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
+    ``dataset`` replaces the one ``config.data`` names (a map-style dataset of at least
+    ``steps * batch_size * grad_accum`` rows in the collator's format; ``config.data`` is then a label).
     Works unchanged under ``accelerate launch`` (every process calls ``train``; rank 0 writes).
     """
     from transformers import Trainer, TrainingArguments
@@ -498,7 +500,10 @@ def train(config: TrainConfig, callbacks: Sequence = ()) -> TrainResult:
     )
     window = config.train_len if config.tokens == "contiguous" else config.target_len
     n_windows = config.steps * config.batch_size * config.grad_accum * max(1, args.world_size)
-    if config.data == "mix":
+    if dataset is not None:
+        if len(dataset) < n_windows:
+            raise ValueError(f"dataset has {len(dataset)} rows; the run needs n_windows={n_windows}")
+    elif config.data == "mix":
         dataset = MixtureDataset(tokenizer, window, n_windows, config.seed)
     else:
         token_ids = tokenizer(read_corpus(config.data), add_special_tokens=False)["input_ids"]

@@ -1,0 +1,435 @@
+"""The sampler-parameter study: arms x seeds of the miniature, with per-prompt records.
+
+``run_study(StudyConfig(out=DIR))`` fine-tunes the shipped tiny base from N = 256 to L = 2048 once per
+(arm, seed), each arm a position sampler with its parameters (CREAM's σ, middle placement, branch
+probability; PoSE, RandPos, plain contiguous windows), with identical data, steps, learning rate, YaRN
+interpolation and evaluation prompts. Seed s gives every arm the same training rows in the same
+order (the data and the torch seed), so arms are compared *paired by seed*; every model answers the
+same fixed prompts (paired by prompt): key-value retrieval by depth of the gold pair at L
+(``data/eval/kv100_L2048``, 100 prompts per depth) and the RULER-style tasks (100 prompts each).
+
+Runs execute in a fixed priority order (:meth:`StudyConfig.plan`): seeds ``0 .. seeds-1`` of every
+arm (seed-major, the key arms CREAM and PoSE first), then the extra seeds of the key arms, pairwise.
+A run whose ``result.json`` exists with the same configuration is reused, so an interrupted study
+continues where it stopped; ``jobs > 1`` runs that many worker processes (one GPU or several CPU
+cores), each taking the next run of the plan; ``deadline_s`` stops starting new runs after that many
+seconds, so the finished set is a prefix of the plan, never a choice made from results.
+
+Training data (``data="mix+ruler"``): the tiny base's pre-training mixture (text + the retrieval tasks
+it knows, :class:`creamviz.training.MixtureDataset`) with a share ``ruler_share`` of rows replaced by
+one in-window (<= N tokens) example of a RULER-style task, so the fine-tuned models know the new
+formats and the evaluation at L measures their long-context use. ``data="mix"`` is the demo's mix.
+
+The statistics of the records are in :mod:`creamviz.significance`; ``creamviz study --out DIR``
+runs the plan and writes ``DIR/summary.json`` and ``DIR/records.csv.gz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from creamviz import tasks
+
+__all__ = ["Arm", "ARMS", "KEY_ARMS", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
+           "load_records", "write_records", "main"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the study: a sampler and its parameters (the rest of the run is shared)."""
+
+    name: str  # short id used in run directories and tables
+    sampler: str  # cream | pose | randpos | contiguous
+    params: dict = field(default_factory=dict)  # sampler parameters other than N, L
+    label: str = ""  # what the arm varies, for tables and figures
+
+    def record(self) -> dict:
+        return {"sampler": self.sampler, **self.params}
+
+
+ARMS = (
+    Arm("cream", "cream", {"sigma": 3.0, "p_continuity": 0.5, "middle": "reference"}, "CREAM reference (σ = 3)"),
+    Arm("pose", "pose", {}, "PoSE"),
+    Arm("cream-sigma1", "cream", {"sigma": 1.0}, "CREAM σ = 1"),
+    Arm("cream-sigma6", "cream", {"sigma": 6.0}, "CREAM σ = 6"),
+    Arm("cream-uniform", "cream", {"middle": "uniform"}, "CREAM, uniform middle"),
+    Arm("cream-truncnorm", "cream", {"middle": "truncnorm"}, "CREAM, truncated-normal middle"),
+    Arm("cream-continuity", "cream", {"p_continuity": 1.0}, "CREAM, continuity only"),
+    Arm("cream-relativity", "cream", {"p_continuity": 0.0}, "CREAM, relativity only"),
+    Arm("randpos", "randpos", {}, "RandPos"),
+    Arm("contiguous", "contiguous", {}, "plain YaRN fine-tuning (contiguous windows)"),
+)
+KEY_ARMS = ("cream", "pose")  # the contrast that gets the extra seeds
+ARM_BY_NAME = {a.name: a for a in ARMS}
+BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no seeds)
+
+
+@dataclass
+class StudyConfig:
+    out: Path = Path("study_out")  # runs go to out/runs/<arm>-s<seed>
+    base: str = "tiny"  # base checkpoint ("tiny" = data/tiny-base)
+    target_len: int = 2048  # L; N is the base's window (256)
+    rope: str = "yarn"  # RoPE interpolation of every model, the base included
+    steps: int = 300  # optimizer steps per run (the demo's)
+    lr: float = 5e-4  # peak learning rate (the demo's)
+    batch_size: int = 8  # windows of N tokens per step
+    data: str = "mix+ruler"  # "mix+ruler": pre-training mix + in-window RULER-style rows; "mix": the demo's
+    ruler_share: float = 0.25  # share of training rows that are RULER-style examples (data="mix+ruler")
+    arms: tuple[str, ...] = tuple(a.name for a in ARMS)  # arm names (see ARMS)
+    seeds: int = 6  # seeds 0 .. seeds-1 for every arm
+    key_seeds: int = 6  # seeds for the key arms (CREAM, PoSE); >= seeds
+    kv_set: str = tasks.STUDY_KV_SET  # key-value set at L: data/eval/<kv_set>.jsonl
+    kv_per_depth: int | None = None  # first prompts per depth of kv_set (None = all)
+    ruler_tasks: tuple[str, ...] = tasks.RULER_TASKS  # RULER-style tasks evaluated
+    ruler_prompts: int | None = None  # first prompts of each RULER-style set (None = all 100)
+    eval_batch_size: int = 8  # prompts per generation batch
+    include_base: bool = True  # evaluate the untuned base too
+    jobs: int = 1  # worker processes (1 = in this process)
+    deadline_s: float | None = None  # start no run after this many seconds (None = no limit)
+    progress: bool = True  # tqdm bars
+
+    @classmethod
+    def quick(cls, **overrides) -> StudyConfig:
+        """A < 60 s version (two arms, two seeds, a few steps and prompts at L = 512) for tests."""
+        base = dict(target_len=512, steps=3, lr=1e-3, batch_size=2, arms=("cream", "pose"), seeds=2,
+                    key_seeds=2, kv_set="kv_L512", kv_per_depth=2, ruler_prompts=2, progress=False)
+        return cls(**{**base, **overrides})
+
+    def validate(self) -> None:
+        unknown = [a for a in self.arms if a not in ARM_BY_NAME]
+        if unknown:
+            raise ValueError(f"arms={unknown} unknown; valid: {', '.join(ARM_BY_NAME)}")
+        for name, low in (("seeds", 1), ("steps", 1), ("batch_size", 1), ("jobs", 1), ("eval_batch_size", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name}={v!r} is out of range: valid is an integer >= {low}")
+        if self.key_seeds < self.seeds:
+            raise ValueError(f"key_seeds={self.key_seeds} must be >= seeds={self.seeds}")
+        if self.data not in ("mix", "mix+ruler"):
+            raise ValueError(f"data={self.data!r}; valid: mix, mix+ruler")
+        if not 0.0 <= self.ruler_share <= 1.0:
+            raise ValueError(f"ruler_share={self.ruler_share} is out of range: valid is [0, 1]")
+        bad = [t for t in self.ruler_tasks if t not in tasks.RULER_TASKS]
+        if bad:
+            raise ValueError(f"ruler_tasks={bad} unknown; valid: {', '.join(tasks.RULER_TASKS)}")
+
+    def plan(self) -> list[tuple[str, int]]:
+        """(arm, seed) in execution order: seed-major over every arm (key arms first), then the key
+        arms' extra seeds in pairs. A prefix of this list is what any deadline leaves."""
+        key = [a for a in KEY_ARMS if a in self.arms]
+        side = [a for a in self.arms if a not in key]
+        jobs = [(a, s) for s in range(self.seeds) for a in (*key, *side)]
+        jobs += [(a, s) for s in range(self.seeds, self.key_seeds) for a in key]
+        return jobs
+
+    def record(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+# --------------------------------------------------------------------------- training data
+RULER_MIN_BUDGET = {"multikey_niah": 200, "multivalue_niah": 176, "variable_tracking": 200, "kv_multiquery": 72}
+
+
+class RulerMixDataset(torch.utils.data.Dataset):
+    """The pre-training mix with a share of rows replaced by one in-window RULER-style example.
+
+    Row ``i``: a draw from ``default_rng([seed, 7, i])`` decides (probability ``ruler_share``) whether
+    it is a RULER-style example (task uniform over ``ruler_tasks``, budget uniform in
+    ``[min budget, length]``, haystack a slice of the *training* corpus) with loss on the answer and
+    the closing eos only, or row ``i`` of :class:`creamviz.training.MixtureDataset`. Rows are dicts
+    ``{"input_ids", "labels", "sample_index"}`` (RULER rows may be shorter than ``length``: the
+    collator pads them)."""
+
+    def __init__(self, tokenizer, length: int, n: int, seed: int, *, ruler_share: float = 0.25,
+                 ruler_tasks: tuple[str, ...] = tasks.RULER_TASKS) -> None:
+        from creamviz.models import FastByteTokenizer
+        from creamviz.training import MixtureDataset
+
+        self.mix = MixtureDataset(tokenizer, length, n, seed)
+        self.tok = FastByteTokenizer() if type(tokenizer).__name__ == "ByT5Tokenizer" else tokenizer
+        self.length, self.n, self.seed = int(length), int(n), int(seed)
+        self.ruler_share, self.ruler_tasks = float(ruler_share), tuple(ruler_tasks)
+        self.text = "\n".join(tasks.load_corpus("train"))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def example(self, i: int) -> tasks.TaskExample | None:
+        """The RULER-style example of row ``i``, or None for a mixture row."""
+        rng = np.random.default_rng([self.seed, 7, i])
+        if rng.random() >= self.ruler_share or not self.ruler_tasks:
+            return None
+        task = self.ruler_tasks[int(rng.integers(len(self.ruler_tasks)))]
+        budget = int(rng.integers(min(RULER_MIN_BUDGET[task], self.length), self.length, endpoint=True))
+        seed = int(rng.integers(0, 10_000))  # eval sets use seeds >= 30 000
+        kw = {}
+        if task != "kv_multiquery":
+            start = int(rng.integers(0, len(self.text) - 8 * budget))
+            kw["haystack"] = [self.text[start:start + 8 * budget]]
+        return tasks.RULER_GENERATORS[task](self.tok, budget - 1, seed=seed, **kw)  # -1: the eos
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        ex = self.example(i)
+        if ex is None:
+            return self.mix[i]
+        answer = self.tok(ex.answer, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
+        ids = torch.tensor(ex.prompt_ids + answer, dtype=torch.long)
+        labels = ids.clone()
+        labels[:len(ex.prompt_ids)] = -100
+        return {"input_ids": ids, "labels": labels, "sample_index": i}
+
+
+# --------------------------------------------------------------------------- evaluation prompts
+def study_examples(cfg: StudyConfig, tokenizer) -> dict[str, list[tasks.TaskExample]]:
+    """The fixed prompts every model answers: ``kv`` (the key-value set by depth) and each RULER-style
+    task (the shipped set at L = 2048, or generated with the same seeds at another L)."""
+    kv = tasks.load_eval_set(cfg.kv_set, tokenizer)
+    if cfg.kv_per_depth is not None:
+        seen: dict[float, int] = {}
+        kept = []
+        for ex in kv:
+            d = round(float(ex.target_depth if ex.target_depth is not None else ex.depth), 6)
+            if seen.get(d, 0) < cfg.kv_per_depth:
+                seen[d] = seen.get(d, 0) + 1
+                kept.append(ex)
+        kv = kept
+    out = {"kv": kv}
+    for t, task in enumerate(tasks.RULER_TASKS):
+        if task not in cfg.ruler_tasks:
+            continue
+        name = tasks.ruler_eval_set_name(task, cfg.target_len)
+        if (tasks.EVAL_DIR / f"{name}.jsonl").is_file():
+            ex = tasks.load_eval_set(name, tokenizer)
+        else:  # same seeds as build_ruler_eval_sets, at this L
+            ex = [tasks.RULER_GENERATORS[task](tokenizer, cfg.target_len, seed=30_000 + 1000 * t + i)
+                  for i in range(cfg.ruler_prompts or 100)]
+        out[task] = ex[:cfg.ruler_prompts] if cfg.ruler_prompts is not None else ex
+    return out
+
+
+def _evaluate(model, tokenizer, examples: dict[str, list], batch_size: int) -> list[dict]:
+    from creamviz import evaluate
+
+    records = []
+    for name, exs in examples.items():
+        recs = evaluate.evaluate_examples(model, tokenizer, exs, batch_size=batch_size)
+        for i, (ex, r) in enumerate(zip(exs, recs, strict=True)):
+            depth = ex.target_depth if ex.target_depth is not None else ex.depth
+            records.append({"set": name, "prompt": i, "depth": round(float(depth), 6),
+                            "correct": int(r["correct"]), "generated": r["generated"]})
+    return records
+
+
+# --------------------------------------------------------------------------- one run
+def _train_config(cfg: StudyConfig, arm: Arm, seed: int, out: Path):
+    from creamviz.training import TrainConfig
+
+    return TrainConfig(model=cfg.base, sampler=arm.sampler, sampler_params=dict(arm.params), rope=cfg.rope,
+                       target_len=cfg.target_len, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                       seed=seed, save_every=cfg.steps, keep_checkpoints=1, out=str(out), data=cfg.data,
+                       progress=False, record_positions=False)
+
+
+def _run_key(cfg: StudyConfig, arm_name: str) -> dict:
+    """What a finished run must match to be reused (the shared setup and the arm's sampler)."""
+    keys = ("base", "target_len", "rope", "steps", "lr", "batch_size", "data", "ruler_share", "kv_set",
+            "kv_per_depth", "ruler_tasks", "ruler_prompts", "eval_batch_size")
+    out = {k: cfg.record()[k] for k in keys}
+    out["arm"] = BASE if arm_name == BASE else ARM_BY_NAME[arm_name].record()
+    return json.loads(json.dumps(out))
+
+
+def run_dir(cfg: StudyConfig, arm_name: str, seed: int | None) -> Path:
+    return Path(cfg.out) / "runs" / (BASE if arm_name == BASE else f"{arm_name}-s{seed}")
+
+
+def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
+    """Train (unless ``arm_name == "base"``) and evaluate one run; reuse it when already done.
+    Returns the run's result: ``{"arm", "seed", "key", "train_seconds", "eval_seconds",
+    "final_loss", "device", "records": [{"set", "prompt", "depth", "correct", "generated"}]}``."""
+    from creamviz.models import load_model, load_tokenizer
+
+    out = run_dir(cfg, arm_name, seed)
+    done = out / "result.json"
+    key = _run_key(cfg, arm_name)
+    if done.is_file():
+        res = json.loads(done.read_text())
+        if res.get("key") == key:
+            return res
+    if out.exists():  # stale or interrupted: start over
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = load_tokenizer(cfg.base)
+    train_seconds, final_loss = 0.0, None
+    start = time.perf_counter()
+    if arm_name == BASE:
+        from creamviz.training import model_window
+
+        model = load_model(cfg.base, rope=cfg.rope, factor=cfg.target_len / model_window(cfg.base))
+    else:
+        from creamviz.training import model_window, train
+
+        tcfg = _train_config(cfg, ARM_BY_NAME[arm_name], seed, out / "train")
+        dataset = None
+        if cfg.data == "mix+ruler":
+            dataset = RulerMixDataset(tokenizer, model_window(cfg.base), cfg.steps * cfg.batch_size, seed,
+                                      ruler_share=cfg.ruler_share, ruler_tasks=cfg.ruler_tasks)
+        result = train(tcfg, dataset=dataset)
+        train_seconds = time.perf_counter() - start
+        final_loss = float(result.loss_log[-1]["loss"]) if result.loss_log else None
+        model = load_model(result.final_model)
+    model.to(device).eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        records = _evaluate(model, tokenizer, study_examples(cfg, tokenizer), cfg.eval_batch_size)
+    res = {"arm": arm_name, "seed": seed, "key": key, "train_seconds": round(train_seconds, 2),
+           "eval_seconds": round(time.perf_counter() - start, 2), "final_loss": final_loss,
+           "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+           "torch_threads": torch.get_num_threads(), "records": records}
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res))
+    tmp.replace(done)  # atomic: a result file is always complete
+    return res
+
+
+# --------------------------------------------------------------------------- the plan
+def _worker(cfg_dict: dict, jobs: list, counter, stop_at: float | None) -> None:
+    torch.set_num_threads(1)
+    cfg = StudyConfig(**{**cfg_dict, "out": Path(cfg_dict["out"])})
+    while True:
+        with counter.get_lock():
+            i = counter.value
+            counter.value += 1
+        if i >= len(jobs) or (stop_at is not None and time.time() > stop_at):
+            return
+        arm, seed = jobs[i]
+        t = time.perf_counter()
+        run_one(cfg, arm, seed)
+        print(f"[study] {arm} seed {seed} done in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def run_study(cfg: StudyConfig) -> list[dict]:
+    """Run (or reuse) every run of the plan, the base first; returns the finished runs' results."""
+    cfg.validate()
+    cfg.out = Path(cfg.out)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "study_config.json").write_text(json.dumps(cfg.record(), indent=2))
+    stop_at = None if cfg.deadline_s is None else time.time() + cfg.deadline_s
+    jobs = ([(BASE, None)] if cfg.include_base else []) + cfg.plan()
+    if cfg.jobs == 1:
+        for arm, seed in tqdm(jobs, desc="study runs", disable=not cfg.progress):
+            if stop_at is not None and time.time() > stop_at:
+                break
+            run_one(cfg, arm, seed)
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # CUDA-safe
+        counter = ctx.Value("i", 0)
+        procs = [ctx.Process(target=_worker, args=(cfg.record(), jobs, counter, stop_at)) for _ in range(cfg.jobs)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    return collect_results(cfg)
+
+
+def collect_results(cfg: StudyConfig) -> list[dict]:
+    """Results of the finished runs of ``cfg`` (matching configuration), in plan order."""
+    out = []
+    jobs = ([(BASE, None)] if cfg.include_base else []) + cfg.plan()
+    for arm, seed in jobs:
+        f = run_dir(cfg, arm, seed) / "result.json"
+        if f.is_file():
+            res = json.loads(f.read_text())
+            if res.get("key") == _run_key(cfg, arm):
+                out.append(res)
+    return out
+
+
+# --------------------------------------------------------------------------- records on disk
+RECORD_COLUMNS = ("arm", "seed", "set", "prompt", "depth", "correct", "generated")
+
+
+def write_records(results: list[dict], path: Path | str) -> Path:
+    """Per-prompt records of every run as a gzip'd CSV (columns RECORD_COLUMNS; seed empty for the base)."""
+    import csv
+    import io
+
+    path = Path(path)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(RECORD_COLUMNS)
+    for res in results:
+        for r in res["records"]:
+            w.writerow([res["arm"], "" if res["seed"] is None else res["seed"], r["set"], r["prompt"],
+                        r["depth"], r["correct"], r["generated"]])
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as f:
+        f.write(buf.getvalue())
+    return path
+
+
+def load_records(path: Path | str):
+    """The per-prompt records as a pandas DataFrame (columns RECORD_COLUMNS; seed -1 for the base)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, keep_default_na=False, dtype={"generated": str})
+    df["seed"] = pd.to_numeric(df["seed"].replace("", -1)).astype(int)
+    return df
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="creamviz study", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output directory (runs/, summary.json, records)")
+    p.add_argument("--quick", action="store_true", help="two arms, two seeds, a few steps (< 60 s)")
+    p.add_argument("--arms", default=None, help=f"comma-separated arms (default all: {','.join(ARM_BY_NAME)})")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per arm")
+    p.add_argument("--key-seeds", type=int, default=None, help="seeds for CREAM and PoSE (>= --seeds)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--deadline-s", type=float, default=None, help="start no run after this many seconds")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="prompts per generation batch")
+    p.add_argument("--runs-only", action="store_true", help="run the plan, skip the summary")
+    args = p.parse_args(argv)
+    cfg = StudyConfig.quick(out=args.out) if args.quick else StudyConfig(out=args.out)
+    over = {"jobs": args.jobs, "deadline_s": args.deadline_s}
+    if args.arms:
+        over["arms"] = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    if args.seeds is not None:
+        over["seeds"] = args.seeds
+        over["key_seeds"] = max(args.seeds, cfg.key_seeds if args.key_seeds is None else args.key_seeds)
+    if args.key_seeds is not None:
+        over["key_seeds"] = args.key_seeds
+    if args.eval_batch_size is not None:
+        over["eval_batch_size"] = args.eval_batch_size
+    cfg = replace(cfg, **over)
+    results = run_study(cfg)
+    print(f"[study] {len(results)} runs finished in {cfg.out}")
+    if args.runs_only:
+        return 0
+    from creamviz import significance
+
+    write_records(results, cfg.out / "records.csv.gz")
+    summary = significance.summarize(load_records(cfg.out / "records.csv.gz"), cfg.record(),
+                                     seed=0, n_resamples=2000 if args.quick else 10_000)
+    (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    significance.print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
