@@ -130,7 +130,7 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
     result = run_experiment(exp_cfg)
     summary = result.summary()
     middle = summary["middle_accuracy"]
-    verdict = _verdict(middle)
+    verdict = result.verdict()
     window = 256
     niah_by_method = {method: niah_grid_from_records([r for m in result.group(method) for r in result.niah[m].raw])
                       for method in ("base", *exp_cfg.methods)}
@@ -159,25 +159,6 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
         figures=figures,
     )
     return section, {**summary, "verdict": verdict}
-
-
-def _verdict(middle: dict) -> str:
-    cream, pose, base = middle.get("cream"), middle.get("pose"), middle.get("base")
-    if not cream or not pose:
-        return "CREAM vs PoSE: not both methods were run."
-    diff = cream["mean"] - pose["mean"]
-    spread = max(cream["std"], pose["std"])
-    k = len(cream["per_seed"])
-    if k < 2:
-        strength = "one seed only: no spread, read as anecdotal"
-    elif abs(diff) > 2 * spread:
-        strength = "larger than twice the seed spread"
-    else:
-        strength = "within twice the seed spread, so not a clear difference"
-    word = "beats" if diff > 0 else ("ties" if diff == 0 else "does NOT beat")
-    return (f"Measured: CREAM {word} PoSE in the middle of the context: {cream['mean'] * 100:.1f}% vs "
-            f"{pose['mean'] * 100:.1f}% (base {base['mean'] * 100:.1f}%), difference {diff * 100:+.1f} points, "
-            f"{strength}.")
 
 
 STAGES = {"sampling": sampling_section, "coverage": coverage_section, "experiment": experiment_section}

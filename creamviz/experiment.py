@@ -85,9 +85,44 @@ class ExperimentResult:
                            "per_seed": per_seed, "n_prompts_per_seed": int(sum(c.n[np.isin(np.round(c.depths, 3), MIDDLE_DEPTHS)].sum() for c in curves[:1]))}
         return out
 
+    def kv_matrix(self, method: str, depths=MIDDLE_DEPTHS) -> np.ndarray:
+        """0/1 matrix (seeds, prompts) of one method's key-value answers at ``depths`` (the same
+        prompts, in the same order, for every seed and method: the input of a paired contrast)."""
+        rows = []
+        for m in self.group(method):
+            recs = [r for r in self.kv[m].raw if any(np.isclose(r["target_depth"], d) for d in depths)]
+            rows.append([float(r["correct"]) for r in sorted(recs, key=lambda r: (r["target_depth"], r["seed"]))])
+        return np.array(rows)
+
+    def contrast(self, a: str = "cream", b: str = "pose", *, n_resamples: int = 10_000, seed: int = 0) -> dict | None:
+        """``a`` − ``b`` in the middle of the context, paired by seed and prompt, with the study's
+        two-level bootstrap CI and permutation p-value; None with fewer than 2 seeds."""
+        from creamviz.significance import paired_contrast
+
+        if a not in self.config.methods or b not in self.config.methods or len(self.config.seeds) < 2:
+            return None
+        return paired_contrast(self.kv_matrix(a), self.kv_matrix(b), n_resamples=n_resamples, seed=seed)
+
+    def verdict(self, a: str = "cream", b: str = "pose") -> str:
+        """The measured difference ``a`` − ``b`` in the middle, read off its 95 % CI (whichever way it falls)."""
+        from creamviz.significance import verdict
+
+        middle = self.middle_accuracy()
+        if a not in middle or b not in middle:
+            return f"Measured: {a} vs {b}: not both methods were run."
+        c = self.contrast(a, b)
+        if c is None:
+            return (f"Measured: {a} {middle[a]['mean'] * 100:.1f} % vs {b} {middle[b]['mean'] * 100:.1f} % in the "
+                    "middle of the context, one seed only: no confidence interval (needs >= 2 seeds).")
+        summary = {"arms": {m: {"mean": middle[m]["mean"]} for m in (a, b)}, "contrasts": {f"{a}-vs-{b}": c}}
+        base = f" (untuned base {middle['base']['mean'] * 100:.1f} %)" if "base" in middle else ""
+        return "Measured: " + verdict(summary, f"{a}-vs-{b}") + base
+
     def summary(self) -> dict:
         """Every number of the report as plain JSON-able data."""
+        contrast = self.contrast()
         return {
+            "contrast_cream_pose": contrast,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.config).items()},
             "middle_accuracy": self.middle_accuracy(),
             "kv_by_depth": {m: c.records() for m, c in self.kv.items()},

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from creamviz import tasks
 
 __all__ = ["Arm", "ARMS", "KEY_ARMS", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
-           "load_records", "write_records", "main"]
+           "load_records", "write_records", "add_partial_scores", "summarize_dir", "main"]
 
 
 @dataclass(frozen=True)
@@ -387,9 +387,40 @@ def load_records(path: Path | str):
     """The per-prompt records as a pandas DataFrame (columns RECORD_COLUMNS; seed -1 for the base)."""
     import pandas as pd
 
-    df = pd.read_csv(path, keep_default_na=False, dtype={"generated": str})
+    df = pd.read_csv(path, keep_default_na=False, dtype={"generated": str, "seed": str})
     df["seed"] = pd.to_numeric(df["seed"].replace("", -1)).astype(int)
     return df
+
+
+def add_partial_scores(df, examples: dict[str, list]):
+    """Add column ``partial``: the share of required strings present (RULER's partial credit) for the
+    RULER-style sets, ``correct`` for the others. ``examples``: :func:`study_examples` (the answers)."""
+    answers = {name: [ex.answer for ex in exs] for name, exs in examples.items()}
+    df = df.copy()
+    df["partial"] = [tasks.ruler_partial_score(s, g, answers[s][p]) if s in tasks.RULER_TASKS else float(c)
+                     for s, p, g, c in zip(df["set"], df["prompt"], df["generated"], df["correct"], strict=True)]
+    return df
+
+
+def provenance(results: list[dict]) -> dict:
+    """Where and how fast the runs ran (devices, median train / eval seconds per run)."""
+    trained = [r for r in results if r["arm"] != BASE]
+    return {"n_runs": len(results), "devices": sorted({r["device"] for r in results}),
+            "median_train_seconds": float(np.median([r["train_seconds"] for r in trained])) if trained else None,
+            "median_eval_seconds": float(np.median([r["eval_seconds"] for r in results])) if results else None}
+
+
+def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 10_000) -> dict:
+    """Write ``records.csv.gz`` and ``summary.json`` of finished runs into ``cfg.out``; returns the summary."""
+    from creamviz import significance
+    from creamviz.models import load_tokenizer
+
+    write_records(results, Path(cfg.out) / "records.csv.gz")
+    df = add_partial_scores(load_records(Path(cfg.out) / "records.csv.gz"), study_examples(cfg, load_tokenizer(cfg.base)))
+    summary = significance.summarize(df, {**cfg.record(), "provenance": provenance(results)}, seed=0,
+                                     n_resamples=n_resamples)
+    (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 # --------------------------------------------------------------------------- command line
@@ -423,10 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from creamviz import significance
 
-    write_records(results, cfg.out / "records.csv.gz")
-    summary = significance.summarize(load_records(cfg.out / "records.csv.gz"), cfg.record(),
-                                     seed=0, n_resamples=2000 if args.quick else 10_000)
-    (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = summarize_dir(cfg, results, n_resamples=1000 if args.quick else 10_000)
     significance.print_summary(summary)
     return 0
 

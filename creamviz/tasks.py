@@ -473,6 +473,13 @@ def ruler_score(task: str, generated: str, answer: str) -> bool:
     return all(s in generated for s in required_strings(task, answer))
 
 
+def ruler_partial_score(task: str, generated: str, answer: str) -> float:
+    """Share of the required strings of ``answer`` that occur in ``generated`` (RULER's
+    ``string_match_all`` per example: partial credit; :func:`ruler_score` asks for all of them)."""
+    req = required_strings(task, answer)
+    return sum(s in generated for s in req) / len(req)
+
+
 def _check_count(name: str, value: int, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
         raise ValueError(f"{name}={value!r} is out of range: valid is an integer in [{low}, {high}]")
