@@ -306,6 +306,7 @@ COMMANDS: dict[str, Command | tuple[str, str]] = {
     "train": Command("fine-tune a model with a position sampler", _train_parser, _train_run),
     "pretrain": Command("rebuild the tiny base checkpoint shipped in data/", _pretrain_parser, _pretrain_run),
     "fetch-model": ("creamviz.fetch", "download and convert a named real model once (e.g. smollm2-135m)"),
+    "study": ("creamviz.study", "sampler-parameter study: arms x seeds with CIs (summary.json)"),
 }
 
 

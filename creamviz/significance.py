@@ -131,7 +131,8 @@ def power_paired(diff: float, sd: float, k: int, *, alpha: float = 0.05) -> floa
         raise ValueError(f"need k >= 2 and sd > 0, got k={k}, sd={sd}")
     df, nc = k - 1, diff / (sd / np.sqrt(k))
     t = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(t, df, nc) + stats.nct.cdf(-t, df, nc))
+    lower = stats.nct.cdf(-t, df, nc)  # the far tail: can underflow to NaN for large nc
+    return float(stats.nct.sf(t, df, nc) + (0.0 if np.isnan(lower) else lower))
 
 
 def min_detectable_difference(sd: float, k: int, *, alpha: float = 0.05, power: float = 0.8) -> float:
