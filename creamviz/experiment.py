@@ -107,16 +107,18 @@ class ExperimentResult:
         """The measured difference ``a`` − ``b`` in the middle, read off its 95 % CI (whichever way it falls)."""
         from creamviz.significance import verdict
 
+        labels = {"cream": "CREAM", "pose": "PoSE", "randpos": "RandPos"}
+        la, lb = labels.get(a, a), labels.get(b, b)
         middle = self.middle_accuracy()
         if a not in middle or b not in middle:
-            return f"Measured: {a} vs {b}: not both methods were run."
+            return f"Measured: {la} vs {lb}: not both methods were run."
         c = self.contrast(a, b)
         if c is None:
-            return (f"Measured: {a} {middle[a]['mean'] * 100:.1f} % vs {b} {middle[b]['mean'] * 100:.1f} % in the "
+            return (f"Measured: {la} {middle[a]['mean'] * 100:.1f} % vs {lb} {middle[b]['mean'] * 100:.1f} % in the "
                     "middle of the context, one seed only: no confidence interval (needs >= 2 seeds).")
         summary = {"arms": {m: {"mean": middle[m]["mean"]} for m in (a, b)}, "contrasts": {f"{a}-vs-{b}": c}}
         base = f" (untuned base {middle['base']['mean'] * 100:.1f} %)" if "base" in middle else ""
-        return "Measured: " + verdict(summary, f"{a}-vs-{b}") + base
+        return "Measured: " + verdict(summary, f"{a}-vs-{b}", labels) + base
 
     def summary(self) -> dict:
         """Every number of the report as plain JSON-able data."""

@@ -226,17 +226,20 @@ def summarize(df, config: Mapping, *, reference: str = "cream", key_pair: tuple[
     return out
 
 
-def verdict(summary: Mapping, pair: str = "cream-vs-pose") -> str:
-    """One sentence on the key contrast, read off its 95 % CI (excludes 0 or not) and p-value."""
+def verdict(summary: Mapping, pair: str = "cream-vs-pose", labels: Mapping[str, str] | None = None) -> str:
+    """One sentence on the key contrast, read off its 95 % CI (excludes 0 or not) and p-value.
+    ``labels`` renames the arms in the sentence (e.g. ``{"cream": "CREAM"}``)."""
     c = summary.get("contrasts", {}).get(pair)
     if c is None:
         return f"{pair}: not measured (both arms need >= 2 common seeds)."
-    a, b = pair.split("-vs-")
+    key_a, key_b = pair.split("-vs-")
+    labels = labels or {}
+    a, b = labels.get(key_a, key_a), labels.get(key_b, key_b)
     lo, hi = c["ci95"]
     arms = summary.get("arms", {})
     means = ""
-    if a in arms and b in arms:
-        means = f" ({arms[a]['mean'] * 100:.1f} % vs {arms[b]['mean'] * 100:.1f} %)"
+    if key_a in arms and key_b in arms:
+        means = f" ({arms[key_a]['mean'] * 100:.1f} % vs {arms[key_b]['mean'] * 100:.1f} %)"
     if lo > 0 or hi < 0:
         word = "higher" if lo > 0 else "lower"
         strength = f"the 95 % CI excludes 0: {a} is {word}"

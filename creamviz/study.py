@@ -417,7 +417,10 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
 
     write_records(results, Path(cfg.out) / "records.csv.gz")
     df = add_partial_scores(load_records(Path(cfg.out) / "records.csv.gz"), study_examples(cfg, load_tokenizer(cfg.base)))
-    summary = significance.summarize(df, {**cfg.record(), "provenance": provenance(results)}, seed=0,
+    from creamviz.training import model_window
+
+    config = {**cfg.record(), "train_len": model_window(cfg.base), "provenance": provenance(results)}
+    summary = significance.summarize(df, config, seed=0,
                                      n_resamples=n_resamples)
     (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

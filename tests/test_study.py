@@ -129,3 +129,37 @@ def test_study_figures_from_the_shipped_summary():
     assert [t.x for t in depth.data][0] == (0.0, 25.0, 50.0, 75.0, 100.0) and len(depth.data) == 3  # + base
     with pytest.raises(ValueError, match="no arms"):
         F.fig_study_forest({})
+
+
+def test_demo_shows_the_shipped_study():
+    from creamviz.demo import DemoConfig, study_section
+
+    section, res = study_section(DemoConfig())
+    s = json.loads(SUMMARY.read_text())
+    assert res["verdict"] == s["verdict"] and len(section.figures) == 3
+    assert len(section.tables[0][1]) == len(s["arms"]) and len(section.tables[1][1]) == len(s["contrasts"])
+
+
+def test_experiment_verdict_uses_the_paired_ci():
+    """ExperimentResult.verdict: the study's paired contrast on hand-made key-value records."""
+    from creamviz.evaluate import depth_curve
+    from creamviz.experiment import ExperimentConfig, ExperimentResult
+    from creamviz.significance import paired_contrast
+
+    rng = np.random.default_rng(0)
+    kv, models = {}, ["base"]
+    for method, p in (("base", 0.3), ("cream", 0.8), ("pose", 0.5)):
+        for s in ((None,) if method == "base" else (0, 1, 2)):
+            name = method if s is None else f"{method}-s{s}"
+            if s is not None:
+                models.append(name)
+            kv[name] = depth_curve([{"task": "kv", "length": 64, "depth": d, "target_depth": d, "seed": j,
+                                     "correct": bool(rng.random() < p)} for d in (0.0, 0.25, 0.5, 0.75, 1.0)
+                                    for j in range(20)])
+    result = ExperimentResult(ExperimentConfig(seeds=(0, 1, 2)), models, kv, {}, {})
+    m_cream, m_pose = result.kv_matrix("cream"), result.kv_matrix("pose")
+    assert m_cream.shape == (3, 60)
+    c = result.contrast()
+    assert c == paired_contrast(m_cream, m_pose)
+    v = result.verdict()
+    assert v.startswith("Measured: CREAM − PoSE") and f"{c['diff'] * 100:+.1f} points" in v and "95 % CI" in v

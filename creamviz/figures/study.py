@@ -70,12 +70,11 @@ def fig_study_contrasts(summary: Mapping, *, title: str | None = None) -> go.Fig
         lo, hi = c["ci95"]
         p = c["p_value"]
         fig.add_trace(go.Scatter(
-            x=[c["diff"] * 100], y=[f"{name.replace('-vs-', ' − ')} ({c['n_seeds']} seeds)"], mode="markers+text",
+            x=[c["diff"] * 100], y=[f"{name.replace('-vs-', ' − ')} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
             showlegend=False, marker={"size": 10, "color": ARM_COLORS.get(c.get("arm", name), "#333333"),
                                       "symbol": "diamond" if lo > 0 or hi < 0 else "circle"},
             error_x={"type": "data", "symmetric": False, "array": [(hi - c["diff"]) * 100],
                      "arrayminus": [(c["diff"] - lo) * 100], "thickness": 2, "width": 6},
-            text=[f"p = {p:.3g}"], textposition="middle right",
             hovertemplate=f"{name}<br>%{{x:+.1f}} points [{lo * 100:+.1f}, {hi * 100:+.1f}], p = {p:.3g}<extra></extra>"))
     fig.add_vline(x=0, line_color="#2a3f5f", line_width=1)
     fig.update_layout(template=TEMPLATE, height=120 + 38 * len(contrasts), margin={"l": 10},
