@@ -16,7 +16,7 @@ cores), each taking the next run of the plan; ``deadline_s`` stops starting new 
 seconds, so the finished set is a prefix of the plan, never a choice made from results.
 
 Training data (``data="mix+ruler"``): the tiny base's pre-training mixture (text + the retrieval tasks
-it knows, :class:`creamviz.training.MixtureDataset`) with a share ``ruler_share`` of rows replaced by
+it knows, :class:`creamviz.data.MixtureDataset`) with a share ``ruler_share`` of rows replaced by
 one in-window (<= N tokens) example of a RULER-style task, so the fine-tuned models know the new
 formats and the evaluation at L measures their long-context use. ``data="mix"`` is the demo's mix.
 
@@ -147,14 +147,14 @@ class RulerMixDataset(torch.utils.data.Dataset):
     Row ``i``: a draw from ``default_rng([seed, 7, i])`` decides (probability ``ruler_share``) whether
     it is a RULER-style example (task uniform over ``ruler_tasks``, budget uniform in
     ``[min budget, length]``, haystack a slice of the *training* corpus) with loss on the answer and
-    the closing eos only, or row ``i`` of :class:`creamviz.training.MixtureDataset`. Rows are dicts
+    the closing eos only, or row ``i`` of :class:`creamviz.data.MixtureDataset`. Rows are dicts
     ``{"input_ids", "labels", "sample_index"}`` (RULER rows may be shorter than ``length``: the
     collator pads them)."""
 
     def __init__(self, tokenizer, length: int, n: int, seed: int, *, ruler_share: float = 0.25,
                  ruler_tasks: tuple[str, ...] = tasks.RULER_TASKS) -> None:
+        from creamviz.data import MixtureDataset
         from creamviz.models import FastByteTokenizer
-        from creamviz.training import MixtureDataset
 
         self.mix = MixtureDataset(tokenizer, length, n, seed)
         self.tok = FastByteTokenizer() if type(tokenizer).__name__ == "ByT5Tokenizer" else tokenizer

@@ -144,6 +144,7 @@ def test_bad_parameters_raise_with_the_value():
         tasks.required_strings("kv", "x")
 
 
+@pytest.mark.slow
 def test_ruler_eval_sets_rebuild_identically(tmp_path):
     """The shipped RULER-style sets and kv100_L2048 are exactly what the builder regenerates."""
     sizes = tasks.build_ruler_eval_sets(tmp_path, FAST)
