@@ -163,3 +163,14 @@ def test_experiment_verdict_uses_the_paired_ci():
     assert c == paired_contrast(m_cream, m_pose)
     v = result.verdict()
     assert v.startswith("Measured: CREAM − PoSE") and f"{c['diff'] * 100:+.1f} points" in v and "95 % CI" in v
+
+
+def test_experiment_verdict_one_seed_says_no_ci():
+    from creamviz.evaluate import depth_curve
+    from creamviz.experiment import ExperimentConfig, ExperimentResult
+
+    kv = {name: depth_curve([{"task": "kv", "length": 64, "depth": 0.5, "target_depth": 0.5, "seed": j,
+                              "correct": j < 3} for j in range(4)]) for name in ("base", "cream-s0", "pose-s0")}
+    result = ExperimentResult(ExperimentConfig(seeds=(0,)), list(kv), kv, {}, {})
+    assert result.contrast() is None
+    assert result.verdict().startswith("Measured: CREAM 75.0 % vs PoSE 75.0 %") and "one seed only" in result.verdict()
