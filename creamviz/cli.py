@@ -186,8 +186,9 @@ def _train_parser() -> argparse.ArgumentParser:
                       description="Fine-tune a model with a position sampler (creamviz.training.train).")
     add_dataclass_arguments(p, TrainConfig, helps={
         "sampler": f"position sampler: {' | '.join(SAMPLERS)} (any register_sampler'ed scheme)",
-        "data": "'mix' (corpus text + synthetic retrieval tasks), a UTF-8 text file, or none (the corpus "
-                "in data/corpus/, train split)",
+        "data": "'mix' (corpus text + synthetic retrieval tasks), a UTF-8 .txt file, a datasets save_to_disk "
+                "directory or a .jsonl/.json/.parquet file (input_ids, text or messages column), or none (the "
+                "corpus in data/corpus/, train split)",
     })
     group = p.add_argument_group("sampler parameters (passed only when given; each applies to the samplers "
                                  "that declare it)")
@@ -204,12 +205,17 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _train_run(ns: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from creamviz.samplers import sampler_parameters
-    from creamviz.training import TrainConfig, train
+    from creamviz.training import TrainConfig, describe_lengths, lengths_report, train
 
     params = {k: getattr(ns, k) for k in sampler_parameters() if getattr(ns, k, None) is not None}
-    result = train(dataclass_from_args(TrainConfig, ns, sampler_params=params))
-    from accelerate import PartialState
+    config = dataclass_from_args(TrainConfig, ns, sampler_params=params)
+    config.validate()
+    if PartialState().is_main_process:  # N, L, the model's window W, the sampler's and RoPE's factors
+        print(describe_lengths(lengths_report(config)), flush=True)
+    result = train(config)
 
     if PartialState().is_main_process:
         last = result.loss_log[-1]["loss"] if result.loss_log else float("nan")

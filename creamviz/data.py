@@ -20,7 +20,8 @@ import torch
 
 from creamviz import tasks
 
-__all__ = ["MIN_BUDGET", "MixtureConfig", "Mixture", "MixtureDataset", "WindowDataset", "read_corpus"]
+__all__ = ["DOC_COLUMNS", "DocumentDataset", "MIN_BUDGET", "MixtureConfig", "Mixture", "MixtureDataset",
+           "WindowDataset", "is_dataset_source", "load_documents", "read_corpus", "row_lengths"]
 
 _WINDOW_KEY, _MIX_KEY = 2, 3  # tags keeping the seed streams apart (the collator uses 0 and 1)
 
@@ -209,3 +210,179 @@ class Mixture:
         ids = torch.tensor([r[0] for r in rows], dtype=torch.long)
         weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
         return ids, weights
+
+
+# --------------------------------------------------------------------------- datasets sources
+DATASET_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # file suffix -> datasets builder
+DOC_COLUMNS = ("input_ids", "text", "messages")  # columns a source may hold, in the order they are looked for
+_DOC_KEY = 4  # seed-stream tag of DocumentDataset's row order
+
+
+def is_dataset_source(path) -> bool:
+    """Is ``path`` read with the ``datasets`` library: a directory (``save_to_disk``) or a
+    ``.jsonl`` / ``.json`` / ``.parquet`` file?"""
+    if path is None or path == "mix":
+        return False
+    p = pathlib.Path(path)
+    return p.is_dir() or p.suffix.lower() in DATASET_SUFFIXES
+
+
+def _open_dataset(path):
+    import datasets
+
+    p = pathlib.Path(path).expanduser()
+    if p.is_dir():
+        try:
+            ds = datasets.load_from_disk(str(p))
+        except FileNotFoundError as err:
+            raise ValueError(f"data={str(path)!r} is a directory but not a dataset written by "
+                             f"save_to_disk ({err})") from None
+        if isinstance(ds, datasets.DatasetDict):
+            if "train" not in ds:
+                raise ValueError(f"data={str(path)!r} holds splits {sorted(ds)}; a 'train' split is needed")
+            ds = ds["train"]
+        return ds
+    if p.suffix.lower() not in DATASET_SUFFIXES:
+        raise ValueError(f"data={str(path)!r}: not a save_to_disk directory nor one of "
+                         f"{', '.join(DATASET_SUFFIXES)}")
+    if not p.is_file():
+        raise ValueError(f"data={str(path)!r} does not exist")
+    if p.stat().st_size == 0 or (p.suffix.lower() != ".parquet" and not p.read_bytes()[:1 << 16].strip()):
+        raise ValueError(f"data={str(path)!r} is empty (0 rows)")
+    # converted once to Arrow in the datasets cache (HF_DATASETS_CACHE), memory-mapped after
+    try:
+        return datasets.load_dataset(DATASET_SUFFIXES[p.suffix.lower()], data_files=str(p), split="train")
+    except (StopIteration, ValueError, TypeError, OSError) as err:
+        raise ValueError(f"data={str(path)!r} cannot be read as {DATASET_SUFFIXES[p.suffix.lower()]} "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def _pick_column(ds, path, column):
+    names = ds.column_names
+    if column is not None:
+        if column not in DOC_COLUMNS:
+            raise ValueError(f"data_column={column!r} is not supported; valid: {', '.join(DOC_COLUMNS)}")
+        if column not in names:
+            raise ValueError(f"data={str(path)!r} has no column {column!r}; its columns: {names}")
+        return column
+    for name in DOC_COLUMNS:
+        if name in names:
+            return name
+    raise ValueError(f"data={str(path)!r} has none of the columns {', '.join(DOC_COLUMNS)}; "
+                     f"its columns: {names} (pass data_column to choose)")
+
+
+def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: str = "all",
+                   num_proc: int | None = None):
+    """Token rows of a ``datasets`` source: ``(dataset, column)``; the dataset has ``input_ids``
+    (and ``labels`` for chat rows or when the source has them), one row per document.
+
+    ``path``: a ``save_to_disk`` directory (its ``train`` split if it holds several) or a
+    ``.jsonl`` / ``.json`` / ``.parquet`` file. ``column`` (None = the first present of
+    :data:`DOC_COLUMNS`): ``input_ids`` is used as is (pre-tokenized, e.g. the paper's Pile rows);
+    ``text`` is tokenized (no special tokens) and ``messages`` (lists of ``{"role", "content"}``) is
+    rendered through the tokenizer's chat template (see :func:`creamviz.chat.render_chat`;
+    ``chat_labels`` = "all" or "assistant"). Tokenizing runs through ``Dataset.map`` in batches, so
+    the corpus streams through memory once and the result is cached where ``datasets`` caches
+    (reused by the next run with the same tokenizer). ValueErrors name the file and the column.
+    """
+    ds = _open_dataset(path)
+    if len(ds) == 0:
+        raise ValueError(f"data={str(path)!r} is empty (0 rows)")
+    col = _pick_column(ds, path, column)
+    where = f"data={str(path)!r}, column {col!r}"
+    if col == "input_ids":
+        feature = ds.features["input_ids"]
+        inner = getattr(feature, "feature", None)
+        if inner is None or not str(getattr(inner, "dtype", "")).startswith(("int", "uint")):
+            raise ValueError(f"{where} must hold lists of integer token ids, got {feature}")
+        keep = ["input_ids"] + [c for c in ("labels", "attention_mask") if c in ds.column_names]
+        return ds.select_columns(keep), col
+    if col == "text":
+        if str(getattr(ds.features["text"], "dtype", "")) not in ("string", "large_string"):
+            raise ValueError(f"{where} must hold strings, got {ds.features['text']}")
+
+        def tokenize(batch):
+            return {"input_ids": tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
+
+        out = ds.map(tokenize, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
+                     desc=f"tokenizing {pathlib.Path(path).name}")
+        return out, col
+    from creamviz.chat import CHAT_LABELS, render_chat
+
+    if chat_labels not in CHAT_LABELS:
+        raise ValueError(f"chat_labels={chat_labels!r}; valid: {', '.join(CHAT_LABELS)}")
+
+    def render(batch):
+        rows = [render_chat(tokenizer, m, labels=chat_labels, where=where) for m in batch["messages"]]
+        return {"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]}
+
+    out = ds.map(render, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
+                 desc=f"rendering {pathlib.Path(path).name} with the chat template")
+    return out, col
+
+
+def row_lengths(ds) -> np.ndarray:
+    """Token count of every row of a dataset with an ``input_ids`` list column, ``(rows,)`` int64,
+    read from the Arrow column without materialising the rows."""
+    import pyarrow.compute as pc
+
+    col = ds.with_format("arrow")[:]["input_ids"] if ds._indices is not None else \
+        ds.data.column("input_ids")
+    return np.asarray(pc.list_value_length(col).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+class DocumentDataset(torch.utils.data.Dataset):
+    """``n`` examples from the rows of a tokenized dataset (:func:`load_documents`).
+
+    Each example is one row cut to its first ``length`` tokens (N = train_len for contiguous
+    tokens, as the paper's pre-chunked rows; L = target_len for aligned tokens, whose head must be
+    the document's start). Rows are visited in a seeded order, reshuffled every pass (pass ``e`` is
+    ``default_rng([seed, 4, e]).permutation``), so example ``i`` depends only on ``(seed, i)``.
+    Rows shorter than ``length``: ``short="error"`` raises a ValueError naming ``source``, ``column``,
+    how many and the first one; ``"skip"`` leaves them out; ``"keep"`` feeds them whole (the
+    collator pads; contiguous tokens only).
+    Items: ``{"input_ids": (T,) int64, "sample_index": i}`` plus ``labels`` when the rows have them.
+    """
+
+    def __init__(self, docs, length: int, n: int, seed: int, *, source: str = "data",
+                 column: str = "input_ids", short: str = "error", need: str = "") -> None:
+        if short not in ("error", "skip", "keep"):
+            raise ValueError(f"short_docs={short!r}; valid: error, skip, keep")
+        lengths = row_lengths(docs)
+        too_short = np.flatnonzero(lengths < length)
+        where = f"data={str(source)!r}, column {column!r}"
+        if too_short.size and short == "error":
+            first = int(too_short[0])
+            raise ValueError(
+                f"{where}: {too_short.size} of {lengths.size} documents are shorter than {length} tokens "
+                f"(first: row {first}, {int(lengths[first])} tokens){need}. Use longer documents, or "
+                "short_docs='skip' to leave them out (or 'keep' to pad them, contiguous tokens only)")
+        rows = np.flatnonzero(lengths >= length) if short == "skip" else np.flatnonzero(lengths > 0)
+        if rows.size == 0:
+            raise ValueError(f"{where}: no document has {length} tokens{need}; longest is "
+                             f"{int(lengths.max())} tokens")
+        self.docs, self.rows = docs, rows
+        self.length, self.n, self.seed = int(length), int(n), int(seed)
+        self.has_labels = "labels" in docs.column_names
+        self._perm: tuple[int, np.ndarray] | None = None  # (pass, permutation) of the last pass read
+
+    def __len__(self) -> int:
+        return self.n
+
+    def row_of(self, i: int) -> int:
+        """The dataset row example ``i`` comes from."""
+        epoch, j = divmod(int(i), self.rows.size)
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, _DOC_KEY, epoch]).permutation(self.rows.size))
+        return int(self.rows[self._perm[1][j]])
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        row = self.docs[self.row_of(i)]
+        item = {"input_ids": torch.tensor(row["input_ids"][:self.length], dtype=torch.long),
+                "sample_index": int(i)}
+        if self.has_labels:
+            item["labels"] = torch.tensor(row["labels"][:self.length], dtype=torch.long)
+        return item

@@ -10,7 +10,8 @@ position ids, a strictly increasing vector inside ``[0, L)`` for the target leng
   sampled offsets* of a long document (head ``[0, L_h)``, middle ``[P_s, P_e]``, the document's last
   ``L_t`` tokens), so position id and text offset agree.
 - :class:`TrainConfig` / :func:`train` run a short fine-tuning of ``"tiny"`` (the shipped base) or
-  any local HF causal LM with RoPE interpolation (linear / YaRN, ``factor = L / N``), safetensors
+  any local HF causal LM with RoPE interpolation (linear / YaRN, ``factor = L / W`` for the model's
+  window W; the sampler's factor is ``L / N``, :func:`lengths_report` says which is which), safetensors
   checkpoints every K steps, exact resume, and a ``creamviz_run.json`` beside the final model.
 
 Reproducibility: every row's position ids come from their own ``np.random.Generator`` seeded by
@@ -46,6 +47,11 @@ __all__ = [
     "ROPE_CHOICES",
     "RUN_METADATA",
     "model_window",
+    "lengths_report",
+    "describe_lengths",
+    "check_lengths",
+    "training_dataset",
+    "distributed_info",
 ]
 
 TOKEN_MODES = ("contiguous", "aligned")
@@ -244,7 +250,7 @@ class TrainConfig:
     sampler_params: dict = field(default_factory=dict)  # extra sampler args, e.g. {"k": 32, "middle": "uniform"}
     tokens: str = "contiguous"  # "contiguous" N-token windows, or "aligned" tokens at the sampled offsets
     rope: str = "linear"  # RoPE interpolation: linear | yarn | none
-    factor: float | None = None  # RoPE scaling factor; None -> L / N
+    factor: float | None = None  # RoPE scaling factor; None -> L / the model's pre-trained window
     train_len: int | None = None  # N, tokens per window; None -> the model's pre-trained window
     target_len: int = 2048  # L, the context length to extend to
     steps: int = 200  # optimizer steps
@@ -260,9 +266,14 @@ class TrainConfig:
     keep_checkpoints: int | None = 2  # newest checkpoints kept; None keeps all
     out: str = "runs/train"  # output directory
     resume: bool = False  # continue from the last checkpoint in out
-    data: str | None = None  # None: corpus text (train split); "mix": text + retrieval tasks; or a text file
+    data: str | None = None  # None: corpus text; "mix": text + tasks; a .txt file; a save_to_disk dir or .jsonl/.json/.parquet
+    data_column: str | None = None  # dataset column: "input_ids", "text" or "messages" (chat); None -> the one present
+    short_docs: str = "error"  # dataset rows shorter than the window (N; aligned: L): "error", "skip" or "keep" (padded)
+    chat_labels: str = "all"  # chat rows: loss on "all" tokens (official CREAM-Chat) or "assistant" turns only
     attn: str = "sdpa"  # attention implementation: sdpa | eager
     bf16: bool = False  # bf16 mixed precision (GPUs that support it)
+    gradient_checkpointing: bool = False  # recompute activations in backward (the model's own); saves memory
+    optim: str | None = None  # TrainingArguments optimizer, e.g. adamw_torch_fused; None -> its default (adamw_torch)
     cpu: bool | None = None  # force CPU; None -> CPU when CUDA is absent (multi-process CPU runs need it)
     progress: bool = True  # tqdm progress bar
     record_positions: bool = True  # write the sampled layouts to positions*.jsonl
@@ -289,28 +300,29 @@ class TrainConfig:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr={self.lr!r} is out of range: valid is (0, inf)")
         if self.factor is not None and not (isinstance(self.factor, (int, float)) and 1 <= self.factor < math.inf):
-            raise ValueError(f"factor={self.factor!r} is out of range: valid is [1, inf) or None (L / N)")
+            raise ValueError(f"factor={self.factor!r} is out of range: valid is [1, inf) or None (L / W)")
         if self.keep_checkpoints is not None:
             need_int("keep_checkpoints", 1)
+        _validate_scale_fields(self)
 
     def with_model_window(self) -> TrainConfig:
-        """A copy with ``train_len`` = the model's pre-trained window N; ValueError when another N
-        was asked for (fine-tuning feeds windows of exactly the pre-trained length)."""
-        window = model_window(self.model)
-        if self.train_len is not None and self.train_len != window:
-            raise ValueError(f"train_len={self.train_len} differs from the pre-trained window N = {window} of "
-                             f"model={self.model!r}: fine-tuning feeds windows of the pre-trained length; "
-                             f"set train_len to {window} (or leave it None)")
-        return replace(self, train_len=window)
+        """A copy with ``train_len`` resolved (None -> the model's pre-trained window W), after
+        :func:`check_lengths`: an N other than W is allowed (the sampler's factor L / N and the RoPE
+        factor L / W then differ, see :func:`lengths_report`); what cannot run raises ValueError
+        with the fix (e.g. CREAM's default k = 4·L/N too large for N)."""
+        resolved = replace(self, train_len=model_window(self.model) if self.train_len is None else self.train_len)
+        check_lengths(resolved)
+        return resolved
 
     @property
     def rope_factor(self) -> float | None:
-        """The RoPE factor used: ``factor`` or ``L / N``; None without interpolation."""
+        """The RoPE factor used: ``factor`` or ``L / W`` (W = the model's pre-trained window, see
+        :func:`model_window`); None without interpolation. The sampler's factor is ``L / N``."""
         if self.rope == "none":
             return None
-        if self.factor is None and self.train_len is None:
-            raise ValueError("train_len is None: resolve it (train() does) before asking for L / N")
-        return float(self.factor) if self.factor is not None else self.target_len / self.train_len
+        if self.factor is not None:
+            return float(self.factor)
+        return self.target_len / model_window(self.model)
 
     def make_sampler(self):
         from creamviz.samplers import make_sampler
@@ -432,14 +444,185 @@ def _loss_log(log_history: list[dict]) -> list[dict]:
     return [rows[s] for s in sorted(rows)]
 
 
+# --------------------------------------------------------------------------- lengths, data, scale
+SHORT_DOC_MODES = ("error", "skip", "keep")  # what to do with dataset rows shorter than the window
+CHAT_LABEL_MODES = ("all", "assistant")  # chat rows: loss on every token (official) or assistant turns
+
+
+def _validate_scale_fields(config: TrainConfig) -> None:
+    """Choices of the data / memory fields (data_column, short_docs, chat_labels, optim)."""
+    from creamviz.data import DOC_COLUMNS
+
+    if config.data_column is not None and config.data_column not in DOC_COLUMNS:
+        raise ValueError(f"data_column={config.data_column!r}; valid: {', '.join(DOC_COLUMNS)} or None")
+    if config.short_docs not in SHORT_DOC_MODES:
+        raise ValueError(f"short_docs={config.short_docs!r}; valid: {', '.join(SHORT_DOC_MODES)}")
+    if config.short_docs == "keep" and config.tokens == "aligned":
+        raise ValueError("short_docs='keep' needs tokens='contiguous' (aligned rows need documents of L tokens)")
+    if config.chat_labels not in CHAT_LABEL_MODES:
+        raise ValueError(f"chat_labels={config.chat_labels!r}; valid: {', '.join(CHAT_LABEL_MODES)}")
+    if config.optim is not None:
+        from transformers.training_args import OptimizerNames
+
+        valid = [o.value for o in OptimizerNames]
+        if config.optim not in valid:
+            raise ValueError(f"optim={config.optim!r} is not a TrainingArguments optimizer; valid: {', '.join(valid)}")
+
+
+def lengths_report(config: TrainConfig) -> dict:
+    """Which length and which factor is which, for ``config`` (its model's window read from disk).
+
+    Returns ``{"train_len" N, "target_len" L, "model_window" W, "sampler_factor" L / N,
+    "rope_factor" (``factor`` or L / W; None for rope='none'), "sampler_defaults" (CREAM's k =
+    4·L/N and mu = 1 + L/N as they resolve), "notes": [str], "problems": [str]}``. The sampler
+    spreads N tokens over ``[0, L)`` (its factor is L / N); RoPE is interpolated from the model's
+    window W to L (factor L / W). They coincide only when N = W. ``problems`` lists what cannot run
+    (with what to change); :func:`check_lengths` raises them.
+    """
+    window = model_window(config.model)
+    big_n = config.train_len if config.train_len is not None else window
+    big_l = config.target_len
+    sampler_factor = big_l / big_n
+    rope_factor = None if config.rope == "none" else (
+        float(config.factor) if config.factor is not None else big_l / window)
+    notes: list[str] = []
+    problems: list[str] = []
+    defaults: dict = {}
+    if big_n != window:
+        notes.append(f"N = {big_n} training tokens differ from the model's window W = {window}: the sampler "
+                     f"spreads N tokens over L = {big_l} (factor L/N = {sampler_factor:g}) while RoPE is "
+                     f"interpolated from W to L (factor L/W = {big_l / window:g})")
+    if big_n > window:
+        notes.append(f"N = {big_n} exceeds the pre-trained window W = {window}: windows longer than the model "
+                     "ever saw, before any position trick")
+    if big_l <= big_n:
+        problems.append(f"target_len L = {big_l} must exceed train_len N = {big_n}")
+    if rope_factor is not None and rope_factor < 1:
+        problems.append(f"RoPE factor {rope_factor:g} < 1: L = {big_l} is inside the model's window W = {window}; "
+                        "use rope='none' (no interpolation needed) or a larger target_len")
+    if config.sampler == "cream" and big_l > big_n:
+        params = config.sampler_params or {}
+        k_max = (big_n - 1) // 2
+        k = params.get("k", (4 * big_l) // big_n)
+        defaults = {"k": k, "k_max": k_max, "mu": params.get("mu", 1 + sampler_factor)}
+        if "k" not in params and k > k_max:
+            fit = max(1, min(k_max, int(round(4 * (rope_factor or sampler_factor)))))
+            problems.append(
+                f"CREAM's continuity length k defaults to 4·L/N = {k} (the official k = 4·factor with the "
+                f"sampler's factor L/N = {sampler_factor:g}), which does not fit N = {big_n} tokens "
+                f"(head + tail = 2k must leave a middle: k <= (N-1)/2 = {k_max}). Pass k explicitly, e.g. "
+                f"sampler_params={{'k': {fit}}} (--k {fit}; 4 x the RoPE factor)")
+    return {"train_len": big_n, "target_len": big_l, "model_window": window,
+            "sampler_factor": sampler_factor, "rope_factor": rope_factor, "rope": config.rope,
+            "sampler_defaults": defaults, "notes": notes, "problems": problems}
+
+
+def describe_lengths(report: dict) -> str:
+    """Two or more lines for a console / widget: N, L, W and the two factors, then notes/problems."""
+    rope = "none" if report["rope_factor"] is None else f"{report['rope']} x{report['rope_factor']:g} (L / W)"
+    lines = [f"N = {report['train_len']} tokens per window -> L = {report['target_len']} positions; model "
+             f"window W = {report['model_window']}",
+             f"sampler factor L/N = {report['sampler_factor']:g}; RoPE: {rope}"]
+    lines += [f"note: {n}" for n in report["notes"]]
+    lines += [f"does not fit: {p}" for p in report["problems"]]
+    return "\n".join(lines)
+
+
+def check_lengths(config: TrainConfig) -> dict:
+    """:func:`lengths_report`, raising ValueError listing its problems when there are any."""
+    report = lengths_report(config)
+    if report["problems"]:
+        raise ValueError("; ".join(report["problems"]))
+    return report
+
+
+def training_dataset(config: TrainConfig, tokenizer, window: int, n_windows: int, *, process_first=None):
+    """The fine-tuning rows of ``config.data`` (``n_windows`` items of ``window`` tokens).
+
+    - None / a ``.txt`` file: seeded windows of the token stream (:class:`WindowDataset`);
+    - ``"mix"``: the tiny base's pre-training mixture (:class:`MixtureDataset`);
+    - a ``save_to_disk`` directory or a ``.jsonl`` / ``.json`` / ``.parquet`` file: one document
+      per row (``input_ids``, ``text`` or chat ``messages``; :func:`creamviz.data.load_documents`),
+      cut to its first ``window`` tokens (:class:`creamviz.data.DocumentDataset`).
+    ``process_first``: a context manager run around tokenization (``TrainingArguments.main_process_first``
+    under several processes, so the main process fills the datasets cache first).
+    """
+    from contextlib import nullcontext
+
+    from creamviz import data as cdata
+
+    if config.data == "mix":
+        return MixtureDataset(tokenizer, window, n_windows, config.seed)
+    if cdata.is_dataset_source(config.data):
+        with process_first() if process_first else nullcontext():
+            docs, column = cdata.load_documents(config.data, tokenizer, column=config.data_column,
+                                                chat_labels=config.chat_labels)
+        need = (f" (tokens='aligned' needs documents of L = target_len = {window} tokens)"
+                if config.tokens == "aligned" else
+                f" (tokens='contiguous' feeds windows of N = train_len = {window} tokens)")
+        return cdata.DocumentDataset(docs, window, n_windows, config.seed, source=config.data,
+                                     column=column, short=config.short_docs, need=need)
+    token_ids = tokenizer(read_corpus(config.data), add_special_tokens=False)["input_ids"]
+    return WindowDataset(token_ids, window, n_windows, config.seed)
+
+
+def _memory_arguments(config: TrainConfig) -> dict:
+    """TrainingArguments for the memory knobs: bf16, gradient checkpointing (the model's own,
+    non-reentrant; ``activation_checkpointing`` in transformers >= 5.x, ``gradient_checkpointing``
+    before) and the optimizer name."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    out = {"bf16": config.bf16, key: config.gradient_checkpointing}
+    if config.gradient_checkpointing:
+        out[f"{key}_kwargs"] = {"use_reentrant": False}
+    if config.optim is not None:
+        out["optim"] = config.optim
+    return out
+
+
+def distributed_info(trainer) -> dict:
+    """How the run was distributed: accelerate's type (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED),
+    processes, mixed precision, and the FSDP / ZeRO set-up when sharded. ``requested_but_ignored``
+    names a sharding asked for in the environment (``accelerate launch --config_file``) that
+    accelerate did not apply (it ignores FSDP and DeepSpeed for CPU processes)."""
+    import os
+
+    acc = trainer.accelerator
+    state = acc.state
+    kind = str(getattr(state.distributed_type, "value", state.distributed_type))
+    info = {"type": kind, "num_processes": int(acc.num_processes),
+            "mixed_precision": str(acc.mixed_precision)}
+    plugin = getattr(state, "fsdp_plugin", None)
+    if kind == "FSDP" and plugin is not None:
+        info["fsdp"] = {"version": getattr(plugin, "fsdp_version", None),
+                        "reshard_after_forward": str(getattr(plugin, "reshard_after_forward", None)),
+                        "state_dict_type": str(getattr(plugin, "state_dict_type", None)),
+                        "cpu_offload": str(getattr(plugin, "cpu_offload", None))}
+    ds = getattr(state, "deepspeed_plugin", None)
+    if kind == "DEEPSPEED" and ds is not None:
+        zero = (ds.deepspeed_config or {}).get("zero_optimization", {})
+        info["zero"] = {"stage": zero.get("stage"), "offload_optimizer": zero.get("offload_optimizer"),
+                        "offload_param": zero.get("offload_param")}
+    asked = [name for name, env in (("FSDP", "ACCELERATE_USE_FSDP"), ("DEEPSPEED", "ACCELERATE_USE_DEEPSPEED"))
+             if os.environ.get(env, "false").lower() == "true"]
+    if asked and kind not in asked:
+        info["requested_but_ignored"] = asked[0]
+    return info
+
+
 # --------------------------------------------------------------------------- the run
 def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> TrainResult:
     """Fine-tune ``config.model`` for ``config.steps`` steps with sampled position ids.
 
     Each training example is a window cut from the corpus at a seeded offset (N tokens for
     ``tokens="contiguous"``, L tokens for ``"aligned"``); :class:`PositionCollator` turns it into N
-    tokens with the sampler's ids. RoPE is interpolated by ``factor`` (default L / N) through
-    ``config.rope_parameters``. Checkpoints (``model.safetensors`` + optimizer/scheduler/RNG state)
+    tokens with the sampler's ids. RoPE is interpolated by ``factor`` (default L / W, W = the
+    model's pre-trained window; the sampler's own factor is L / N, see :func:`lengths_report`) through
+    ``config.rope_parameters``. ``data`` may also be a ``datasets`` source (:func:`training_dataset`). Checkpoints (``model.safetensors`` + optimizer/scheduler/RNG state)
     go to ``out/checkpoint-<step>`` every ``save_every`` steps; ``resume=True`` continues from the
     newest one with the same data, ids and RNG states, so the resumed run equals an uninterrupted
     one step for step. A completed run saves ``out/final`` (safetensors, tokenizer,
@@ -455,7 +638,8 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
 
     config.validate()
     asked = config  # as given (saved, and compared on resume)
-    config = config.with_model_window()
+    config = config.with_model_window()  # N resolved; N vs the model's window W and both factors checked
+    lengths = lengths_report(config)  # for the run metadata
     sampler = config.make_sampler()  # ValueErrors for bad sampler params come early
     out = pathlib.Path(config.out)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
@@ -494,7 +678,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not config.progress,
-        bf16=config.bf16,
+        **_memory_arguments(config),  # bf16, gradient checkpointing, optim
         ddp_find_unused_parameters=False,  # every parameter is used; skips an autograd traversal
         use_cpu=(not torch.cuda.is_available()) if config.cpu is None else config.cpu,
     )
@@ -503,11 +687,9 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
     if dataset is not None:
         if len(dataset) < n_windows:
             raise ValueError(f"dataset has {len(dataset)} rows; the run needs n_windows={n_windows}")
-    elif config.data == "mix":
-        dataset = MixtureDataset(tokenizer, window, n_windows, config.seed)
     else:
-        token_ids = tokenizer(read_corpus(config.data), add_special_tokens=False)["input_ids"]
-        dataset = WindowDataset(token_ids, window, n_windows, config.seed)
+        dataset = training_dataset(config, tokenizer, window, n_windows,
+                                   process_first=lambda: args.main_process_first(desc="data"))
     collator = PositionCollator(sampler, tokenizer, tokens=config.tokens, seed=config.seed,
                                 record=config.record_positions)
 
@@ -553,6 +735,10 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
                 "base_model": config.model,
                 "train_len": config.train_len,
                 "target_len": config.target_len,
+                "lengths": lengths,  # N, L, model window W, sampler factor L/N, RoPE factor L/W
+                "distributed": distributed_info(trainer),
+                "memory": {"bf16": config.bf16, "gradient_checkpointing": config.gradient_checkpointing,
+                           "optim": args.optim if isinstance(args.optim, str) else getattr(args.optim, "value", None)},
                 "steps": steps_done,
                 "world_size": args.world_size,
                 "wall_time_s": wall,

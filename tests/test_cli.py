@@ -55,7 +55,7 @@ def test_a_new_config_field_appears_without_touching_the_cli():
     (["--lr", "-1"], "--lr", "lr=-1.0"),
     (["--factor", "inf"], "--factor", "factor=inf"),
     (["--middle", "gauss"], "--middle", "invalid choice"),
-    (["--train-len", "128"], "--train-len", "pre-trained window N = 256"),
+    (["--train-len", "128"], "--k", "k defaults to 4·L/N = 64"),  # N below the window: default k too big
 ])
 def test_bad_train_flags_are_one_line_naming_the_flag(argv, flag, text, capsys, tmp_path):
     rc = cli.main(["train", *argv, "--out", str(tmp_path / "run"), "--steps" if "--steps" not in argv else "--seed",

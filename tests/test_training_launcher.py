@@ -65,8 +65,11 @@ def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
     la.controls["lr"].value = -1.0
     assert "lr=-1.0" in la.error
     la.controls["lr"].value = 1e-3
-    ex.train_len = 128  # the explorer's N differs from the tiny model's window
-    assert "train_len=128" in la.error and "N = 256" in la.error
+    ex.train_len = 128  # N below the tiny model's window: CREAM's default k = 4 L / N = 64 > (N - 1) / 2
+    assert "k defaults to 4·L/N = 64" in la.error and "N = 128" in la.error
+    ex.k = 16  # an explicit k fits: N = 128 is accepted, with both factors explained
+    assert la.error == "" and "sampler factor L/N = 16" in la.lengths() and "x8 (L / W)" in la.lengths()
+    ex.k = None
     ex.train_len = 256
     ex.sigma = -1.0  # a bad sampler parameter names itself
     assert "sigma" in la.error

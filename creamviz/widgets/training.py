@@ -84,10 +84,11 @@ class TrainingLauncher(ExplorerBase):
     """State + view of one fine-tuning run (see the module docstring).
 
     Sampler traits (linked to ``explorer`` when one is given): ``method``, ``train_len`` (N; None =
-    the model's pre-trained window, and any other value is refused: CREAM fine-tunes on windows of
-    exactly the pre-trained length), ``target_len`` (L) and one trait per registered sampler
-    parameter. Run traits: ``model`` ("tiny" or a local HF directory), ``rope`` (linear / yarn,
-    factor L / N), ``steps``, ``lr`` (default: the notebooks' 5e-4), ``warmup_steps``,
+    the model's pre-trained window W; a shorter N, e.g. 256 tokens of an 8K model, spreads N tokens
+    over L with the sampler's factor L / N while RoPE is interpolated by L / W, see :meth:`lengths`;
+    what does not fit, such as CREAM's default k = 4·L/N > (N-1)/2, is refused with the fix),
+    ``target_len`` (L) and one trait per registered sampler parameter. Run traits: ``model``
+    ("tiny", "smollm2-135m" or a local HF directory), ``rope`` (linear / yarn, factor L / W), ``steps``, ``lr`` (default: the notebooks' 5e-4), ``warmup_steps``,
     ``batch_size``, ``seed``, ``save_every``, ``out`` ('' = ``runs/launcher/<method>-L<L>-<time>``,
     or the last run's directory when resuming), ``resume``, ``data`` ("mix" = text + retrieval
     tasks, "text" = corpus text), ``evaluation`` (kv / niah / ppl) and ``eval_limit``.
@@ -195,9 +196,16 @@ class TrainingLauncher(ExplorerBase):
             save_every=self.save_every, out=out if out is not None else (self.out or "runs/launcher/auto"),
             resume=self.resume, data=None if self.data == "text" else "mix", progress=False)
         cfg.validate()
-        cfg = cfg.with_model_window()  # refuses an N other than the model's window
+        cfg = cfg.with_model_window()  # N vs the model's window W, sampler factor L/N vs RoPE L/W, k vs N
         cfg.make_sampler()  # ValueError naming the sampler parameter
         return cfg
+
+    def lengths(self) -> str:
+        """Which length and which factor is which for the current traits (N, L, the model's window
+        W, the sampler's factor L/N and the RoPE factor L/W), as the run metadata records them."""
+        from creamviz.training import describe_lengths, lengths_report
+
+        return describe_lengths(lengths_report(self.config()))
 
     def _compute(self) -> dict[str, go.Figure]:
         self.config()  # validation only; the figures change when a run reports
