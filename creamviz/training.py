@@ -501,7 +501,7 @@ def lengths_report(config: TrainConfig) -> dict:
         problems.append(f"RoPE factor {rope_factor:g} < 1: L = {big_l} is inside the model's window W = {window}; "
                         "use rope='none' (no interpolation needed) or a larger target_len")
     if config.sampler == "cream" and big_l > big_n:
-        params = config.sampler_params or {}
+        params = {name: v for name, v in (config.sampler_params or {}).items() if v is not None}
         k_max = (big_n - 1) // 2
         k = params.get("k", (4 * big_l) // big_n)
         defaults = {"k": k, "k_max": k_max, "mu": params.get("mu", 1 + sampler_factor)}
