@@ -104,7 +104,7 @@ def test_cream_chat_steps_on_smollm2(tmp_path, tok):
     items = DocumentDataset(docs, N, 4, seed=4)
     batch = PositionCollator(cfg.make_sampler(), tok, seed=4)([items[0], items[1]])
     first = tok.decode(batch["input_ids"][0])
-    assert first.startswith("<|im_start|>system\n") and "<|im_start|>user\nRecord lines 1 to 12" in first
+    assert first.startswith("<|im_start|>system\nYou are a careful assistant")
     assert int(batch["position_ids"].max()) == L - 1  # CREAM's tail reaches L
     model = load_model(NAME, rope="yarn", factor=2.0)
     with torch.no_grad():
