@@ -511,7 +511,7 @@ def lengths_report(config: TrainConfig) -> dict:
                 f"CREAM's continuity length k defaults to 4·L/N = {k} (the official k = 4·factor with the "
                 f"sampler's factor L/N = {sampler_factor:g}), which does not fit N = {big_n} tokens "
                 f"(head + tail = 2k must leave a middle: k <= (N-1)/2 = {k_max}). Pass k explicitly, e.g. "
-                f"sampler_params={{'k': {fit}}} (--k {fit}; 4 x the RoPE factor)")
+                f"sampler_params={{'k': {fit}}} (--k {fit}: 4 x the RoPE factor, at most (N-1)/2)")
     return {"train_len": big_n, "target_len": big_l, "model_window": window,
             "sampler_factor": sampler_factor, "rope_factor": rope_factor, "rope": config.rope,
             "sampler_defaults": defaults, "notes": notes, "problems": problems}

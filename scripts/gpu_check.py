@@ -52,6 +52,7 @@ SMOKE_SIZES = dict(window=256, target=1024, steps=2, batch=2, lr=5e-4, warmup=0,
                    b_steps=2, b_batch=2, eval_batch=2, data="mix")
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SEED = 0
+B_TIMEOUT_S = 180  # (b) is cut after this long (it needs well under a minute on an H100)
 EVAL_SEED = 10_000  # evaluation examples use seeds >= 10 000 (training data never does)
 
 
@@ -226,7 +227,11 @@ def phase_b(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
 
     run_dir = work / "b_fsdp"
     shutil.rmtree(run_dir, ignore_errors=True)
-    cfg = dict(model=model, sampler="cream", rope="yarn", train_len=sizes["window"], target_len=sizes["target"],
+    from creamviz.training import model_window
+
+    factor = max(1.0, sizes["target"] / model_window(model))  # L / W (see phase_a)
+    cfg = dict(model=model, sampler="cream", rope="yarn", factor=factor, train_len=sizes["window"],
+               target_len=sizes["target"],
                steps=sizes["b_steps"], batch_size=sizes["b_batch"], lr=1e-5, warmup_steps=0, seed=SEED,
                save_every=10**6, bf16=torch.cuda.is_available(), gradient_checkpointing=True, progress=False,
                record_positions=False, out=str(run_dir))
@@ -239,14 +244,21 @@ def phase_b(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out.log("(b) " + " ".join(cmd[:9]) + " ...")
     t = time.time()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    (out.dir / "b_stderr.txt").write_text(proc.stderr[-200_000:])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a timeout ends the workers too
+    try:
+        _, stderr = proc.communicate(timeout=B_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        _, stderr = proc.communicate()
+        stderr += f"\ntimed out after {B_TIMEOUT_S} s"
+    (out.dir / "b_stderr.txt").write_text(stderr[-200_000:])
     rec: dict = {"command": " ".join(cmd), "returncode": proc.returncode, "wall_s": round(time.time() - t, 1),
                  "config": cfg}
     if proc.returncode == 0 and record_path.is_file():
         rec.update(json.loads(record_path.read_text()))
     else:
-        rec["error_tail"] = proc.stderr[-3000:]
+        rec["error_tail"] = stderr[-3000:]
     shape = _shape(model)
     if shape is not None:
         est = memory.per_gpu_memory(shape, strategy="fsdp_full_shard", world_size=1, seq_len=sizes["window"],
@@ -269,6 +281,30 @@ def _shape(model: str):
 
 
 # --------------------------------------------------------------------------- (a) CREAM vs PoSE at 32K
+_WORKER_TOKENIZER = None
+
+
+def _init_worker(model: str, repo: str) -> None:
+    global _WORKER_TOKENIZER
+    sys.path.insert(0, repo)
+    from creamviz.models import load_tokenizer
+
+    _WORKER_TOKENIZER = load_tokenizer(model)
+
+
+def _make_example(task: str, length: int, depth: float, seed: int):
+    from creamviz import tasks
+
+    return tasks.GENERATORS[task](_WORKER_TOKENIZER, int(length), depth=float(depth), seed=int(seed))
+
+
+def submit_examples(pool, task: str, length: int, n_per_depth: int, seed: int) -> list:
+    """Futures of ``tasks.depth_sweep(task, tok, length, DEPTHS, n_per_depth, seed)``'s examples, in its order
+    (each 32K-token prompt is fitted by repeated tokenization: seconds each, so they are built in worker
+    processes while the GPU trains)."""
+    return [pool.submit(_make_example, task, length, d, seed + i) for d in DEPTHS for i in range(n_per_depth)]
+
+
 def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
     import torch
 
@@ -278,8 +314,12 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
+    from creamviz.training import model_window
+
     big_n, big_l = sizes["window"], sizes["target"]
-    factor = big_l / big_n
+    # RoPE is interpolated from the model's window W to L (= L / N here, where N = W); a CPU smoke run of
+    # SmolLM2 with L below its window keeps factor 1 (no interpolation worth the name)
+    factor = max(1.0, big_l / model_window(model))
     rec = out.results["phases"].setdefault("a_cream_vs_pose", {})
     rec["setting"] = {"model": model, "N": big_n, "L": big_l, "rope": "yarn", "rope_factor": factor,
                       "steps": sizes["steps"], "batch": sizes["batch"], "lr": sizes["lr"],
@@ -287,9 +327,23 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
                       "data": ("creamviz corpus text" if sizes["data"] is None else sizes["data"]) + ", contiguous tokens",
                       "eval": f"kv_retrieval at {big_l} tokens, depths {DEPTHS}, {sizes['eval_n']} per depth, "
                               f"seeds from {EVAL_SEED}"}
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    # the paper's Lost-in-the-Middle prompt (UUID JSON through the chat template) for the real model when
+    # creamviz.tasks has it; the tiny model (and an older checkout) use the hex key-value list
+    task = "kv_uuid" if model != "tiny" and "kv_uuid" in getattr(tasks, "GENERATORS", {}) else "kv"
+    max_new = 64 if task == "kv_uuid" else None  # a UUID is ~25 tokens; None: answer tokens + 2
+    rec["setting"]["eval"] = f"{task} " + rec["setting"]["eval"].split(" ", 1)[1]
+    workers = max(1, min(12, (os.cpu_count() or 2) - 2))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(model, str(REPO)))
+    t_build = time.time()
+    long_futures = submit_examples(pool, task, big_l, sizes["eval_n"], EVAL_SEED)
+    short_futures = submit_examples(pool, task, sizes["inwindow"], sizes["eval_n"], EVAL_SEED)
     finals = {}
     for method in ("cream", "pose"):
-        cfg = TrainConfig(model=model, sampler=method, rope="yarn", train_len=big_n, target_len=big_l,
+        cfg = TrainConfig(model=model, sampler=method, rope="yarn", factor=factor, train_len=big_n, target_len=big_l,
                           steps=sizes["steps"], batch_size=sizes["batch"], lr=sizes["lr"],
                           warmup_steps=sizes["warmup"], seed=SEED, save_every=10**6, bf16=dev == "cuda", data=sizes["data"],
                           gradient_checkpointing=True, progress=False, out=str(work / f"a_{method}"))
@@ -307,16 +361,11 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
         if dev == "cuda":
             torch.cuda.empty_cache()
     tok = load_tokenizer(model)
-    t = time.time()
-    # the paper's Lost-in-the-Middle prompt (UUID JSON through the chat template) for the real model when
-    # creamviz.tasks has it; the tiny model (and an older checkout) use the hex key-value list
-    task = "kv_uuid" if model != "tiny" and "kv_uuid" in getattr(tasks, "GENERATORS", {}) else "kv"
-    max_new = 64 if task == "kv_uuid" else None  # a UUID is ~25 tokens; None: answer tokens + 2
-    rec["setting"]["eval"] = f"{task} " + rec["setting"]["eval"].split(" ", 1)[1]
-    long_ex = tasks.depth_sweep(task, tok, big_l, DEPTHS, n_per_depth=sizes["eval_n"], seed=EVAL_SEED)
-    short_ex = tasks.depth_sweep(task, tok, sizes["inwindow"], DEPTHS, n_per_depth=sizes["eval_n"], seed=EVAL_SEED)
-    out.log(f"(a) built {len(long_ex)} {task} prompts of {big_l} tokens and {len(short_ex)} of {sizes['inwindow']} "
-            f"in {time.time() - t:.1f}s ({long_ex[0].n_items} items at {big_l})")
+    long_ex = [f.result() for f in long_futures]
+    short_ex = [f.result() for f in short_futures]
+    pool.shutdown()
+    out.log(f"(a) {len(long_ex)} {task} prompts of {big_l} tokens and {len(short_ex)} of {sizes['inwindow']} ready "
+            f"{time.time() - t_build:.1f}s after submission ({workers} workers; {long_ex[0].n_items} items at {big_l})")
     runs = [("cream", finals["cream"], None, long_ex), ("pose", finals["pose"], None, long_ex),
             ("base_yarn", model, ("yarn", factor), long_ex), ("base_in_window", model, None, short_ex)]
     rec.setdefault("eval", {})
@@ -408,6 +457,8 @@ def main() -> int:
     model, label = prepare_model(out, work)
     out.results["model"], out.results["model_label"] = model, label
     sizes = dict(SMOKE_SIZES if SMOKE else (REAL if model != "tiny" else TINY))
+    if model != "tiny":
+        sizes["data"] = None  # the mixture is the tiny base's own
     for key, env in (("steps", "GPU_CHECK_STEPS"), ("eval_n", "GPU_CHECK_EVAL_N")):
         if os.environ.get(env):
             sizes[key] = int(os.environ[env])
