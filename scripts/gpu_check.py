@@ -339,6 +339,7 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                initargs=(model, str(REPO)))
     t_build = time.time()
+    tasks.GENERATORS[task](load_tokenizer(model), sizes["inwindow"], depth=0.5, seed=EVAL_SEED)  # sizes fit? fail now
     long_futures = submit_examples(pool, task, big_l, sizes["eval_n"], EVAL_SEED)
     short_futures = submit_examples(pool, task, sizes["inwindow"], sizes["eval_n"], EVAL_SEED)
     finals = {}
@@ -459,6 +460,7 @@ def main() -> int:
     sizes = dict(SMOKE_SIZES if SMOKE else (REAL if model != "tiny" else TINY))
     if model != "tiny":
         sizes["data"] = None  # the mixture is the tiny base's own
+        sizes["inwindow"] = max(sizes["inwindow"], 512)  # the chat-template KV prompt needs ~250 tokens
     for key, env in (("steps", "GPU_CHECK_STEPS"), ("eval_n", "GPU_CHECK_EVAL_N")):
         if os.environ.get(env):
             sizes[key] = int(os.environ[env])
