@@ -213,6 +213,7 @@ def _train_run(ns: argparse.Namespace) -> int:
     params = {k: getattr(ns, k) for k in sampler_parameters() if getattr(ns, k, None) is not None}
     config = dataclass_from_args(TrainConfig, ns, sampler_params=params)
     config.validate()
+    config.with_model_window().make_sampler()  # what cannot run is refused before anything is printed
     if PartialState().is_main_process:  # N, L, the model's window W, the sampler's and RoPE's factors
         print(describe_lengths(lengths_report(config)), flush=True)
     result = train(config)

@@ -496,10 +496,10 @@ def lengths_report(config: TrainConfig) -> dict:
         notes.append(f"N = {big_n} exceeds the pre-trained window W = {window}: windows longer than the model "
                      "ever saw, before any position trick")
     if big_l <= big_n:
-        problems.append(f"target_len L = {big_l} must exceed train_len N = {big_n}")
-    if rope_factor is not None and rope_factor < 1:
-        problems.append(f"RoPE factor {rope_factor:g} < 1: L = {big_l} is inside the model's window W = {window}; "
-                        "use rope='none' (no interpolation needed) or a larger target_len")
+        problems.append(f"target_len={big_l} must exceed N = train_len = {big_n}")
+    elif rope_factor is not None and rope_factor < 1:
+        problems.append(f"target_len={big_l} is inside the model's window W = {window} (RoPE factor "
+                        f"{rope_factor:g} < 1): use a larger target_len, or rope='none' (no interpolation needed)")
     if config.sampler == "cream" and big_l > big_n:
         params = {name: v for name, v in (config.sampler_params or {}).items() if v is not None}
         k_max = (big_n - 1) // 2
