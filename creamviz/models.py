@@ -206,7 +206,9 @@ def _apply_rope(config, rope, factor) -> None:
     # N: an already-extended model keeps its original window
     original_max = current.get("original_max_position_embeddings") or config.max_position_embeddings
     config.rope_parameters = rope_parameters(rope, factor, rope_theta=theta, original_max=original_max)
-    config.max_position_embeddings = int(round(original_max * float(factor)))  # L
+    # L, except for dynamic: transformers' dynamic NTK reads N from max_position_embeddings (it ignores
+    # original_max_position_embeddings), so setting L there would switch the scaling off below L
+    config.max_position_embeddings = original_max if rope == "dynamic" else int(round(original_max * float(factor)))
 
 
 def load_config(path, *, rope=None, factor=None):
