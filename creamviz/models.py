@@ -191,7 +191,7 @@ def rope_parameters(rope: str, factor: float, *, rope_theta: float, original_max
     if factor is None or not float(factor) >= 1.0:
         raise ValueError(f"factor={factor!r} must be a number >= 1 (L / N) when rope={rope!r}")
     params = {"rope_type": rope, "rope_theta": float(rope_theta), "factor": float(factor)}
-    if rope in ("yarn", "dynamic"):
+    if rope == "yarn":  # dynamic reads N from max_position_embeddings and ignores this key
         params["original_max_position_embeddings"] = int(original_max)
     return params
 

@@ -27,6 +27,7 @@ Importing this module does not import torch (the computations do, through transf
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import math
 import numbers
@@ -49,6 +50,8 @@ __all__ = [
     "phase_coverage",
     "pretraining_coverage",
     "sampler_distance_frequency",
+    "RopeOverview",
+    "rope_overview",
 ]
 
 SCALINGS = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")  # None means "default"
@@ -392,29 +395,33 @@ def decay_distances(max_distance: int, n_points: int = 1024) -> np.ndarray:
 def phase_index(inv_freq, n_distances: int, n_bins: int) -> np.ndarray:
     """Phase cell of every (pair i, distance r), r = 0 .. n_distances - 1: (d/2, n_distances) int32.
 
-    The angle ``r · θ_i mod 2π`` falls in bin ``b = ⌊(r θ_i mod 2π) · n_bins / 2π⌋`` of
-    ``n_bins`` equal bins of ``[0, 2π)`` (float64 from transformers' float32 θ).
+    With ``t = r · (θ_i / 2π)`` full turns (float64, from transformers' float32 θ), the angle
+    ``r θ_i mod 2π`` is ``2π (t - ⌊t⌋)``; it falls in bin ``b = ⌊(t - ⌊t⌋) · n_bins⌋`` of ``n_bins``
+    equal bins of ``[0, 2π)`` (clipped to ``n_bins - 1`` against round-off).
     """
-    theta = np.asarray(inv_freq, dtype=np.float64)
+    turns_per_token = np.asarray(inv_freq, dtype=np.float64) / (2 * np.pi)
     n_distances = _check_int("n_distances", n_distances, 1)
     n_bins = _check_int("n_bins", n_bins, 1)
     r = np.arange(n_distances, dtype=np.float64)
-    out = np.empty((len(theta), n_distances), dtype=np.int32)
+    out = np.empty((len(turns_per_token), n_distances), dtype=np.int32)
     rows = max(1, PHASE_BLOCK // n_distances)
-    for start in range(0, len(theta), rows):
-        angle = np.mod(np.outer(theta[start:start + rows], r), 2 * np.pi)  # (rows, n_distances)
-        np.minimum(np.floor(angle * (n_bins / (2 * np.pi))), n_bins - 1, out=angle)
-        out[start:start + rows] = angle
+    for start in range(0, len(turns_per_token), rows):
+        turns = np.outer(turns_per_token[start:start + rows], r)  # (rows, n_distances)
+        turns -= np.floor(turns)
+        turns *= n_bins
+        np.floor(turns, out=turns)
+        np.minimum(turns, n_bins - 1, out=turns)
+        out[start:start + rows] = turns
     return out
 
 
 def _histogram(index: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarray:
-    """``H[i, b] = Σ_r weights[r] · [index[i, r] == b]``: (d/2, n_bins)."""
+    """``H[i, b] = Σ_r weights[r] · [index[i, r] == b]``: (d/2, n_bins), one bincount per pair."""
     keep = np.flatnonzero(weights)
-    n_dims = index.shape[0]
-    flat = (index[:, keep] + (np.arange(n_dims) * n_bins)[:, None]).ravel()
-    return np.bincount(flat, weights=np.tile(weights[keep].astype(np.float64), n_dims),
-                       minlength=n_dims * n_bins).reshape(n_dims, n_bins)
+    if len(keep) == index.shape[1]:
+        keep = slice(None)  # every distance: no copy
+    w = np.asarray(weights, dtype=np.float64)[keep]
+    return np.stack([np.bincount(row[keep], weights=w, minlength=n_bins) for row in index])
 
 
 @dataclass(frozen=True)
@@ -434,6 +441,7 @@ class PhaseCoverage:
     trained: np.ndarray  # (d/2, n_bins) float64: Σ over trained distances in the cell of their frequency
     distance_edges: np.ndarray  # (D + 1,) int64 distance-bin edges over [0, L)
     familiar: np.ndarray  # (d/2, D): fraction of distances in the bin whose cell (i, b(r)) is exercised
+    rate_map: np.ndarray  # (d/2, D): mean over distances in the bin of the rate of the cell (i, b(r))
 
     @property
     def exercised(self) -> np.ndarray:
@@ -446,10 +454,38 @@ class PhaseCoverage:
         return (self.needed > 0) & ~self.exercised
 
     @property
+    def rate(self) -> np.ndarray:
+        """(d/2, n_bins) ``trained / needed``: the mean, over the distances r < L whose angle lies in the
+        cell, of the fraction of samples that train r (how often per sample fine-tuning shows the
+        pair this angle, in [0, 1] for a sampler); NaN where the cell is not needed."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.needed > 0, self.trained / self.needed, np.nan)
+
+    @property
     def covered_fraction(self) -> np.ndarray:
         """(d/2,): exercised needed cells / needed cells, per pair."""
         need = self.needed > 0
         return (need & self.exercised).sum(axis=1) / need.sum(axis=1)
+
+
+@functools.lru_cache(maxsize=2)
+def _cells(inv_freq_bytes: bytes, big_l: int, n_bins: int, n_distance_bins: int):
+    """What every method of one scaling shares, cached read-only (keyed by the float64 bytes of θ'):
+    the phase cell of every (pair, r < L) (d/2, L), the needed counts (d/2, n_bins), the distance-bin
+    edges (D + 1,) and ``per_bin[i, b, j]`` = #{r in distance bin j : cell(i, r) = b} (d/2, n_bins, D)."""
+    index = phase_index(np.frombuffer(inv_freq_bytes, dtype=np.float64), big_l, n_bins)  # (d/2, L)
+    n_pairs = index.shape[0]
+    needed = _histogram(index, np.ones(big_l), n_bins).astype(np.int64)
+    edges = np.linspace(0, big_l, n_distance_bins + 1).round().astype(np.int64)
+    distance_bin = np.repeat(np.arange(n_distance_bins), np.diff(edges))  # (L,)
+    offsets = (np.arange(n_pairs, dtype=np.int64) * n_bins)[:, None]
+    dtype = np.int32 if n_pairs * n_bins * n_distance_bins < 2**31 else np.int64
+    flat = ((index + offsets) * n_distance_bins + distance_bin[None, :]).astype(dtype, copy=False).ravel()
+    per_bin = np.bincount(flat, minlength=n_pairs * n_bins * n_distance_bins).reshape(
+        n_pairs, n_bins, n_distance_bins).astype(np.float64)
+    for arr in (index, needed, edges, per_bin):
+        arr.setflags(write=False)
+    return index, needed, edges, per_bin
 
 
 def phase_coverage(spectrum: RopeSpectrum, frequency, *, method: str = "", n_bins: int = 64,
@@ -467,7 +503,13 @@ def phase_coverage(spectrum: RopeSpectrum, frequency, *, method: str = "", n_bin
     - ``familiar[i, j]``: over the distances r of distance bin j (``n_distance_bins`` equal bins of
       [0, L)), the fraction whose needed cell ``(i, bin(r θ'_i))`` is exercised — the
       distance × dimension view: where a length-L input presents a pair with an angle the training
-      never produced.
+      never produced;
+    - ``rate_map[i, j]``: over the same distances, the mean of ``rate[i, bin(r θ'_i)]`` (see
+      :attr:`PhaseCoverage.rate`): how often per sample training shows pair i the angle a length-L
+      input shows it at distance r. A pair that turns many times within L collects distances from
+      all of [0, L) in every cell (its rate is the average distance frequency everywhere); a pair
+      that turns less than once maps each distance to its own cell (its rate follows the
+      frequency of the distances near r).
     """
     frequency = np.asarray(frequency, dtype=np.float64)
     big_l = spectrum.target_len
@@ -477,20 +519,19 @@ def phase_coverage(spectrum: RopeSpectrum, frequency, *, method: str = "", n_bin
         raise ValueError("frequency must be finite and >= 0")
     n_bins = _check_int("n_bins", n_bins, 1)
     n_distance_bins = min(_check_int("n_distance_bins", n_distance_bins, 1), big_l)
-    index = phase_index(spectrum.inv_freq, big_l, n_bins)  # (d/2, L)
-    needed = _histogram(index, np.ones(big_l), n_bins).astype(np.int64)
+    index, needed, edges, per_bin = _cells(spectrum.inv_freq.tobytes(), big_l, n_bins, n_distance_bins)
     if trained_inv_freq is None:
         trained = _histogram(index, frequency, n_bins)
     else:
         last = int(np.flatnonzero(frequency)[-1]) + 1 if frequency.any() else 1
         trained = _histogram(phase_index(trained_inv_freq, last, n_bins), frequency[:last], n_bins)
-    exercised = trained > 0
-    edges = np.linspace(0, big_l, n_distance_bins + 1).round().astype(np.int64)
-    hit = np.take_along_axis(exercised, index, axis=1)  # (d/2, L): cell of (i, r) exercised
-    sums = np.add.reduceat(hit.astype(np.float64), edges[:-1], axis=1)
-    familiar = sums / np.diff(edges)[None, :]
+    widths = np.diff(edges)[None, :]
+    # sum over the distances of a bin = sum over cells of (distances of the bin in the cell) x value
+    familiar = np.einsum("ibj,ib->ij", per_bin, (trained > 0).astype(np.float64)) / widths
+    rate = trained / np.maximum(needed, 1)  # every cell some r < L lands in has needed >= 1
+    rate_map = np.einsum("ibj,ib->ij", per_bin, rate) / widths
     return PhaseCoverage(method=method, n_bins=n_bins, train_len=spectrum.train_len, target_len=big_l,
-                         needed=needed, trained=trained, distance_edges=edges, familiar=familiar)
+                         needed=needed.copy(), trained=trained, distance_edges=edges.copy(), familiar=familiar, rate_map=rate_map)
 
 
 def pretraining_coverage(spectrum: RopeSpectrum, *, n_bins: int = 64, n_distance_bins: int = 256) -> PhaseCoverage:
@@ -513,3 +554,50 @@ def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *, max_id
         return coverage.distance_frequency(sampler.sample(n_samples, seed=seed))
     n = max(1, min(n_samples, max_ids // sampler.train_len))
     return coverage.distance_frequency(sampler.position_ids(n, seed=seed), sampler.target_len)
+
+
+# --------------------------------------------------------------------------- everything for one scaling
+@dataclass(frozen=True)
+class RopeOverview:
+    """What the RoPE figures show for one scaling and a set of samplers."""
+
+    spectrum: RopeSpectrum
+    decay: dict  # name -> (distances (R,), bound (R,)): "pre-trained θ" and "<scaling> θ'"
+    coverages: dict  # "pre-training" and each method -> PhaseCoverage
+    n_samples: dict  # method -> samples behind its distance frequencies (None: frequencies given)
+
+
+def rope_overview(spectrum: RopeSpectrum, methods=("cream", "pose", "randpos", "contiguous"), *,
+                  n_samples: int = 2000, seed: int = 0, n_bins: int = 64, n_distance_bins: int = 256,
+                  decay_points: int = 1024, sampler_params: dict | None = None,
+                  frequencies: dict | None = None) -> RopeOverview:
+    """Decay curves (pre-trained θ, scaled θ' with its attention factor) up to L and the phase
+    coverage of pre-training and of each method's trained distances (``n_samples`` samples of
+    ``make_sampler(method, train_len=N, target_len=L, **sampler_params.get(method, {}))`` drawn
+    with ``seed``; RandPos fewer, see :func:`sampler_distance_frequency`). ``frequencies``: method
+    -> precomputed (L,) distance frequencies (skips the sampling for those)."""
+    from creamviz.samplers import make_sampler
+
+    big_n, big_l = spectrum.train_len, spectrum.target_len
+    distances = decay_distances(max(1, big_l - 1), decay_points)
+    label = "no scaling θ" if spectrum.scaling == "default" else f"{spectrum.scaling} θ'"
+    decay = {"pre-trained θ": (distances, logit_decay(spectrum.base_inv_freq, distances))}
+    if spectrum.scaling != "default":
+        bound = logit_decay(spectrum.inv_freq, distances)
+        if spectrum.attention_factor != 1.0:
+            decay[f"{label} × attention factor² ({spectrum.attention_factor ** 2:.3g})"] = (
+                distances, spectrum.attention_factor ** 2 * bound)
+        decay[label] = (distances, bound)
+    coverages = {"pre-training": pretraining_coverage(spectrum, n_bins=n_bins, n_distance_bins=n_distance_bins)}
+    used = {}
+    frequencies = dict(frequencies or {})
+    for method in methods:
+        sampler = make_sampler(method, train_len=big_n, target_len=big_l, **(sampler_params or {}).get(method, {}))
+        if method in frequencies:
+            used[method] = None  # given by the caller
+        else:
+            frequencies[method] = sampler_distance_frequency(sampler, n_samples, seed)
+            used[method] = n_samples if sampler.has_segments else max(1, min(n_samples, 400_000 // big_n))
+        coverages[method] = phase_coverage(spectrum, frequencies[method], method=method, n_bins=n_bins,
+                                           n_distance_bins=n_distance_bins)
+    return RopeOverview(spectrum=spectrum, decay=decay, coverages=coverages, n_samples=used)

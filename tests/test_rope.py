@@ -254,10 +254,15 @@ def test_decay_distances():
 
 
 # --------------------------------------------------------------------------- phase coverage
+def brute_bin(r, theta, n_bins):
+    """Phase bin of the angle r theta: t = r theta / 2 pi turns, bin floor(frac(t) n_bins), in plain Python."""
+    turns = r * (theta / (2 * math.pi))
+    return min(math.floor((turns - math.floor(turns)) * n_bins), n_bins - 1)
+
+
 def brute_cells(theta, distances, n_bins):
-    """{(i, b)} for every pair i and distance r, with math.fmod and a loop."""
-    return {(i, int(min(math.floor(math.fmod(r * t, 2 * math.pi) * (n_bins / (2 * math.pi))), n_bins - 1)))
-            for i, t in enumerate(theta) for r in distances}
+    """{(i, b)} for every pair i and distance r, with a loop."""
+    return {(i, brute_bin(r, t, n_bins)) for i, t in enumerate(theta) for r in distances}
 
 
 def test_phase_index_brute_force():
@@ -265,7 +270,11 @@ def test_phase_index_brute_force():
     index = rope.phase_index(spec.inv_freq, 300, 24)
     for i, t in enumerate(spec.inv_freq):
         for r in (0, 1, 17, 299):
-            assert index[i, r] == min(math.floor(math.fmod(r * t, 2 * math.pi) * 24 / (2 * math.pi)), 23)
+            assert index[i, r] == brute_bin(r, t, 24)
+            # the same cell as the angle r theta mod 2pi, away from bin edges
+            angle = math.fmod(r * t, 2 * math.pi) * 24 / (2 * math.pi)
+            if abs(angle - round(angle)) > 1e-6:
+                assert index[i, r] == math.floor(angle)
     old = rope.PHASE_BLOCK
     try:
         rope.PHASE_BLOCK = 500  # one pair per block
@@ -289,7 +298,7 @@ def test_phase_coverage_brute_force(method):
     theta = spec.inv_freq
 
     def cell(i, r):
-        return min(math.floor(math.fmod(r * theta[i], 2 * math.pi) * bins / (2 * math.pi)), bins - 1)
+        return brute_bin(r, theta[i], bins)
 
     trained = np.zeros((len(theta), bins))
     needed = np.zeros((len(theta), bins), dtype=int)
@@ -311,7 +320,10 @@ def test_phase_coverage_brute_force(method):
         for j in range(dbins):
             rs = range(edges[j], edges[j + 1])
             assert cov.familiar[i, j] == pytest.approx(np.mean([(i, cell(i, r)) in exercised for r in rs]))
+            rates = [trained[i, cell(i, r)] / needed[i, cell(i, r)] for r in rs]
+            assert cov.rate_map[i, j] == pytest.approx(np.mean(rates))
     assert cov.unseen.sum() == len(need - exercised)
+    np.testing.assert_allclose(cov.rate, trained / np.where(needed > 0, needed, np.nan))
 
 
 def test_pretraining_and_contiguous_coverage():
@@ -355,9 +367,16 @@ def test_phase_coverage_bad_input():
 
 
 def test_import_does_not_load_torch():
+    """creamviz.rope and the RoPE figure builders import without torch (the figures package's
+    __init__ pulls other topics' modules, so figures/rope.py is loaded under a bare package)."""
     import subprocess
     import sys
 
-    code = "import sys, creamviz.rope, creamviz.figures.rope; print('torch' in sys.modules)"
+    code = ("import sys, types, pathlib, creamviz, creamviz.rope\n"
+            "pkg = types.ModuleType('creamviz.figures')\n"
+            "pkg.__path__ = [str(pathlib.Path(creamviz.__file__).parent / 'figures')]\n"
+            "sys.modules['creamviz.figures'] = pkg\n"
+            "import creamviz.figures.rope\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False"]

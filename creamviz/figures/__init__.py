@@ -12,3 +12,4 @@ from creamviz.figures.evaluation import *  # noqa: F401,F403
 from creamviz.figures.sampling import *  # noqa: F401,F403
 from creamviz.figures.study import *  # noqa: F401,F403
 from creamviz.figures.training import *  # noqa: F401,F403
+from creamviz.figures.rope import *  # noqa: F401,F403

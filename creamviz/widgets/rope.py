@@ -1,0 +1,215 @@
+"""RopeExplorer: pick a RoPE scaling and a sampler, and see what each rotary pair is asked to do.
+
+The state lives in one traitlets object; every figure comes from :func:`rope_figures`, a plain
+function of the parameters. ``link_sampler(explorer)`` ties N, L, the method and CREAM's
+parameters to a :class:`~creamviz.widgets.SamplerExplorer` (traitlets links both ways), so the
+distances on the sampler's screen are the ones whose angles are shown here.
+
+    sampler = SamplerExplorer()
+    rope = RopeExplorer(scaling="yarn")
+    rope.link_sampler(sampler)
+    rope                  # the widget
+    rope.set_params(scaling="linear", factor=16)   # the same from code
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import traitlets as T
+
+from creamviz import figures as F
+from creamviz import rope
+from creamviz.report import Section, write_report
+from creamviz.samplers import MIDDLE_MODES, SAMPLERS
+from creamviz.widgets.base import ExplorerBase
+from creamviz.widgets.sampler import SamplerExplorer, build_sampler
+
+__all__ = ["RopeExplorer", "rope_figures", "MODELS", "LINKED_PARAMS"]
+
+FIGURE_NAMES = ("wavelengths", "rotations", "decay", "phase", "distance_dimension", "dimension_coverage")
+MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config / directory works from code
+LINKED_PARAMS = ("method", "train_len", "target_len", "k", "mu", "sigma", "p_continuity", "middle")
+MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
+DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
+DISTANCE_BINS = 128  # distance bins of the distance x pair map
+COMPARED = ("cream", "pose", "randpos", "contiguous")  # methods of the per-pair coverage figure
+
+
+def rope_figures(spectrum: rope.RopeSpectrum, frequencies: dict, method: str, *, n_bins: int = 64,
+                 n_distance_bins: int = DISTANCE_BINS, decay_points: int = DECAY_POINTS) -> dict[str, go.Figure]:
+    """Every explorer figure for one spectrum: wavelengths, rotations, decay, the phase map and the
+    distance × pair map of ``method``, and the per-pair coverage of every method in ``frequencies``
+    (method -> (L,) distance frequency, see :func:`creamviz.rope.sampler_distance_frequency`)."""
+    view = rope.rope_overview(spectrum, tuple(frequencies), frequencies=frequencies, n_bins=n_bins,
+                              n_distance_bins=n_distance_bins, decay_points=decay_points)
+    chosen = view.coverages[method]
+    return {
+        "wavelengths": F.fig_rope_wavelengths(spectrum),
+        "rotations": F.fig_rope_rotations(spectrum),
+        "decay": F.fig_rope_decay(view.decay, train_len=spectrum.train_len, target_len=spectrum.target_len),
+        "phase": F.fig_phase_coverage(chosen),
+        "distance_dimension": F.fig_distance_dimension({method: chosen}),
+        "dimension_coverage": F.fig_dimension_coverage(view.coverages),
+    }
+
+
+class RopeExplorer(ExplorerBase):
+    """State + view of a RoPE scaling and the angles a sampler's distances exercise.
+
+    Traits: ``model`` (``"llama2-7b"``, ``"smollm2-135m"``, ``"tiny"`` or a local directory:
+    head_dim and θ come from it), ``scaling`` (default / linear / dynamic / yarn / llama3 /
+    longrope), ``factor`` (None = L / N), ``train_len`` (N), ``target_len`` (L), ``rope_theta``
+    (None = the model's), ``beta_fast`` / ``beta_slow`` (YaRN), ``low_freq_factor`` /
+    ``high_freq_factor`` (Llama 3), ``short_factor`` / ``long_factor`` (LongRoPE, required for it),
+    ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method``, ``k``, ``mu``,
+    ``sigma``, ``p_continuity``, ``middle``, and ``n_samples``, ``seed``, ``n_bins`` (phase bins).
+    ``.spectrum`` is the last valid :class:`~creamviz.rope.RopeSpectrum`.
+    """
+
+    model = T.Unicode("llama2-7b")
+    scaling = T.Enum(list(rope.SCALINGS), default_value="yarn")
+    factor = T.Float(None, allow_none=True)
+    train_len = T.Int(4096)
+    target_len = T.Int(32768)
+    rope_theta = T.Float(None, allow_none=True)
+    beta_fast = T.Float(32.0)
+    beta_slow = T.Float(1.0)
+    low_freq_factor = T.Float(1.0)
+    high_freq_factor = T.Float(4.0)
+    short_factor = T.List(T.Float(), default_value=None, allow_none=True)
+    long_factor = T.List(T.Float(), default_value=None, allow_none=True)
+    seq_len = T.Int(None, allow_none=True)
+    method = T.Enum(sorted(SAMPLERS), default_value="cream")
+    k = T.Int(None, allow_none=True)
+    mu = T.Float(None, allow_none=True)
+    sigma = T.Float(3.0)
+    p_continuity = T.Float(0.5)
+    middle = T.Enum(list(MIDDLE_MODES), default_value="reference")
+    n_samples = T.Int(2000)
+    seed = T.Int(0)
+    n_bins = T.Int(64)
+
+    figure_names = FIGURE_NAMES
+    param_names = ("model", "scaling", "factor", "train_len", "target_len", "rope_theta", "beta_fast", "beta_slow",
+                   "low_freq_factor", "high_freq_factor", "short_factor", "long_factor", "seq_len", "method", "k",
+                   "mu", "sigma", "p_continuity", "middle", "n_samples", "seed", "n_bins")
+
+    def __init__(self, **params) -> None:
+        self._frequencies: dict = {}  # sampler key -> (L,) distance frequency (the scaling does not change it)
+        self._links: list = []
+        self.spectrum = None
+        super().__init__(**params)
+
+    # ---- state -> figures -------------------------------------------------------------------
+    def scaling_params(self) -> dict:
+        """The keyword arguments of :func:`creamviz.rope.rope_spectrum` the traits describe."""
+        big_n, big_l = self.train_len, self.target_len
+        if isinstance(big_l, bool) or big_l <= big_n or big_l > MAX_TARGET_LEN:
+            raise ValueError(f"target_len={big_l} is out of range: valid is [train_len + 1 = {big_n + 1}, "
+                             f"{MAX_TARGET_LEN}]")
+        kwargs = {"train_len": big_n, "target_len": big_l, "rope_theta": self.rope_theta}
+        if self.scaling != "default":
+            kwargs["factor"] = big_l / big_n if self.factor is None else self.factor
+        if self.scaling == "yarn":
+            kwargs.update(beta_fast=self.beta_fast, beta_slow=self.beta_slow)
+        elif self.scaling == "llama3":
+            kwargs.update(low_freq_factor=self.low_freq_factor, high_freq_factor=self.high_freq_factor)
+        elif self.scaling == "longrope":
+            kwargs.update(short_factor=self.short_factor, long_factor=self.long_factor)
+        if self.scaling in ("dynamic", "longrope"):
+            kwargs["seq_len"] = self.seq_len
+        return kwargs
+
+    def _frequency(self, method: str) -> np.ndarray:
+        cream = {"k": self.k, "mu": self.mu, "sigma": self.sigma, "p_continuity": self.p_continuity,
+                 "middle": self.middle} if method == "cream" else {}
+        if isinstance(self.n_samples, bool) or not 1 <= self.n_samples <= 200_000:
+            raise ValueError(f"n_samples={self.n_samples} is out of range: valid is [1, 200000]")
+        key = (method, self.train_len, self.target_len, tuple(sorted(cream.items())), self.n_samples, self.seed)
+        if key not in self._frequencies:
+            sampler = build_sampler(method, self.train_len, self.target_len, **cream)
+            if len(self._frequencies) > 16:
+                self._frequencies.clear()
+            self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed)
+        return self._frequencies[key]
+
+    def _compute(self) -> dict[str, go.Figure]:
+        if isinstance(self.n_bins, bool) or not 4 <= self.n_bins <= 512:
+            raise ValueError(f"n_bins={self.n_bins} is out of range: valid is [4, 512]")
+        spectrum = rope.rope_spectrum(self.model, None if self.scaling == "default" else self.scaling,
+                                      **self.scaling_params())
+        methods = (self.method, *(m for m in COMPARED if m != self.method))
+        frequencies = {m: self._frequency(m) for m in methods}
+        figs = rope_figures(spectrum, frequencies, self.method, n_bins=self.n_bins)
+        self.spectrum = spectrum
+        return figs
+
+    # ---- linking ----------------------------------------------------------------------------
+    def link_sampler(self, explorer: SamplerExplorer) -> list:
+        """Tie N, L, method and CREAM's parameters to ``explorer`` (both ways); the explorer's current
+        values win. Returns the ``traitlets.link`` objects (``unlink_sampler()`` removes them)."""
+        if not isinstance(explorer, SamplerExplorer):
+            raise ValueError(f"explorer must be a SamplerExplorer, got {type(explorer).__name__}")
+        self.unlink_sampler()
+        with self.hold_updates():
+            self._links = [T.link((explorer, name), (self, name)) for name in LINKED_PARAMS]
+        return self._links
+
+    def unlink_sampler(self) -> None:
+        for link in self._links:
+            link.unlink()
+        self._links = []
+
+    # ---- controls ---------------------------------------------------------------------------
+    def _controls(self) -> list[W.Widget]:
+        style = {"description_width": "110px"}
+        layout = W.Layout(width="340px")
+        models = list(MODELS) if self.model in MODELS else [self.model, *MODELS]
+        c = {
+            "model": W.Dropdown(options=models, description="model", style=style, layout=layout),
+            "scaling": W.Dropdown(options=list(rope.SCALINGS), description="scaling", style=style, layout=layout),
+            "train_len": W.IntSlider(min=64, max=16384, step=64, description="N (train_len)", style=style,
+                                     layout=layout, continuous_update=False),
+            "target_len": W.IntSlider(min=128, max=MAX_TARGET_LEN, step=64, description="L (target_len)",
+                                      style=style, layout=layout, continuous_update=False),
+            "beta_fast": W.FloatSlider(min=1, max=128, step=1, description="YaRN β_fast", style=style,
+                                       layout=layout, continuous_update=False),
+            "beta_slow": W.FloatSlider(min=0.25, max=16, step=0.25, description="YaRN β_slow", style=style,
+                                       layout=layout, continuous_update=False),
+            "method": W.Dropdown(options=sorted(SAMPLERS), description="sampler", style=style, layout=layout),
+            "n_samples": W.IntSlider(min=100, max=20_000, step=100, description="samples", style=style,
+                                     layout=layout, continuous_update=False),
+            "n_bins": W.IntSlider(min=8, max=256, step=8, description="phase bins", style=style, layout=layout,
+                                  continuous_update=False),
+        }
+        for name, control in c.items():
+            control.value = getattr(self, name)
+            W.link((control, "value"), (self, name))
+        self.controls = c
+        factor_box = self._optional_control(
+            "factor", W.FloatSlider(min=1, max=64, step=0.5, description="factor", style=style,
+                                    layout=W.Layout(width="270px"), continuous_update=False),
+            default=lambda: self.target_len / max(1, self.train_len))
+        theta_box = self._optional_control(
+            "rope_theta", W.FloatLogSlider(min=2, max=7, step=0.05, base=10, description="base θ", style=style,
+                                           layout=W.Layout(width="270px"), continuous_update=False),
+            default=self._model_theta, refresh_on=("model",))
+        return [c["model"], c["scaling"], factor_box, c["train_len"], c["target_len"], theta_box, c["beta_fast"],
+                c["beta_slow"], c["method"], c["n_samples"], c["n_bins"]]
+
+    def _model_theta(self) -> float:
+        try:
+            return rope.rope_spectrum(self.model).rope_theta
+        except ValueError:
+            return 10000.0
+
+    def export_html(self, path: str | Path = "creamviz_rope.html") -> Path:
+        """Write the current figures to one standalone HTML file (plotly.js embedded)."""
+        params = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.param_names if n not in ("short_factor", "long_factor"))
+        section = Section(title="RoPE explorer", paragraphs=[params],
+                          figures=[go.Figure(f) for f in self.figures.values()])
+        return write_report(path, "creamviz — RoPE explorer", [section])
