@@ -46,6 +46,7 @@ __all__ = [
     "spectrum_from_config",
     "logit_decay",
     "decay_distances",
+    "decay_curves",
     "phase_index",
     "phase_coverage",
     "pretraining_coverage",
@@ -391,6 +392,21 @@ def decay_distances(max_distance: int, n_points: int = 1024) -> np.ndarray:
     return np.concatenate([[0], grid])
 
 
+def decay_curves(spectrum: RopeSpectrum, n_points: int = 1024) -> dict:
+    """:func:`logit_decay` up to L - 1 on :func:`decay_distances`: name -> (distances, bound) for the
+    pre-trained θ, the scaled θ' and, when the scaling has an attention factor, θ' times its square."""
+    distances = decay_distances(max(1, spectrum.target_len - 1), n_points)
+    curves = {"pre-trained θ": (distances, logit_decay(spectrum.base_inv_freq, distances))}
+    if spectrum.scaling != "default":
+        label = f"{spectrum.scaling} θ'"
+        bound = logit_decay(spectrum.inv_freq, distances)
+        if spectrum.attention_factor != 1.0:
+            curves[f"{label} × attention factor² ({spectrum.attention_factor ** 2:.3g})"] = (
+                distances, spectrum.attention_factor ** 2 * bound)
+        curves[label] = (distances, bound)
+    return curves
+
+
 # --------------------------------------------------------------------------- phase coverage
 def phase_index(inv_freq, n_distances: int, n_bins: int) -> np.ndarray:
     """Phase cell of every (pair i, distance r), r = 0 .. n_distances - 1: (d/2, n_distances) int32.
@@ -579,15 +595,7 @@ def rope_overview(spectrum: RopeSpectrum, methods=("cream", "pose", "randpos", "
     from creamviz.samplers import make_sampler
 
     big_n, big_l = spectrum.train_len, spectrum.target_len
-    distances = decay_distances(max(1, big_l - 1), decay_points)
-    label = "no scaling θ" if spectrum.scaling == "default" else f"{spectrum.scaling} θ'"
-    decay = {"pre-trained θ": (distances, logit_decay(spectrum.base_inv_freq, distances))}
-    if spectrum.scaling != "default":
-        bound = logit_decay(spectrum.inv_freq, distances)
-        if spectrum.attention_factor != 1.0:
-            decay[f"{label} × attention factor² ({spectrum.attention_factor ** 2:.3g})"] = (
-                distances, spectrum.attention_factor ** 2 * bound)
-        decay[label] = (distances, bound)
+    decay = decay_curves(spectrum, decay_points)
     coverages = {"pre-training": pretraining_coverage(spectrum, n_bins=n_bins, n_distance_bins=n_distance_bins)}
     used = {}
     frequencies = dict(frequencies or {})

@@ -4,8 +4,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from creamviz import figures as F
 from creamviz import rope
-from creamviz.widgets import RopeExplorer, SamplerExplorer, rope_figures
+from creamviz.widgets import RopeExplorer, SamplerExplorer, build_sampler, rope_figures
 
 SMALL = dict(model="tiny", train_len=256, target_len=2048, n_samples=200)
 
@@ -19,15 +20,13 @@ def explorer():
 
 def test_initial_state(explorer):
     assert explorer.error == ""
-    assert set(explorer.figures) == {"wavelengths", "rotations", "decay", "phase", "distance_dimension",
-                                     "dimension_coverage"}
+    assert set(explorer.figures) == {"wavelengths", "decay", "phase", "distance_dimension"}
     assert all(isinstance(f, go.FigureWidget) for f in explorer.figures.values())
     want = rope.rope_spectrum("tiny", "yarn", 8.0, train_len=256, target_len=2048, beta_fast=32.0, beta_slow=1.0)
     np.testing.assert_array_equal(explorer.spectrum.inv_freq, want.inv_freq)
     assert explorer.controls["factor_auto"].value and explorer.controls["factor"].value == 8.0
     assert explorer.controls["rope_theta"].value == pytest.approx(10000.0)  # the model's base, greyed
-    names = [t.name for t in explorer.figures["dimension_coverage"].data]
-    assert names == ["cream", "pose", "randpos", "contiguous", "pre-training"]
+    assert explorer.figures["distance_dimension"].data[0].name == "cream"
     for fig in explorer.figures.values():  # heatmaps carry no NaN (sent as numbers)
         for trace in fig.data:
             if trace.type == "heatmap":
@@ -40,7 +39,7 @@ def test_controls_update_state_and_figures(explorer):
     assert explorer.scaling == "linear" and explorer.error == "" and explorer.updates == before + 1
     np.testing.assert_allclose(explorer.spectrum.scale, 8.0, rtol=1e-6)
     wl = explorer.figures["wavelengths"]
-    marker = next(t for t in wl.data if t.mode == "markers")
+    marker = next(t for t in wl.data if t.mode == "markers" and t.marker.color == F.REGION_COLORS["interpolated"])
     np.testing.assert_allclose(marker.y, explorer.spectrum.wavelength)
     explorer.controls["factor_auto"].value = False
     explorer.controls["factor"].value = 16.0
@@ -56,9 +55,11 @@ def test_controls_update_state_and_figures(explorer):
     assert explorer.spectrum.rope_theta == pytest.approx(500.0)
     explorer.set_params(rope_theta=None, beta_fast=32.0)
     assert explorer.controls["rope_theta_auto"].value and explorer.spectrum.rope_theta == 10000.0
-    explorer.controls["method"].value = "pose"
-    assert explorer.figures["distance_dimension"].data[0].name == "pose"
-    assert [t.name for t in explorer.figures["dimension_coverage"].data][0] == "pose"
+    wavelengths = [list(t.y) for t in explorer.figures["wavelengths"].data]
+    updates = explorer.updates
+    explorer.controls["method"].value = "pose"  # the sampler only: the scaling's figures stay as they are
+    assert explorer.figures["distance_dimension"].data[0].name == "pose" and explorer.updates == updates + 1
+    assert [list(t.y) for t in explorer.figures["wavelengths"].data] == wavelengths
     assert explorer.last_update_s < 5  # generous: the 1 s target is measured in the browser test
 
 
@@ -66,13 +67,18 @@ def test_plain_call_equals_widget(explorer):
     explorer.set_params(scaling="dynamic", method="cream")
     spec = rope.rope_spectrum("tiny", "dynamic", 8.0, train_len=256, target_len=2048)
     np.testing.assert_array_equal(explorer.spectrum.inv_freq, spec.inv_freq)
-    freqs = {m: explorer._frequency(m) for m in ("cream", "pose", "randpos", "contiguous")}
-    figs = rope_figures(spec, freqs, "cream")
+    figs = rope_figures(spec, rope.sampler_distance_frequency(build_sampler("cream", 256, 2048), 200, 0), "cream")
+    assert set(figs) == set(explorer.figures)
     for name, fig in figs.items():
         widget = explorer.figures[name]
         assert [t.name for t in fig.data] == [t.name for t in widget.data]
         for a, b in zip(fig.data, widget.data, strict=True):
-            np.testing.assert_allclose(np.asarray(a.y, dtype=float), np.asarray(b.y, dtype=float))
+            for attr in ("x", "y", "z"):
+                if getattr(a, attr, None) is not None:
+                    np.testing.assert_allclose(np.asarray(getattr(a, attr), dtype=float),
+                                               np.asarray(getattr(b, attr), dtype=float))
+    with pytest.raises(ValueError, match="unknown figure"):
+        rope_figures(spec, None, "cream", names=("rotations",))
     explorer.set_params(seq_len=256)  # dynamic at N: no change
     np.testing.assert_allclose(explorer.spectrum.scale, 1.0, rtol=1e-6)
     explorer.set_params(seq_len=None, scaling="yarn")

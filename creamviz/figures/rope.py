@@ -88,13 +88,11 @@ def _wavelength_traces(fig, spectrum: RopeSpectrum, row=None, col=None, legend=T
                              line={"color": "#999999", "dash": "dot"}, showlegend=legend, legendgroup="base",
                              hovertemplate="pair %{x}<br>pre-trained wavelength %{y:,.1f}<extra></extra>"), **where)
     regions = spectrum.regions
-    for region, color in REGION_COLORS.items():
+    for region, color in REGION_COLORS.items():  # all three, empty or not: a stable trace layout
         mask = regions == region
-        if not mask.any():
-            continue
         fig.add_trace(go.Scatter(
             x=i[mask], y=spectrum.wavelength[mask], mode="markers", name=REGION_LABELS[region],
-            marker={"color": color, "size": 6}, showlegend=legend, legendgroup=region,
+            marker={"color": color, "size": 6}, showlegend=legend and bool(mask.any()), legendgroup=region,
             customdata=np.stack([spectrum.scale[mask], spectrum.interpolation[mask]], axis=1),
             hovertemplate="pair %{x}<br>wavelength %{y:,.1f} tokens<br>θ/θ' = %{customdata[0]:.3g}"
                           "<br>interpolated %{customdata[1]:.0%}<extra></extra>"), **where)
@@ -162,7 +160,7 @@ def _check_curves(curves) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             x, y = (np.asarray(a, dtype=np.float64) for a in pair)
         except (TypeError, ValueError):
             raise ValueError(f"curves[{name!r}] must be a pair (distances, bound) of 1-D arrays") from None
-        if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+        if x.ndim != 1 or x.shape != y.shape:
             raise ValueError(f"curves[{name!r}]: distances and bound must be 1-D of equal length, "
                              f"got {x.shape} and {y.shape}")
         out[str(name)] = (x, y)
@@ -174,7 +172,7 @@ def _decay_traces(fig, curves, row=None, col=None, legend=True) -> None:
     palette = ["#8c564b", "#17becf", "#e377c2", "#bcbd22"]
     for k, (name, (x, y)) in enumerate(curves.items()):
         color = PRETRAINING_COLOR if name.startswith("pre-trained") else palette[k % len(palette)]
-        fig.add_trace(go.Scatter(x=np.maximum(x, 1), y=y, mode="lines", name=name, showlegend=legend,
+        fig.add_trace(go.Scatter(x=np.maximum(x, 1), y=y, mode="lines", name=name, showlegend=legend and x.size > 0,
                                  line={"color": color, "width": 1.2}, legendgroup=f"decay-{name}",
                                  hovertemplate="r %{x:,}<br>bound %{y:.3g}<extra>" + name + "</extra>"), **where)
 
@@ -183,11 +181,12 @@ def fig_rope_decay(curves: Mapping, *, train_len: int | None = None, target_len:
                    title: str | None = None) -> go.Figure:
     """RoFormer's long-term decay: the relative upper bound of the attention logit against the
     relative distance r (log axis; r = 0 drawn at 1). ``curves``: name -> (distances, bound) from
-    :func:`creamviz.rope.logit_decay`; N and L drawn as vertical lines when given."""
+    :func:`creamviz.rope.logit_decay` (empty arrays draw nothing); N and L drawn as vertical lines
+    when given."""
     curves = _check_curves(curves)
     fig = go.Figure()
     _decay_traces(fig, curves)
-    top = max(float(np.nanmax(y)) for _, y in curves.values())
+    top = max((float(np.nanmax(y)) for _, y in curves.values() if y.size), default=1.0)
     for value, label in ((train_len, "N"), (target_len, "L")):
         if value:
             _reference_line(fig, [value, value], [top, 0], f"{label} = {value:,}", "#444444", "dash", {}, "top left")

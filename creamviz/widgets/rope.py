@@ -25,36 +25,47 @@ from creamviz import figures as F
 from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import MIDDLE_MODES, SAMPLERS
-from creamviz.widgets.base import ExplorerBase
+from creamviz.widgets.base import ExplorerBase, update_in_place
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler
 
 __all__ = ["RopeExplorer", "rope_figures", "MODELS", "LINKED_PARAMS"]
 
-FIGURE_NAMES = ("wavelengths", "rotations", "decay", "phase", "distance_dimension", "dimension_coverage")
+FIGURE_NAMES = ("wavelengths", "decay", "phase", "distance_dimension")
+SPECTRUM_FIGURES = ("wavelengths", "decay")  # depend on the scaling only
+COVERAGE_FIGURES = ("phase", "distance_dimension")  # depend on the scaling and the sampler
 MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config / directory works from code
 LINKED_PARAMS = ("method", "train_len", "target_len", "k", "mu", "sigma", "p_continuity", "middle")
 MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
 DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
 DISTANCE_BINS = 128  # distance bins of the distance x pair map
-COMPARED = ("cream", "pose", "randpos", "contiguous")  # methods of the per-pair coverage figure
+RANDPOS_MAX_IDS = 100_000  # RandPos ids per update (FFT path): 24 samples at N = 4096, each holds ~all distances
 
 
-def rope_figures(spectrum: rope.RopeSpectrum, frequencies: dict, method: str, *, n_bins: int = 64,
-                 n_distance_bins: int = DISTANCE_BINS, decay_points: int = DECAY_POINTS) -> dict[str, go.Figure]:
-    """Every explorer figure for one spectrum: wavelengths, rotations, decay, the phase map and the
-    distance × pair map of ``method``, and the per-pair coverage of every method in ``frequencies``
-    (method -> (L,) distance frequency, see :func:`creamviz.rope.sampler_distance_frequency`)."""
-    view = rope.rope_overview(spectrum, tuple(frequencies), frequencies=frequencies, n_bins=n_bins,
-                              n_distance_bins=n_distance_bins, decay_points=decay_points)
-    chosen = view.coverages[method]
-    return {
-        "wavelengths": F.fig_rope_wavelengths(spectrum),
-        "rotations": F.fig_rope_rotations(spectrum),
-        "decay": F.fig_rope_decay(view.decay, train_len=spectrum.train_len, target_len=spectrum.target_len),
-        "phase": F.fig_phase_coverage(chosen),
-        "distance_dimension": F.fig_distance_dimension({method: chosen}),
-        "dimension_coverage": F.fig_dimension_coverage(view.coverages),
-    }
+def rope_figures(spectrum: rope.RopeSpectrum, frequency, method: str, *, n_bins: int = 64,
+                 n_distance_bins: int = DISTANCE_BINS, decay_points: int = DECAY_POINTS,
+                 names=FIGURE_NAMES) -> dict[str, go.Figure]:
+    """The explorer's figures (those in ``names``): the wavelengths and the decay of ``spectrum``;
+    the phase map and the distance × pair map of ``method``, whose trained distances have the (L,)
+    frequency ``frequency`` (:func:`creamviz.rope.sampler_distance_frequency`)."""
+    unknown = set(names) - set(FIGURE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown figure(s) {sorted(unknown)}; valid: {', '.join(FIGURE_NAMES)}")
+    figs = {}
+    if "wavelengths" in names:
+        figs["wavelengths"] = F.fig_rope_wavelengths(spectrum)
+    if "decay" in names:
+        curves = rope.decay_curves(spectrum, decay_points)
+        empty = np.zeros(0)
+        for k in range(3 - len(curves)):  # always three traces: redrawn in place when the scaling changes
+            curves[" " * (k + 1)] = (empty, empty)
+        figs["decay"] = F.fig_rope_decay(curves, train_len=spectrum.train_len, target_len=spectrum.target_len)
+    if set(COVERAGE_FIGURES) & set(names):
+        cov = rope.phase_coverage(spectrum, frequency, method=method, n_bins=n_bins, n_distance_bins=n_distance_bins)
+        if "phase" in names:
+            figs["phase"] = F.fig_phase_coverage(cov)
+        if "distance_dimension" in names:
+            figs["distance_dimension"] = F.fig_distance_dimension({method: cov})
+    return figs
 
 
 class RopeExplorer(ExplorerBase):
@@ -66,7 +77,8 @@ class RopeExplorer(ExplorerBase):
     (None = the model's), ``beta_fast`` / ``beta_slow`` (YaRN), ``low_freq_factor`` /
     ``high_freq_factor`` (Llama 3), ``short_factor`` / ``long_factor`` (LongRoPE, required for it),
     ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method``, ``k``, ``mu``,
-    ``sigma``, ``p_continuity``, ``middle``, and ``n_samples``, ``seed``, ``n_bins`` (phase bins).
+    ``sigma``, ``p_continuity``, ``middle``, and ``n_samples`` (RandPos: at most ``100k / N`` of
+    them, its FFT path is the slow one), ``seed``, ``n_bins`` (phase bins).
     ``.spectrum`` is the last valid :class:`~creamviz.rope.RopeSpectrum`.
     """
 
@@ -100,6 +112,7 @@ class RopeExplorer(ExplorerBase):
 
     def __init__(self, **params) -> None:
         self._frequencies: dict = {}  # sampler key -> (L,) distance frequency (the scaling does not change it)
+        self._shown: dict = {}  # keys of what the figures show: only what changed is rebuilt
         self._links: list = []
         self.spectrum = None
         super().__init__(**params)
@@ -124,29 +137,42 @@ class RopeExplorer(ExplorerBase):
             kwargs["seq_len"] = self.seq_len
         return kwargs
 
-    def _frequency(self, method: str) -> np.ndarray:
+    def _sampler_key(self, method: str) -> tuple:
         cream = {"k": self.k, "mu": self.mu, "sigma": self.sigma, "p_continuity": self.p_continuity,
                  "middle": self.middle} if method == "cream" else {}
+        return method, self.train_len, self.target_len, tuple(sorted(cream.items())), self.n_samples, self.seed
+
+    def _frequency(self, method: str) -> np.ndarray:
+        """(L,) distance frequency of ``method``'s samples (cached: the scaling does not change it)."""
         if isinstance(self.n_samples, bool) or not 1 <= self.n_samples <= 200_000:
             raise ValueError(f"n_samples={self.n_samples} is out of range: valid is [1, 200000]")
-        key = (method, self.train_len, self.target_len, tuple(sorted(cream.items())), self.n_samples, self.seed)
+        key = self._sampler_key(method)
         if key not in self._frequencies:
-            sampler = build_sampler(method, self.train_len, self.target_len, **cream)
+            sampler = build_sampler(method, self.train_len, self.target_len, **dict(key[3]))
             if len(self._frequencies) > 16:
                 self._frequencies.clear()
-            self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed)
+            self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed,
+                                                                     max_ids=RANDPOS_MAX_IDS)
         return self._frequencies[key]
 
     def _compute(self) -> dict[str, go.Figure]:
         if isinstance(self.n_bins, bool) or not 4 <= self.n_bins <= 512:
             raise ValueError(f"n_bins={self.n_bins} is out of range: valid is [4, 512]")
-        spectrum = rope.rope_spectrum(self.model, None if self.scaling == "default" else self.scaling,
-                                      **self.scaling_params())
-        methods = (self.method, *(m for m in COMPARED if m != self.method))
-        frequencies = {m: self._frequency(m) for m in methods}
-        figs = rope_figures(spectrum, frequencies, self.method, n_bins=self.n_bins)
+        kwargs = self.scaling_params()
+        spectrum = rope.rope_spectrum(self.model, None if self.scaling == "default" else self.scaling, **kwargs)
+        frequency = self._frequency(self.method)
+        spectrum_key = (self.model, self.scaling, repr(sorted(kwargs.items())))
+        coverage_key = (spectrum_key, self._sampler_key(self.method), self.n_bins)
+        names = [*(SPECTRUM_FIGURES if spectrum_key != self._shown.get("spectrum") else ()),
+                 *(COVERAGE_FIGURES if coverage_key != self._shown.get("coverage") else ())]
+        figs = rope_figures(spectrum, frequency, self.method, n_bins=self.n_bins, names=names)
         self.spectrum = spectrum
+        self._shown = {"spectrum": spectrum_key, "coverage": coverage_key}  # figures unchanged otherwise
         return figs
+
+    def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
+        if not update_in_place(widget, fig):  # same structure: one redraw instead of three
+            super()._show_figure(widget, fig)
 
     # ---- linking ----------------------------------------------------------------------------
     def link_sampler(self, explorer: SamplerExplorer) -> list:
