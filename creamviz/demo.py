@@ -124,6 +124,54 @@ def coverage_section(cfg: DemoConfig) -> tuple[Section, dict]:
     return section, results
 
 
+def rope_section(cfg: DemoConfig) -> tuple[Section, dict]:
+    """The other half of CREAM: what the experiment's RoPE interpolation does to each rotary pair of
+    the tiny base, and which angles each method's trained distances exercise (N = 256, L as run)."""
+    from creamviz import rope
+
+    exp = cfg.experiment or ExperimentConfig()
+    scaling = None if exp.rope in (None, "none") else exp.rope
+    base_n = rope.rope_spectrum(exp.base).train_len  # N: the base's pre-trained window
+    spec = rope.rope_spectrum(exp.base, scaling, None if scaling is None else exp.target_len / base_n,
+                              target_len=exp.target_len)
+    big_n, big_l = spec.train_len, spec.target_len
+    methods = tuple(dict.fromkeys((*exp.methods, "randpos", "contiguous")))
+    n = 2_000 if cfg.quick else 20_000
+    view = rope.rope_overview(spec, methods, n_samples=n, seed=cfg.seed, n_bins=64, n_distance_bins=128)
+    slow = spec.rotations(big_l) < 1  # pairs turning less than once within L: each distance its own angle
+    middle = {m: view.coverages[m].rate_in(slow, big_l // 3, 2 * big_l // 3) for m in methods} if slow.any() else {}
+    regions = {str(k): int(v) for k, v in zip(*np.unique(spec.regions, return_counts=True), strict=True)}
+    results = {
+        "model": exp.base, "scaling": spec.scaling, "factor": spec.factor, "train_len": big_n, "target_len": big_l,
+        "attention_factor": spec.attention_factor, "regions": regions, "samples": view.n_samples,
+        "slow_pairs": int(slow.sum()),
+        "needed_angles_exercised_min": {m: float(c.covered_fraction.min()) for m, c in view.coverages.items()},
+        "slow_pairs_middle_rate": middle,
+    }
+    section = Section(
+        title="The other half: RoPE interpolation and the angles the trained distances exercise",
+        paragraphs=[
+            f"The experiment interpolates the tiny base's RoPE with {spec.scaling} ×{spec.factor:g} (θ = "
+            f"{spec.rope_theta:g}, d = {spec.rotary_dim}) from N = {big_n} to L = {big_l:,}, as transformers computes "
+            f"it: pairs kept / partly interpolated / interpolated: {regions}; attention factor "
+            f"{spec.attention_factor:.3f}.",
+            "A length-L input shows pair i the angles r·θ'_i for every distance r < L. A (pair, angle) cell is "
+            "exercised when some trained distance lands in it; its exercise rate is how often per sample. Fast pairs "
+            "see every angle from every method; the slow pairs map each distance to its own angle, so a method's "
+            "gaps in distance become gaps in angle there.",
+            f"Slow pairs (fewer than one turn within L: {int(slow.sum())} of {len(slow)}), middle distances "
+            f"[L/3, 2L/3): exercise rate " + ", ".join(f"{m} {v:.3f}" for m, v in middle.items()) +
+            f" ({n:,} samples per method, RandPos {view.n_samples.get('randpos')}, seed {cfg.seed}).",
+        ],
+        figures=[F.fig_rope_summary(spec, view.decay, view.coverages, familiar=methods[0]),
+                 F.fig_distance_dimension({m: view.coverages[m] for m in methods})],
+        tables=[(["method", "needed angles exercised (worst pair)", "slow pairs, middle distances: exercise rate"],
+                 [[m, f"{results['needed_angles_exercised_min'][m]:.3f}",
+                   f"{middle[m]:.3f}" if m in middle else "—"] for m in ("pre-training", *methods)])],
+    )
+    return section, results
+
+
 def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
     """Fine-tune CREAM and PoSE, evaluate them and the base (the paper's Figure 1 in miniature)."""
     exp_cfg = cfg.experiment or (ExperimentConfig.quick(out=cfg.out) if cfg.quick else ExperimentConfig(out=cfg.out))
@@ -195,8 +243,8 @@ def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
     return section, {"verdict": summary.get("verdict"), "source": "data/study/summary.json"}
 
 
-STAGES = {"sampling": sampling_section, "coverage": coverage_section, "experiment": experiment_section,
-          "study": study_section}
+STAGES = {"sampling": sampling_section, "coverage": coverage_section, "rope": rope_section,
+          "experiment": experiment_section, "study": study_section}
 
 
 def run_demo(cfg: DemoConfig) -> tuple[Path, dict]:

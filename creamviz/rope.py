@@ -447,6 +447,8 @@ class PhaseCoverage:
     Cells are (pair i, phase bin b) with ``n_bins`` equal bins of ``[0, 2π)`` (see
     :func:`phase_index`). A length-L input *needs* cell (i, b) when some distance ``r in [0, L)``
     has its angle ``r θ'_i`` there; the training *exercises* it when some trained distance does.
+    Resolution: a pair turning less than ``1 / n_bins`` of a circle within L has all its distances
+    in one cell, so its rate is an average over all of [0, L); raise ``n_bins`` to resolve it.
     """
 
     method: str  # sampler name, or "pre-training"
@@ -476,6 +478,18 @@ class PhaseCoverage:
         pair this angle, in [0, 1] for a sampler); NaN where the cell is not needed."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.needed > 0, self.trained / self.needed, np.nan)
+
+    def rate_in(self, pairs, lo: int, hi: int) -> float:
+        """Mean of ``rate_map`` over the pairs selected by ``pairs`` ((d/2,) bool) and the distance bins
+        whose centre lies in ``[lo, hi)``: how often per sample those pairs see, at those distances,
+        an angle fine-tuning produced."""
+        pairs = np.asarray(pairs, dtype=bool)
+        centers = (self.distance_edges[:-1] + self.distance_edges[1:] - 1) / 2
+        cols = (centers >= lo) & (centers < hi)
+        if pairs.shape != (self.rate_map.shape[0],) or not pairs.any() or not cols.any():
+            raise ValueError(f"rate_in needs at least one pair (a (d/2,) = ({self.rate_map.shape[0]},) bool mask) "
+                             f"and one distance bin in [lo, hi) = [{lo}, {hi})")
+        return float(self.rate_map[np.ix_(pairs, cols)].mean())
 
     @property
     def covered_fraction(self) -> np.ndarray:

@@ -57,6 +57,15 @@ def test_demo_without_experiment(tmp_path):
     assert cov["theorem_sweep"]["paper_value_matches"] == 0  # the audit's finding, recomputed
     assert cov["max_span_at_scale"]["continuity"] == cov["paper_constant_at_scale"]["continuity"] - 2
     assert json.loads((tmp_path / "results.json").read_text())["sampling"]["train_len"] == 4096
+    rope = results["rope"]  # the experiment's interpolation of the tiny base: yarn x8, N = 256 -> L = 2048
+    assert (rope["scaling"], rope["train_len"], rope["target_len"]) == ("yarn", 256, 2048)
+    # YaRN keeps the needed angles within the pre-trained ones (up to the last fraction of a position:
+    # r / 8 for r < 2048 reaches 255.875 > 255, one extra bin of pair 8)
+    assert rope["needed_angles_exercised_min"]["pre-training"] > 0.95
+    assert rope["needed_angles_exercised_min"]["contiguous"] < 0.5  # distances < N: slow pairs miss angles
+    middle = rope["slow_pairs_middle_rate"]
+    assert set(middle) == {"cream", "pose", "randpos", "contiguous"}
+    assert middle["contiguous"] < min(middle["cream"], middle["pose"])
 
 
 @pytest.mark.slow
