@@ -44,6 +44,9 @@ def main(argv=None) -> None:
               f"pairs < 1 turn in L: {(spec.rotations(32768) < 1).sum()}; "
               f"pre-training sees all needed angles in {(pre == 1).sum()}/{len(pre)} pairs "
               f"(min {pre.min():.2f}); contiguous min {view.coverages['contiguous'].covered_fraction.min():.2f}")
+        slow = spec.rotations(32768) < 1
+        print("          slow pairs, middle distances [L/3, 2L/3), exercise rate: " + ", ".join(
+            f"{m} {view.coverages[m].rate_in(slow, 32768 // 3, 2 * 32768 // 3):.3f}" for m in methods))
 
 
 if __name__ == "__main__":

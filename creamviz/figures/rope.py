@@ -172,7 +172,8 @@ def _decay_traces(fig, curves, row=None, col=None, legend=True) -> None:
     palette = ["#8c564b", "#17becf", "#e377c2", "#bcbd22"]
     for k, (name, (x, y)) in enumerate(curves.items()):
         color = PRETRAINING_COLOR if name.startswith("pre-trained") else palette[k % len(palette)]
-        fig.add_trace(go.Scatter(x=np.maximum(x, 1), y=y, mode="lines", name=name, showlegend=legend and x.size > 0,
+        keep = x > 0  # a log axis has no r = 0
+        fig.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="lines", name=name, showlegend=legend and x.size > 0,
                                  line={"color": color, "width": 1.2}, legendgroup=f"decay-{name}",
                                  hovertemplate="r %{x:,}<br>bound %{y:.3g}<extra>" + name + "</extra>"), **where)
 
@@ -180,7 +181,7 @@ def _decay_traces(fig, curves, row=None, col=None, legend=True) -> None:
 def fig_rope_decay(curves: Mapping, *, train_len: int | None = None, target_len: int | None = None,
                    title: str | None = None) -> go.Figure:
     """RoFormer's long-term decay: the relative upper bound of the attention logit against the
-    relative distance r (log axis; r = 0 drawn at 1). ``curves``: name -> (distances, bound) from
+    relative distance r (log axis: r = 0 is left out). ``curves``: name -> (distances, bound) from
     :func:`creamviz.rope.logit_decay` (empty arrays draw nothing); N and L drawn as vertical lines
     when given."""
     curves = _check_curves(curves)
