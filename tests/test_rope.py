@@ -101,6 +101,9 @@ def test_tiny_equals_load_model(scaling):
     spec = rope.rope_spectrum("tiny", scaling, FACTOR)
     np.testing.assert_array_equal(spec.inv_freq, emb.inv_freq.double().numpy())
     assert spec.attention_factor == emb.attention_scaling
+    assert spec.scale[-1] > FACTOR - 1e-3  # every type slows the slowest pair at least by the factor at L
+    if scaling == "dynamic":  # N stays in max_position_embeddings, where transformers' dynamic NTK reads it
+        assert model.config.max_position_embeddings == 256
 
 
 @pytest.mark.parametrize("model", ["tiny", "smollm2-135m"])
@@ -358,6 +361,12 @@ def test_pretraining_and_contiguous_coverage():
 
 def test_phase_coverage_bad_input():
     spec = rope.rope_spectrum("tiny", "linear", 2)
+    cov = rope.phase_coverage(spec, np.ones(512), n_distance_bins=8)
+    pairs = np.zeros(16, dtype=bool)
+    pairs[[3, 9]] = True
+    assert cov.rate_in(pairs, 64, 320) == pytest.approx(cov.rate_map[[3, 9]][:, 1:5].mean())  # centres 95.5 .. 287.5
+    with pytest.raises(ValueError, match="at least one pair"):
+        cov.rate_in(np.zeros(16, dtype=bool), 0, 512)
     with pytest.raises(ValueError, match=r"shape \(L,\) = \(512,\)"):
         rope.phase_coverage(spec, np.ones(100))
     with pytest.raises(ValueError, match="n_bins"):
