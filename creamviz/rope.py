@@ -99,19 +99,22 @@ def base_config(model):
     """The unscaled ``transformers`` config of ``model`` (a fresh copy).
 
     ``model``: a ``PretrainedConfig`` (copied), a preset name (``"smollm2-135m"``, ``"llama2-7b"``:
-    config only, see ``PRESETS``), ``"tiny"`` or a local model directory (read with
-    :func:`creamviz.models.load_config`, which needs safetensors weights there).
+    config only, see ``PRESETS``; a fetched ``smollm2-135m`` reads its cached config.json instead),
+    ``"tiny"`` or a local model directory (read with :func:`creamviz.models.load_config`, which
+    needs safetensors weights there).
     """
     from transformers import LlamaConfig, PretrainedConfig
 
     if isinstance(model, PretrainedConfig):
         return copy.deepcopy(model)
+    from creamviz import models
+
     if isinstance(model, str) and model in PRESETS:
+        if model in getattr(models, "NAMED_MODELS", {}) and models.is_fetched(model):
+            return models.load_config(model)  # the fetched checkpoint's own config.json
         preset = dict(PRESETS[model])
         theta = preset.pop("rope_theta")
         return LlamaConfig(**preset, rope_parameters={"rope_type": "default", "rope_theta": theta})
-    from creamviz import models
-
     try:
         return models.load_config(model)
     except ValueError as err:

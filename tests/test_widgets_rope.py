@@ -1,5 +1,7 @@
 """RopeExplorer driven headless: controls, state, figures, inline errors and the sampler link."""
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -90,12 +92,19 @@ def test_plain_call_equals_widget(explorer):
     (dict(beta_fast=0.5), "beta_fast=0.5 must exceed beta_slow=1"),
     (dict(n_bins=2), "n_bins=2 is out of range"),
     (dict(model="no/such/dir"), "model='no/such/dir'"),
+    (dict(factor=0.5), "factor=0.5"),  # the slider shows 0.5 as set: nothing is clamped
+    (dict(factor=float("nan")), "factor=nan"),
+    (dict(rope_theta=float("inf")), "rope_theta must be a finite number"),
+    (dict(beta_slow=float("nan")), "beta_slow must be a finite number"),
+    (dict(seq_len=-5, scaling="dynamic"), "seq_len must be an integer >= 1"),
+    (dict(method="nope"), "method='nope' is not a registered sampler"),
     (dict(n_samples=0), "n_samples=0"),
     (dict(method="cream", target_len=2000), "multiple of train_len"),
 ])
 def test_invalid_values_show_inline_error(explorer, params, match):
     explorer.set_params(scaling="yarn", method="cream", **{k: v for k, v in SMALL.items() if k != "n_samples"},
-                        n_samples=200, factor=None, beta_fast=32.0, n_bins=64)
+                        n_samples=200, factor=None, beta_fast=32.0, beta_slow=1.0, rope_theta=None, seq_len=None,
+                        n_bins=64)
     assert explorer.error == ""
     kept = [list(t.y) for t in explorer.figures["wavelengths"].data]
     updates = explorer.updates
@@ -103,8 +112,8 @@ def test_invalid_values_show_inline_error(explorer, params, match):
     assert match in explorer.error, explorer.error
     assert explorer.updates == updates
     assert [list(t.y) for t in explorer.figures["wavelengths"].data] == kept
-    assert match.split("=")[0] in explorer.widget.children[2].value  # shown inline
-    assert "last valid figures" in explorer.widget.children[2].value
+    assert html.escape(match.split("=")[0]) in explorer.error_html.value  # shown inline
+    assert "last valid figures" in explorer.error_html.value
 
 
 def test_invalid_at_construction_is_reported_not_raised():

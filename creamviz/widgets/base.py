@@ -127,11 +127,15 @@ class ExplorerBase(T.HasTraits):
         finally:
             self.busy = False
         for name, fig in figs.items():
-            show_figure(self.figures[name], fig)
+            self._show_figure(self.figures[name], fig)
         self.error = ""
         self.updates += 1
         self.last_update_s = time.perf_counter() - start
         return True
+
+    def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
+        """Put a computed figure into its widget (subclasses may update in place)."""
+        show_figure(widget, fig)
 
     @contextlib.contextmanager
     def hold_updates(self) -> Iterator[None]:

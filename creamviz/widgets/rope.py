@@ -24,17 +24,16 @@ import traitlets as T
 from creamviz import figures as F
 from creamviz import rope
 from creamviz.report import Section, write_report
-from creamviz.samplers import MIDDLE_MODES, SAMPLERS
-from creamviz.widgets.base import ExplorerBase, update_in_place
-from creamviz.widgets.sampler import SamplerExplorer, build_sampler
+from creamviz.samplers import SAMPLERS, sampler_parameters
+from creamviz.widgets.base import ExplorerBase, show_figure
+from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_traits
 
-__all__ = ["RopeExplorer", "rope_figures", "MODELS", "LINKED_PARAMS"]
+__all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS"]
 
 FIGURE_NAMES = ("wavelengths", "decay", "phase", "distance_dimension")
 SPECTRUM_FIGURES = ("wavelengths", "decay")  # depend on the scaling only
 COVERAGE_FIGURES = ("phase", "distance_dimension")  # depend on the scaling and the sampler
 MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config / directory works from code
-LINKED_PARAMS = ("method", "train_len", "target_len", "k", "mu", "sigma", "p_continuity", "middle")
 MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
 DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
 DISTANCE_BINS = 128  # distance bins of the distance x pair map
@@ -68,6 +67,32 @@ def rope_figures(spectrum: rope.RopeSpectrum, frequency, method: str, *, n_bins:
     return figs
 
 
+def _props(obj) -> dict:
+    props = obj.to_plotly_json()
+    props.pop("type", None)
+    props.pop("uid", None)
+    return props
+
+
+def update_in_place(widget: go.FigureWidget, fig: go.Figure) -> bool:
+    """Copy ``fig`` into ``widget`` as ONE plotly update (one redraw in the browser) when both have
+    the same trace types in the same order and no property of the old figure would be left over;
+    return False (widget untouched) otherwise. Replacing the traces instead costs the browser a
+    delete, an add and a relayout, each a redraw. ``fig`` must hold no NaN (widget messages are JSON)."""
+    if len(widget.data) != len(fig.data) or any(a.type != b.type for a, b in zip(widget.data, fig.data, strict=True)):
+        return False
+    new_traces = [_props(t) for t in fig.data]
+    new_layout = fig.layout.to_plotly_json()
+    if any(set(_props(a)) - set(b) for a, b in zip(widget.data, new_traces, strict=True)) or \
+            set(widget.layout.to_plotly_json()) - set(new_layout):
+        return False
+    with widget.batch_update():
+        for trace, props in zip(widget.data, new_traces, strict=True):
+            trace.update(props, overwrite=True)
+        widget.layout.update(new_layout, overwrite=True)
+    return True
+
+
 class RopeExplorer(ExplorerBase):
     """State + view of a RoPE scaling and the angles a sampler's distances exercise.
 
@@ -76,9 +101,10 @@ class RopeExplorer(ExplorerBase):
     longrope), ``factor`` (None = L / N), ``train_len`` (N), ``target_len`` (L), ``rope_theta``
     (None = the model's), ``beta_fast`` / ``beta_slow`` (YaRN), ``low_freq_factor`` /
     ``high_freq_factor`` (Llama 3), ``short_factor`` / ``long_factor`` (LongRoPE, required for it),
-    ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method``, ``k``, ``mu``,
-    ``sigma``, ``p_continuity``, ``middle``, and ``n_samples`` (RandPos: at most ``100k / N`` of
-    them, its FFT path is the slow one), ``seed``, ``n_bins`` (phase bins).
+    ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method`` and one trait per
+    registered sampler parameter (CREAM's ``k``, ``mu``, ``sigma``, …, as the SamplerExplorer), and
+    ``n_samples`` (RandPos: at most ``100k / N`` of them, its FFT path is the slow one), ``seed``,
+    ``n_bins`` (phase bins).
     ``.spectrum`` is the last valid :class:`~creamviz.rope.RopeSpectrum`.
     """
 
@@ -95,22 +121,19 @@ class RopeExplorer(ExplorerBase):
     short_factor = T.List(T.Float(), default_value=None, allow_none=True)
     long_factor = T.List(T.Float(), default_value=None, allow_none=True)
     seq_len = T.Int(None, allow_none=True)
-    method = T.Enum(sorted(SAMPLERS), default_value="cream")
-    k = T.Int(None, allow_none=True)
-    mu = T.Float(None, allow_none=True)
-    sigma = T.Float(3.0)
-    p_continuity = T.Float(0.5)
-    middle = T.Enum(list(MIDDLE_MODES), default_value="reference")
+    method = T.Unicode("cream")  # any registered sampler; its parameters are traits too (see __init__)
     n_samples = T.Int(2000)
     seed = T.Int(0)
     n_bins = T.Int(64)
 
     figure_names = FIGURE_NAMES
-    param_names = ("model", "scaling", "factor", "train_len", "target_len", "rope_theta", "beta_fast", "beta_slow",
-                   "low_freq_factor", "high_freq_factor", "short_factor", "long_factor", "seq_len", "method", "k",
-                   "mu", "sigma", "p_continuity", "middle", "n_samples", "seed", "n_bins")
+    rope_param_names = ("model", "scaling", "factor", "train_len", "target_len", "rope_theta", "beta_fast",
+                        "beta_slow", "low_freq_factor", "high_freq_factor", "short_factor", "long_factor", "seq_len")
 
     def __init__(self, **params) -> None:
+        self.add_traits(**sampler_traits())  # one trait per registered sampler parameter, as the SamplerExplorer
+        self.sampler_param_names = tuple(sampler_parameters())
+        self.param_names = (*self.rope_param_names, "method", *self.sampler_param_names, "n_samples", "seed", "n_bins")
         self._frequencies: dict = {}  # sampler key -> (L,) distance frequency (the scaling does not change it)
         self._shown: dict = {}  # keys of what the figures show: only what changed is rebuilt
         self._links: list = []
@@ -138,9 +161,10 @@ class RopeExplorer(ExplorerBase):
         return kwargs
 
     def _sampler_key(self, method: str) -> tuple:
-        cream = {"k": self.k, "mu": self.mu, "sigma": self.sigma, "p_continuity": self.p_continuity,
-                 "middle": self.middle} if method == "cream" else {}
-        return method, self.train_len, self.target_len, tuple(sorted(cream.items())), self.n_samples, self.seed
+        if method not in SAMPLERS:
+            raise ValueError(f"method={method!r} is not a registered sampler; valid: {', '.join(sorted(SAMPLERS))}")
+        declared = tuple((p.name, getattr(self, p.name)) for p in SAMPLERS[method].parameters)
+        return method, self.train_len, self.target_len, declared, self.n_samples, self.seed
 
     def _frequency(self, method: str) -> np.ndarray:
         """(L,) distance frequency of ``method``'s samples (cached: the scaling does not change it)."""
@@ -172,17 +196,18 @@ class RopeExplorer(ExplorerBase):
 
     def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
         if not update_in_place(widget, fig):  # same structure: one redraw instead of three
-            super()._show_figure(widget, fig)
+            show_figure(widget, fig)
 
     # ---- linking ----------------------------------------------------------------------------
     def link_sampler(self, explorer: SamplerExplorer) -> list:
-        """Tie N, L, method and CREAM's parameters to ``explorer`` (both ways); the explorer's current
-        values win. Returns the ``traitlets.link`` objects (``unlink_sampler()`` removes them)."""
+        """Tie N, L, the method and every sampler parameter to ``explorer`` (both ways); the explorer's
+        current values win. Returns the ``traitlets.link`` objects (``unlink_sampler()`` removes them)."""
         if not isinstance(explorer, SamplerExplorer):
             raise ValueError(f"explorer must be a SamplerExplorer, got {type(explorer).__name__}")
         self.unlink_sampler()
+        shared = ("method", "train_len", "target_len", *self.sampler_param_names)
         with self.hold_updates():
-            self._links = [T.link((explorer, name), (self, name)) for name in LINKED_PARAMS]
+            self._links = [T.link((explorer, name), (self, name)) for name in shared if explorer.has_trait(name)]
         return self._links
 
     def unlink_sampler(self) -> None:
@@ -206,26 +231,54 @@ class RopeExplorer(ExplorerBase):
                                        layout=layout, continuous_update=False),
             "beta_slow": W.FloatSlider(min=0.25, max=16, step=0.25, description="YaRN β_slow", style=style,
                                        layout=layout, continuous_update=False),
-            "method": W.Dropdown(options=sorted(SAMPLERS), description="sampler", style=style, layout=layout),
+            "method": W.Dropdown(options=list(SAMPLERS), description="sampler", style=style, layout=layout),
             "n_samples": W.IntSlider(min=100, max=20_000, step=100, description="samples", style=style,
                                      layout=layout, continuous_update=False),
             "n_bins": W.IntSlider(min=8, max=256, step=8, description="phase bins", style=style, layout=layout,
                                   continuous_update=False),
         }
         for name, control in c.items():
-            control.value = getattr(self, name)
-            W.link((control, "value"), (self, name))
-        self.controls = c
-        factor_box = self._optional_control(
+            self.bind(name, control)
+        factor_box = self._auto_control(
             "factor", W.FloatSlider(min=1, max=64, step=0.5, description="factor", style=style,
                                     layout=W.Layout(width="270px"), continuous_update=False),
-            default=lambda: self.target_len / max(1, self.train_len))
-        theta_box = self._optional_control(
+            default=lambda: self.target_len / max(1, self.train_len), refresh_on=("train_len", "target_len"))
+        theta_box = self._auto_control(
             "rope_theta", W.FloatLogSlider(min=2, max=7, step=0.05, base=10, description="base θ", style=style,
                                            layout=W.Layout(width="270px"), continuous_update=False),
             default=self._model_theta, refresh_on=("model",))
         return [c["model"], c["scaling"], factor_box, c["train_len"], c["target_len"], theta_box, c["beta_fast"],
                 c["beta_slow"], c["method"], c["n_samples"], c["n_bins"]]
+
+    def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...]) -> W.Widget:
+        """A bound slider plus an 'auto' checkbox: checked = trait None, the slider (disabled) shows
+        ``default()``; neither ever rewrites the state on its own."""
+        self.bind(name, control)
+        auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
+                          layout=W.Layout(width="60px"))
+        key = f"{name}_auto"
+        self.controls[key] = auto
+
+        def show(_=None):  # state -> checkbox and the slider's shown default
+            self._syncing.update((key, name))
+            try:
+                auto.value = control.disabled = getattr(self, name) is None
+                if auto.value:
+                    try:
+                        control.value = default()
+                    except (ValueError, ZeroDivisionError, TypeError):
+                        pass
+            finally:
+                self._syncing.difference_update((key, name))
+
+        def from_checkbox(change):
+            if key not in self._syncing:
+                setattr(self, name, None if change["new"] else control.value)
+
+        auto.observe(from_checkbox, "value")
+        self.observe(show, [name, *refresh_on])
+        show()
+        return W.HBox([control, auto])
 
     def _model_theta(self) -> float:
         try:
@@ -235,7 +288,8 @@ class RopeExplorer(ExplorerBase):
 
     def export_html(self, path: str | Path = "creamviz_rope.html") -> Path:
         """Write the current figures to one standalone HTML file (plotly.js embedded)."""
-        params = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.param_names if n not in ("short_factor", "long_factor"))
+        skip = ("short_factor", "long_factor")
+        params = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.param_names if n not in skip)
         section = Section(title="RoPE explorer", paragraphs=[params],
                           figures=[go.Figure(f) for f in self.figures.values()])
         return write_report(path, "creamviz — RoPE explorer", [section])
