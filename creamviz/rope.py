@@ -511,10 +511,12 @@ def _cells(inv_freq_bytes: bytes, big_l: int, n_bins: int, n_distance_bins: int)
     needed = _histogram(index, np.ones(big_l), n_bins).astype(np.int64)
     edges = np.linspace(0, big_l, n_distance_bins + 1).round().astype(np.int64)
     distance_bin = np.repeat(np.arange(n_distance_bins), np.diff(edges))  # (L,)
-    offsets = (np.arange(n_pairs, dtype=np.int64) * n_bins)[:, None]
     dtype = np.int32 if n_pairs * n_bins * n_distance_bins < 2**31 else np.int64
-    flat = ((index + offsets) * n_distance_bins + distance_bin[None, :]).astype(dtype, copy=False).ravel()
-    per_bin = np.bincount(flat, minlength=n_pairs * n_bins * n_distance_bins).reshape(
+    flat = index.astype(dtype)  # ((i * n_bins + cell) * D + distance bin), in place: three cheap passes
+    flat += (np.arange(n_pairs, dtype=dtype) * n_bins)[:, None]
+    flat *= n_distance_bins
+    flat += distance_bin.astype(dtype)[None, :]
+    per_bin = np.bincount(flat.ravel(), minlength=n_pairs * n_bins * n_distance_bins).reshape(
         n_pairs, n_bins, n_distance_bins).astype(np.float64)
     for arr in (index, needed, edges, per_bin):
         arr.setflags(write=False)
