@@ -152,8 +152,12 @@ ROPE_DRAWN_JS = """() => {
 }"""
 ROPE_ELAPSED_JS = """() => [(Math.max(...window.__ropeDrawn.filter(t => t > window.__ropeT0)) - window.__ropeT0) / 1000,
     window.__ropeDrawn.filter(t => t > window.__ropeT0).length]"""
-ROPE_WAVELENGTHS_JS = f"""() => JSON.stringify(((({LAST_CELL}).querySelectorAll('.js-plotly-plot')[0]).data || [])
-    .map(t => Array.from(t.y || [])))"""
+ROPE_WAVELENGTHS_JS = f"""() => {{
+    const gd = Array.from(({LAST_CELL}).querySelectorAll('.js-plotly-plot'))
+        .find(g => g.layout && g.layout.title && String(g.layout.title.text || '').startsWith('Wavelength'));
+    return gd && gd.data && gd.data.length ? JSON.stringify([gd.layout.title.text,
+        gd.data.map(t => Array.from(t.y || []))]) : 'missing';
+}}"""
 
 
 def test_rope_explorer_updates_within_a_second(jupyterlab):
@@ -196,8 +200,9 @@ def test_rope_explorer_updates_within_a_second(jupyterlab):
             python_ms = page.evaluate(f"() => ({LAST_CELL}).querySelector('.widget-html').textContent")
             timings.append({"change": f"{label}={value}", "seconds": round(seconds, 3), "figures_redrawn": redrawn,
                             "status": python_ms.strip()})
-            if label == "scaling":
-                assert page.evaluate(ROPE_WAVELENGTHS_JS) != before  # the wavelengths really changed
+            if label == "scaling":  # the wavelengths really changed
+                after = page.evaluate(ROPE_WAVELENGTHS_JS)
+                assert "missing" not in (before, after) and after != before, (before[:200], after[:200])
         assert not page.evaluate(f"() => ({LAST_CELL}).querySelector('.creamviz-error')")
         last = page.locator(".jp-Notebook .jp-Cell").last
         last.evaluate("cell => cell.scrollIntoView({block: 'start'})")
