@@ -32,8 +32,9 @@ test: setup model
 demo: setup
 	$(BIN)/creamviz demo --out demo_out
 
+# as root (most containers) JupyterLab refuses to start without --allow-root
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_samplers.py

@@ -51,6 +51,7 @@ __all__ = [
     "audit_all",
     "summarize_audits",
     "describe_audit",
+    "AuditSummary",
     "region_map",
 ]
 
@@ -294,18 +295,69 @@ def audit_all(max_train_len: int, max_target_len: int, *, min_train_len: int = 3
     return out
 
 
-def summarize_audits(audits: list[TheoremAudit]) -> dict:
+class AuditSummary(dict):
+    """The counts of :func:`summarize_audits` (a plain ``dict``) that display as a two-column table,
+    one line per part of the statement, in a notebook (``_repr_html_``) and as text (``str``)."""
+
+    ROWS = (  # (key, what it counts); the denominator is "configs" unless it is named
+        ("configs", "configurations (N, L, L_h, L_t) audited"),
+        ("brute_forced", "… checked by brute force over every middle placement"),
+        ("closed_form_mismatches", "closed-form |D_r| ≠ brute force"),
+        ("paper_value_matches", "paper's constant max(L_h−1, P_e−P_s, L_t−1) + 2N equals the true max"),
+        ("paper_offsets", "paper's constant − true max (distinct values)"),
+        ("max_equals_upper_bound", "true max reaches the bound W + 2N − 3"),
+        ("iff_holds", "the 'iff' holds (maximal placements = those meeting the conditions)"),
+        ("iff_as_predicted", "'iff' holds exactly when L ≥ L*"),
+        ("configs_L_ge_Lstar", "configurations with L ≥ L*"),
+        ("iff_holds_when_L_ge_Lstar", "… of which the 'iff' holds"),
+    )
+
+    def _lines(self) -> list[tuple[str, str]]:
+        total = self["configs"]
+        out = []
+        for key, what in self.ROWS:
+            value = self[key]
+            if key == "paper_offsets":
+                shown = ", ".join(f"{v:+d}" for v in value)
+            elif key == "configs":
+                shown = f"{value:,}"
+            elif key == "iff_holds_when_L_ge_Lstar":
+                shown = f"{value:,} of {self['configs_L_ge_Lstar']:,}"
+            else:
+                shown = f"{value:,} of {total:,}"
+            out.append((what, shown))
+        return out
+
+    def __str__(self) -> str:
+        lines = self._lines()
+        width = max(len(w) for w, _ in lines)
+        return "\n".join(f"{w:<{width}}  {v}" for w, v in lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td style='text-align:left'>{html.escape(w)}</td>"
+                       f"<td style='text-align:right'>{html.escape(v)}</td></tr>" for w, v in self._lines())
+        return ("<table><thead><tr><th style='text-align:left'>Theorem B.1 sweep</th>"
+                f"<th style='text-align:right'>count</th></tr></thead><tbody>{rows}</tbody></table>")
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's plain-text display
+        printer.text(str(self))
+
+
+def summarize_audits(audits: list[TheoremAudit]) -> AuditSummary:
     """Counts over a sweep: how often each part of the statement holds, and the constant's offsets.
 
     Keys: ``configs``; ``paper_value_matches``; ``paper_offsets`` (sorted distinct
     ``paper_value - max_span``); ``max_equals_upper_bound``; ``iff_holds``;
     ``iff_as_predicted`` (``iff_holds == (L >= L*)``); ``iff_holds_when_L_ge_Lstar`` and
-    ``configs_L_ge_Lstar``; ``brute_forced``; ``closed_form_mismatches``.
+    ``configs_L_ge_Lstar``; ``brute_forced``; ``closed_form_mismatches``. A ``dict`` that a
+    notebook shows as a table (:class:`AuditSummary`).
     """
     if not audits:
         raise ValueError("audits must not be empty")
     big = [a for a in audits if a.target_len >= a.min_target_len]
-    return {
+    return AuditSummary({
         "configs": len(audits),
         "paper_value_matches": sum(a.paper_value_matches for a in audits),
         "paper_offsets": sorted({a.paper_offset for a in audits}),
@@ -316,7 +368,7 @@ def summarize_audits(audits: list[TheoremAudit]) -> dict:
         "iff_holds_when_L_ge_Lstar": sum(a.iff_holds for a in big),
         "brute_forced": sum(a.brute_force for a in audits),
         "closed_form_mismatches": sum(a.closed_form_matches is False for a in audits),
-    }
+    })
 
 
 # --------------------------------------------------------------------------- region map data

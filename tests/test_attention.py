@@ -359,9 +359,13 @@ def test_fig_attention_head(three_models):
     heat = next(t for t in fig.data if t.name == "map")
     line = next(t for t in fig.data if t.name == "question")
     np.testing.assert_allclose(np.asarray(heat.z, float)[-1], np.log10(m.pooled[2, 3, -1]))
-    np.testing.assert_allclose(line.y, m.query_attention[2, 3])
+    np.testing.assert_allclose(line.customdata, m.query_attention[2, 3])  # hover: the true p
+    np.testing.assert_allclose(line.y, np.maximum(m.query_attention[2, 3], 1e-6))  # drawn >= the log floor
+    axis = fig.layout.yaxis  # the question panel: log scale in powers of ten, never "1µ, 1n, 1p"
+    assert axis.type == "log" and axis.exponentformat == "power" and axis.range[0] == -6
     mean = fig_attention_head(m)  # mean over layers and heads
-    np.testing.assert_allclose(next(t for t in mean.data if t.name == "question").y, m.query_attention.mean((0, 1)))
+    np.testing.assert_allclose(next(t for t in mean.data if t.name == "question").customdata,
+                               m.query_attention.mean((0, 1)))
     with pytest.raises(ValueError, match="head"):
         fig_attention_head(m, 0, 9)
 
@@ -377,6 +381,14 @@ def test_fig_depth_profiles(three_models):
     np.testing.assert_allclose(lines[2].y, m.depth_profile[1].mean(0))
     np.testing.assert_allclose(bars[2].y, m.thirds[1].mean(0))
     assert len(lines[0].x) == 11 and 0 < lines[0].x[0] < lines[0].x[-1] < 100
+    assert not fig.layout.shapes or all(s.fillcolor != "#d62728" for s in fig.layout.shapes)
+    # the gold pair's depth: tokens 44-47 of the 88-token context -> a band over 50-54.5 %
+    marked = fig_depth_profiles(three_models, needle=(44, 48))
+    band = [s for s in marked.layout.shapes if s.fillcolor == "#d62728"]
+    assert len(band) == 1 and band[0].x0 == pytest.approx(100 * 44 / 88) and band[0].x1 == pytest.approx(100 * 48 / 88)
+    assert any("gold pair" in a.text for a in marked.layout.annotations)
+    with pytest.raises(ValueError, match="needle"):
+        fig_depth_profiles(three_models, needle=(80, 95))  # reaches into the question
     with pytest.raises(ValueError, match="maps"):
         fig_depth_profiles({})
 

@@ -1,6 +1,23 @@
-"""A real browser: JupyterLab in headless Chromium runs 01_sampling.ipynb and a slider moves a figure."""
+"""A real browser: JupyterLab in headless Chromium runs every notebook from top to bottom, as a new
+user would, and drives its widgets.
 
+Per notebook: run all cells (CREAMVIZ_QUICK=1 sizes); no error output and none of transformers'
+loading bars or length warnings; every plotly figure drawn. Per explorer (SamplerExplorer,
+TheoremExplorer, ...): move one control with the keyboard and check a figure changed; type one
+invalid value and check the inline error; time what the user waits for — from the change until
+the browser has finished drawing (the last DOM mutation of the explorer) — over the most
+expensive settings its controls allow (written to test-artifacts/<notebook>-browser.json; the target
+is 1 s, a wait over ``CREAMVIZ_WAIT_LIMIT_S`` (8 s) fails: a frozen explorer). In 03 and 05: the
+TrainingLauncher launches a short run, cancels it, resumes it, and the step counter and the loss
+curve continue from the checkpoint. A screenshot of every notebook's last state (and of each
+explorer) goes to the git-ignored test-artifacts/ folder.
+"""
+
+from __future__ import annotations
+
+import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -14,9 +31,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+VIEWPORT = {"width": 1500, "height": 1100}  # a laptop-sized window: the output area is ~1200 px wide
+WAIT_TARGET_S = 1.0  # what a user should wait for a figure after moving a control (reported in waits)
+WAIT_LIMIT_S = float(os.environ.get("CREAMVIZ_WAIT_LIMIT_S", "8"))  # fails the test: a frozen explorer
+NOISE = ("Loading weights", "Writing model shards", "predefined maximum length")  # must not reach the notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,27 +49,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def jupyterlab(tmp_path):
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One JupyterLab server on a copy of notebooks/ and one headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is required for the browser test (make setup installs it)")
-    work = tmp_path / "nb"
-    shutil.copytree(ROOT / "notebooks", work)  # JupyterLab saves notebooks: never touch the repo's copies
+    tmp = tmp_path_factory.mktemp("lab")
+    work = tmp / "nb"
+    shutil.copytree(ROOT / "notebooks", work, ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))
     port, token = free_port(), secrets.token_hex(16)
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
+    settings = tmp / "settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
     # render every cell (JupyterLab 4 virtualises off-screen cells by default)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    notifications = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    notifications.mkdir(parents=True)
-    (notifications / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
            "CREAMVIZ_QUICK": "1"}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    log = open(tmp_path / "lab.log", "w")
+           "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    log = open(tmp / "lab.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,8 +84,13 @@ def jupyterlab(tmp_path):
             except OSError:
                 time.sleep(0.5)
         else:
-            raise RuntimeError("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
-        yield url, token
+            raise RuntimeError("JupyterLab did not start: " + (tmp / "lab.log").read_text()[-2000:])
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser, url, token, work
+            finally:
+                browser.close()
     finally:
         proc.terminate()
         try:
@@ -69,57 +100,369 @@ def jupyterlab(tmp_path):
         log.close()
 
 
+# ------------------------------------------------------------------------------ page helpers
 LAST_CELL = "Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')).pop()"
-PLOT_DATA_JS = f"""() => Array.from(({LAST_CELL}).querySelectorAll('.js-plotly-plot'))
-    .map(gd => JSON.stringify((gd.data || []).map(t => [t.name, Array.from(t.y || [])])))"""
+KERNEL_IDLE_JS = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
+           w.sessionContext.session.kernel.status === 'idle'; }"""
 ALL_DONE_JS = """() => {
     const panel = window.jupyterapp.shell.currentWidget;
     const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
     return kernel && kernel.status === 'idle' &&
         panel.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount);
 }"""
+OUTPUTS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .filter(c => c.model.type === 'code')
+    .flatMap((c, i) => c.model.outputs.toJSON().map(o => ({cell: i, type: o.output_type, name: o.name || '',
+        text: [].concat(o.text || []).join('') + (o.ename ? o.ename + ': ' + o.evalue : '')})))"""
+# what the figures of a view show: trace names, data heads, titles (typed arrays included)
+PLOTS_JS = """(root) => {
+    const head = a => a == null ? null : (ArrayBuffer.isView(a) || Array.isArray(a)) ?
+        Array.from(a).slice(0, 400) : JSON.stringify(a).slice(0, 4000);
+    return JSON.stringify(Array.from(root.querySelectorAll('.js-plotly-plot')).map(gd => [
+        (gd.layout && gd.layout.title && gd.layout.title.text) || '',
+        (gd.data || []).map(t => [t.name, head(t.x), head(t.y), t.z ? t.z.length : null])]));
+}"""
+WATCH_JS = """(root) => {
+    if (window.__cvObserver) window.__cvObserver.disconnect();
+    window.__cvLast = performance.now();
+    window.__cvObserver = new MutationObserver(() => { window.__cvLast = performance.now(); });
+    window.__cvObserver.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+ERROR_JS = "(root) => { const e = root.querySelector('.creamviz-error'); return e ? e.innerText : ''; }"
+# the figures changed (or a new inline error came up) and the view has been still for 800 ms
+# (nothing left to draw), and no "computing…"
+SETTLED_JS = f"""([root, before, errorBefore]) => (({PLOTS_JS})(root) !== before ||
+    ({ERROR_JS})(root) !== errorBefore) &&
+    performance.now() - window.__cvLast > 800 && !root.innerText.includes('computing')"""
 
 
-def test_notebook_in_jupyterlab(jupyterlab):
-    from playwright.sync_api import sync_playwright
+def open_notebook(page, url, token, name):
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000)
+    page.wait_for_timeout(500)
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():  # e.g. a kernel choice: take the default
+        dialog.locator(".jp-mod-accept").first.click()
 
-    url, token = jupyterlab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page_errors = []
-        page.on("pageerror", lambda err: page_errors.append(str(err)))
-        page.goto(f"{url}/lab/tree/01_sampling.ipynb?token={token}")
-        page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
-                   w.sessionContext.session.kernel.status === 'idle'; }""", timeout=120_000)
+
+STARTED_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .some(c => c.model.type === 'code' && c.model.executionCount)"""
+
+
+def run_all(page) -> None:
+    """Run every cell and wait until the last has run (run-all is asked again if nothing started)."""
+    for attempt in range(2):
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(ALL_DONE_JS, timeout=300_000, polling=500)
-        # the explorer (last cell) renders its sliders and four plotly figures
-        last = page.locator(".jp-Notebook .jp-Cell").last
-        last.locator(".widget-slider").first.wait_for(timeout=60_000)
-        page.wait_for_function(f"() => ({LAST_CELL}).querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
-        n_plots = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
-        assert n_plots >= 9, n_plots  # 5 static figures + 4 explorer figures
-        rendered = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g.querySelector('.main-svg')).length")
-        assert rendered == n_plots
-        before = page.evaluate(PLOT_DATA_JS)
-        # move the sigma slider ten steps to the right with the keyboard, like a person would
-        sigma = last.locator(".widget-slider", has_text="sigma")
-        sigma.locator(".noUi-handle").focus()
-        for _ in range(10):
-            page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"(before) => JSON.stringify(({PLOT_DATA_JS})()) !== JSON.stringify(before)",
-                               arg=before, timeout=60_000)
-        assert page.evaluate(PLOT_DATA_JS) != before
-        assert float(sigma.locator(".widget-readout").inner_text()) > 3.0
-        page.set_viewport_size({"width": 1300, "height": 1500})
-        last.evaluate("cell => cell.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(ARTIFACTS / "explorer.png"))
-        browser.close()
-    assert not page_errors, page_errors
+        try:
+            page.wait_for_function(STARTED_JS, timeout=90_000, polling=500)
+            break
+        except Exception:  # noqa: BLE001 - nothing ran: a dialog or a kernel not ready yet
+            if attempt:
+                raise
+            dialog = page.locator(".jp-Dialog")
+            if dialog.count():
+                dialog.locator(".jp-mod-accept").first.click()
+    page.wait_for_function(ALL_DONE_JS, timeout=600_000, polling=500)
+
+
+def control(root, label: str):
+    """The ipywidgets control whose description is exactly ``label``."""
+    return root.locator(".widget-inline-hbox").filter(
+        has=root.page.locator("label.widget-label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))).first
+
+
+def plots(root) -> str:
+    return root.evaluate(PLOTS_JS)
+
+
+def timed_change(page, root, act, what: str, waits: list) -> float:
+    """Do ``act()`` and return the seconds until the view has redrawn (its last DOM mutation).
+    A change to an invalid combination (an inline error, figures kept) is recorded as such."""
+    handle = root.element_handle()
+    before, error_before = plots(root), root.evaluate(ERROR_JS)
+    root.evaluate(WATCH_JS)
+    t0 = page.evaluate("performance.now()")
+    act()
+    page.wait_for_function(SETTLED_JS, arg=[handle, before, error_before], timeout=120_000, polling=100)
+    seconds = (page.evaluate("window.__cvLast") - t0) / 1000.0
+    invalid = bool(root.evaluate(ERROR_JS))
+    waits.append({"change": what, "wait_s": round(seconds, 3), **({"invalid": True} if invalid else {})})
+    return seconds
+
+
+def type_readout(page, slider, value) -> callable:
+    """Type ``value`` into a slider's editable readout; returns the act that commits it (Enter)."""
+    readout = slider.locator(".widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(value))
+    return lambda: page.keyboard.press("Enter")
+
+
+def set_text(page, box, value) -> None:
+    type_text(box, value)()
+
+
+def type_text(box, value) -> callable:
+    """Type ``value`` into a text / number field; returns the act that commits it (Enter)."""
+    field = box.locator("input").first
+    field.fill(str(value))
+
+    def commit():
+        field.press("Enter")
+        field.blur()
+    return commit
+
+
+def step_number(launcher) -> int:
+    """The step the launcher's progress shows ("step 12", "12 / 40", ...): its first integer."""
+    text = launcher.locator("label.widget-label", has_text=re.compile(r"^\s*step \d+")).first.inner_text()
+    match = re.search(r"\d+", text)
+    return int(match.group()) if match else 0
+
+
+def status_text(launcher) -> str:
+    return launcher.locator(".widget-html").all_inner_texts().__str__()
+
+
+LOSS_X_JS = """(root) => { const gd = root.querySelectorAll('.js-plotly-plot')[0];
+    const t = gd && gd.data && gd.data[0]; return t && t.x ? Array.from(t.x).map(Number) : []; }"""
+
+
+# ------------------------------------------------------------------------------ explorers
+def drive_sampler_explorer(page, root, waits, snap):
+    # move sigma one keyboard step: the rand_factor figure changes
+    sigma = control(root, "σ (sigma)")
+    before = plots(root)
+    sigma.locator(".noUi-handle").focus()
+    timed_change(page, root, lambda: page.keyboard.press("ArrowRight"), "sigma +1 step (keyboard)", waits)
+    assert plots(root) != before
+    snap("moved")  # the explorer as a user first sees it, one control moved
+    readout = {label: control(root, label).locator(".widget-readout").inner_text().strip()
+               for label in ("N (train_len)", "L (target_len)", "samples")}
+    # the most expensive settings the controls allow (from N = 256, L = max is invalid until N grows:
+    # the order keeps every step a visible change, a redraw or a new inline error)
+    target = control(root, "L (target_len)")
+    for what, box, value in (("L = max", target, "262144"), ("N = max", control(root, "N (train_len)"), "8192"),
+                             ("samples = max", control(root, "samples"), "200000")):
+        commit = type_readout(page, box, value)
+        timed_change(page, root, commit, f"{what} ({value})", waits)
+    method = control(root, "method").locator("select")
+    timed_change(page, root, lambda: method.select_option("randpos"), "method = randpos at max L", waits)
+    timed_change(page, root, lambda: method.select_option("cream"), "method = cream at max L", waits)
+    # an invalid value, typed: L not a multiple of N in reference mode -> inline error, figures kept
+    kept = plots(root)
+    type_readout(page, target, "262128")()  # N = 8192 now: L = 32 N - 16
+    error = root.locator(".creamviz-error")
+    error.wait_for(timeout=60_000)
+    assert "target_len" in error.inner_text()
+    assert plots(root) == kept
+    # back to where the notebook left it (a launcher below shares these parameters)
+    for label in ("N (train_len)", "L (target_len)", "samples"):
+        type_readout(page, control(root, label), readout[label].replace(",", ""))()
+        page.wait_for_timeout(300)
+    page.wait_for_function(f"(root) => ({ERROR_JS})(root) === '' && !root.innerText.includes('computing')",
+                           arg=root.element_handle(), timeout=120_000, polling=200)
+
+
+def drive_theorem_explorer(page, root, waits, snap):
+    big_l = control(root, "L (target_len)")
+    typed_l = root.locator(".widget-text").filter(has=root.page.locator("input[type=number]")).first  # L, typed
+    before = plots(root)
+    big_l.locator(".noUi-handle").focus()
+    timed_change(page, root, lambda: page.keyboard.press("ArrowRight"), "L +1 step (keyboard)", waits)
+    assert plots(root) != before
+    for what, label, value in (("L = max", None, "1024"), ("N = max", "N (train_len)", "64"),
+                               ("L_h = 20", "L_h (head_len)", "20"), ("L_t = 20", "L_t (tail_len)", "20"),
+                               ("L = 1000", None, "1000")):
+        commit = type_text(typed_l, value) if label is None else type_readout(page, control(root, label), value)
+        timed_change(page, root, commit, f"{what} at N, L up to 64, 1024", waits)
+    # invalid, typed into the L field beside the slider: L below N
+    kept = plots(root)
+    set_text(page, typed_l, "10")
+    error = root.locator(".creamviz-error")
+    error.wait_for(timeout=60_000)
+    assert "target_len" in error.inner_text()
+    assert plots(root) == kept
+
+
+def drive_rope_explorer(page, root, waits, snap):
+    scaling = control(root, "scaling").locator("select")
+    before = plots(root)
+    timed_change(page, root, lambda: scaling.select_option("linear"), "scaling = linear", waits)
+    assert plots(root) != before
+    timed_change(page, root, lambda: scaling.select_option("yarn"), "scaling = yarn", waits)
+    # invalid, typed: L below N
+    kept = plots(root)
+    type_readout(page, control(root, "L (target_len)"), "128")()
+    error = root.locator(".creamviz-error")
+    error.wait_for(timeout=60_000)
+    assert "target_len" in error.inner_text()
+    assert plots(root) == kept
+
+
+EXPLORERS = {"creamviz-samplerexplorer": drive_sampler_explorer,
+             "creamviz-theoremexplorer": drive_theorem_explorer,
+             "creamviz-ropeexplorer": drive_rope_explorer}
+
+
+def drive_launcher(page, launcher, *, steps: int, cancel_at: int, out: str | None = None):
+    """Launch, cancel after ``cancel_at`` steps, resume: the step counter and the loss curve go on
+    from the checkpoint and the run completes all ``steps``. ``out``: the output dir to type, None
+    to leave the launcher's (blank = its automatic, timestamped one)."""
+    settings = [("steps", steps), ("batch size", 2), ("warm-up steps", 0), ("eval examples", 1)]
+    if out is not None:
+        settings.append(("output dir", out))
+    for label, value in settings:
+        set_text(page, control(launcher, label), value)
+    resume = launcher.locator(".widget-checkbox input[type=checkbox]").first
+    if resume.is_checked():
+        resume.click()
+    launcher.get_by_role("button", name="launch").click()
+    page.wait_for_function(f"(root) => /running/.test(root.innerText) || ({ERROR_JS})(root) !== ''",
+                           arg=launcher.element_handle(), timeout=60_000)
+    assert not launcher.evaluate(ERROR_JS), launcher.evaluate(ERROR_JS)
+    deadline = time.time() + 300
+    while step_number(launcher) < cancel_at and time.time() < deadline:
+        page.wait_for_timeout(100)
+    launcher.get_by_role("button", name="cancel").click()
+    page.wait_for_function("(root) => /cancelled/.test(root.innerText)", arg=launcher.element_handle(), timeout=300_000)
+    stopped = step_number(launcher)
+    assert cancel_at <= stopped < steps, stopped
+    loss_x = launcher.evaluate(LOSS_X_JS)
+    assert loss_x and max(loss_x) == stopped, (loss_x, stopped)
+    # resume: tick the box (output dir as it was), launch again
+    resume.click()
+    assert resume.is_checked()
+    launcher.get_by_role("button", name="launch").click()
+    seen = []
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        text = launcher.inner_text()
+        seen.append(step_number(launcher))
+        if re.search(r"\bdone\b|\bfailed\b", text) and "running" not in text and "evaluating" not in text:
+            break
+        page.wait_for_timeout(150)
+    assert "failed" not in launcher.inner_text(), launcher.inner_text()
+    assert step_number(launcher) == steps
+    resumed_steps = [s for s in seen if s > 0]
+    loss_x = launcher.evaluate(LOSS_X_JS)
+    problems = []
+    if not resumed_steps or min(resumed_steps) < stopped:  # never back below the checkpoint
+        problems.append(f"the step counter restarted below the checkpoint {stopped}: {seen[:12]}")
+    # the loss curve keeps the losses before the cancel and continues to the end, step by step
+    if sorted(set(loss_x)) != list(range(1, steps + 1)):
+        problems.append(f"the loss curve does not run 1 … {steps} across the resume: steps {loss_x}")
+    if problems:
+        raise ResumeNotContinued("; ".join(problems))
+    return stopped
+
+
+class ResumeNotContinued(AssertionError):
+    """The resumed run did not continue the step counter / loss curve from the checkpoint."""
+
+
+# The launcher's resume fix (continue in the cancelled run's directory, keep the step counter and the
+# loss curve) is made on another branch; until it is merged this check is an expected failure.
+# Once it passes, the test fails with a note to set this to False.
+AWAITING_RESUME_FIX = False
+
+
+LAUNCHER_SETTINGS = {"03_training.ipynb": dict(steps=16, cancel_at=3, out="runs/browser-launcher"),
+                     "05_reproduction.ipynb": dict(steps=16, cancel_at=3)}
+
+
+# ------------------------------------------------------------------------------ the test
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_in_jupyterlab(lab, name):
+    browser, url, token, _work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    stem = Path(name).stem
+    page = browser.new_page(viewport=VIEWPORT)
+    page_errors = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    timings = {"notebook": name}
+    resume_problem = ""
+    start = time.perf_counter()
+    try:
+        open_notebook(page, url, token, name)
+        run_all(page)
+        timings["run_all_s"] = round(time.perf_counter() - start, 1)
+        outputs = page.evaluate(OUTPUTS_JS)
+        errors = [o for o in outputs if o["type"] == "error"]
+        assert not errors, errors
+        noise = [o for o in outputs if o["type"] == "stream" and any(n in o["text"] for n in NOISE)]
+        assert not noise, noise
+        # every figure drawn (widget views render asynchronously: give them a moment)
+        page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .every(g => g.querySelector('.main-svg'))""", timeout=60_000)
+        timings["figures"] = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
+
+        timings["waits"] = waits = {}
+        for css, drive in EXPLORERS.items():
+            views = page.locator(f".{css}")
+            for i in range(views.count()):
+                root = views.nth(i)
+                root.scroll_into_view_if_needed()
+                root.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                record = []
+                label = f"{stem}-{css.removeprefix('creamviz-')}{i}"
+
+                def snap(tag, root=root, label=label):
+                    root.evaluate("el => el.scrollIntoView({block: 'start'})")
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=str(ARTIFACTS / f"{label}-{tag}.png"))
+                drive(page, root, record, snap)
+                waits[f"{css.removeprefix('creamviz-')}#{i}"] = record
+                root.evaluate("el => el.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(ARTIFACTS / f"{stem}-{css.removeprefix('creamviz-')}{i}.png"))
+        unknown = page.evaluate(f"""() => Array.from(document.querySelectorAll('.creamviz-explorer'))
+            .flatMap(e => Array.from(e.classList)).filter(c => c.startsWith('creamviz-') &&
+            c !== 'creamviz-explorer' && !{json.dumps([*EXPLORERS, "creamviz-traininglauncher"])}.includes(c))""")
+        assert not unknown, f"explorers without a browser check: {unknown}"
+
+        if name in LAUNCHER_SETTINGS:
+            launcher = page.locator(".creamviz-traininglauncher").last
+            launcher.scroll_into_view_if_needed()
+            t0 = time.perf_counter()
+            try:
+                timings["cancelled_at_step"] = drive_launcher(page, launcher, **LAUNCHER_SETTINGS[name])
+            except ResumeNotContinued as err:
+                resume_problem = str(err)
+            timings["launcher_s"] = round(time.perf_counter() - t0, 1)
+            timings["resume"] = resume_problem or "continued from the checkpoint"
+            launcher.evaluate("el => el.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / f"{stem}-launcher.png"))
+
+        # the notebook's last state
+        page.evaluate("""() => { const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
+            cells[cells.length - 1].scrollIntoView({block: 'end'}); }""")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
+        assert not page_errors, page_errors
+        for view, record in waits.items():
+            worst = max((r for r in record if not r.get("invalid")), key=lambda r: r["wait_s"])
+            worst["over_target"] = worst["wait_s"] > WAIT_TARGET_S
+            assert worst["wait_s"] < WAIT_LIMIT_S, (view, worst)
+        if name in LAUNCHER_SETTINGS:
+            if resume_problem and AWAITING_RESUME_FIX:
+                pytest.xfail(f"launcher resume (awaiting the launcher fix): {resume_problem}")
+            assert not resume_problem, resume_problem
+            assert not AWAITING_RESUME_FIX, "the launcher now resumes as it should: set AWAITING_RESUME_FIX = False"
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / f"{stem}-failed.png"))  # what the page showed when it failed
+        raise
+    finally:
+        timings["total_s"] = round(time.perf_counter() - start, 1)
+        (ARTIFACTS / f"{stem}-browser.json").write_text(json.dumps(timings, indent=1))
+        try:
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        except Exception:  # noqa: BLE001 - the page may be gone already
+            pass
+        page.close()
 
 
 # --------------------------------------------------------------------------- RoPE explorer: update time
@@ -160,27 +503,20 @@ ROPE_WAVELENGTHS_JS = f"""() => {{
 }}"""
 
 
-def test_rope_explorer_updates_within_a_second(jupyterlab):
+def test_rope_explorer_updates_within_a_second(lab):
     """Notebook 07's RopeExplorer (N = 4096, L = 32768, 2000 samples) in JupyterLab: time from a
     dropdown change in the page until every figure has been redrawn (plotly_afterplot)."""
     import json
     import statistics
 
-    from playwright.sync_api import sync_playwright
-
-    url, token = jupyterlab
+    browser, url, token, _work = lab
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    if True:  # (the block of the single-notebook version, on the module's server and browser)
+        page = browser.new_page(viewport=VIEWPORT)
         page_errors = []
         page.on("pageerror", lambda err: page_errors.append(str(err)))
-        page.goto(f"{url}/lab/tree/07_rope.ipynb?token={token}")
-        page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
-                   w.sessionContext.session.kernel.status === 'idle'; }""", timeout=120_000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(ALL_DONE_JS, timeout=300_000, polling=500)
+        open_notebook(page, url, token, "07_rope.ipynb")
+        run_all(page)
         page.wait_for_function(f"() => ({LAST_CELL}).querySelectorAll('.js-plotly-plot .main-svg').length >= 4",
                                timeout=60_000)
         assert page.evaluate(ROPE_SETUP_JS) == 4
@@ -208,7 +544,8 @@ def test_rope_explorer_updates_within_a_second(jupyterlab):
         last.evaluate("cell => cell.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "rope_explorer.png"))
-        browser.close()
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
     seconds = [t["seconds"] for t in timings]
     (ARTIFACTS / "rope_explorer_timing.json").write_text(json.dumps({"warmup_s": warmup, "changes": timings}, indent=1))
     print(f"RopeExplorer browser update times (s): warm-up {warmup:.3f}, then {seconds}")

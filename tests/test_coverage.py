@@ -272,6 +272,11 @@ def test_fig_distance_frequency():
     assert [tr.name for tr in fig.data] == list(freqs)
     assert fig.layout.yaxis.type == "log"
     assert len(fig.data[0].x) == 60 and max(fig.data[-1].y) <= 1
+    # lines that coincide (e.g. RandPos and contiguous at 1.0) differ in dash pattern and width
+    styles = [(tr.line.dash, tr.line.width) for tr in fig.data]
+    assert len(set(styles)) == len(styles)
+    assert fig.layout.yaxis.range[1] > 0  # room above 1.0 on the log axis (log10 1 = 0)
+    assert fig.layout.yaxis.dtick == 1  # one label per decade
     centers, means = cv.bin_mean(freqs["pose"], 6)
     fig = fig_distance_frequency({"pose": means}, distances=centers, log_y=False)
     np.testing.assert_allclose(fig.data[0].x, centers)

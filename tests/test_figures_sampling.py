@@ -55,8 +55,25 @@ def test_middle_placement_histograms():
     mp = S.middle_placement(seg, bins=64)
     for p in (mp.p_start, mp.p_end, mp.p_center):
         assert p.sum() == pytest.approx(1.0)
+    # oracle: count sample by sample which bin holds P_s, P_e and the centre (plain Python)
+    n_bins = len(mp.edges) - 1
+    counts = {"start": [0] * n_bins, "end": [0] * n_bins, "center": [0] * n_bins}
+    for s_, e_ in zip(seg.mid_start.tolist(), seg.mid_end.tolist(), strict=True):
+        for key, value in (("start", s_), ("end", e_), ("center", (s_ + e_) / 2)):
+            b = next(i for i in range(n_bins) if mp.edges[i] <= value < mp.edges[i + 1])
+            counts[key][b] += 1
+    np.testing.assert_allclose(mp.p_start, np.array(counts["start"]) / len(seg))
+    np.testing.assert_allclose(mp.p_end, np.array(counts["end"]) / len(seg))
+    np.testing.assert_allclose(mp.p_center, np.array(counts["center"]) / len(seg))
+    # P_s <= P_e sample by sample, so P_s's distribution function lies on or above P_e's everywhere
+    # (and strictly somewhere): swapping start and end fails here
+    gap = np.cumsum(mp.p_start) - np.cumsum(mp.p_end)
+    assert (gap >= -1e-12).all() and gap.max() > 0.1
     assert mp.rand_factor_values[0] >= 2 and mp.rand_factor_values[-1] <= 16
     assert mp.rand_factor_freq.sum() == pytest.approx(1.0)
+    rf = seg.rand_factor[seg.rand_factor >= 0].tolist()
+    for value, freq in zip(mp.rand_factor_values.tolist(), mp.rand_factor_freq.tolist(), strict=True):
+        assert freq == pytest.approx(rf.count(value) / len(rf))
 
 
 def test_figures_have_expected_traces():
@@ -75,6 +92,11 @@ def test_figures_have_expected_traces():
     assert fig.layout.title.text == "t"
     bar = next(t for t in fig.data if t.name == "reference (exact)")
     np.testing.assert_allclose(bar.y, pmf["reference"][1])
+    assert fig.layout.xaxis2.dtick * 8 >= 15  # factor 8: rand_factor 2 ... 16 with at most ~8 labels
+    # middle="uniform" has no rand_factor: one panel, no empty "rand_factor distribution" subplot
+    uniform = F.fig_middle_placement(S.middle_placement(CreamSampler(64, 512, k=8, middle="uniform").sample(500, seed=0)))
+    assert "xaxis2" not in uniform.layout and len(uniform.data) == 3
+    assert [a.text for a in uniform.layout.annotations] == ["middle placement: P_s, P_e, centre"]
 
     fig = F.fig_strip(seg, n_show=12)
     assert [t.name for t in fig.data] == ["head", "middle", "tail"]

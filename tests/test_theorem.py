@@ -117,6 +117,11 @@ def test_audit_all_summary():
     assert summary["iff_holds"] == summary["configs_L_ge_Lstar"] == summary["max_equals_upper_bound"]
     assert min(summary["paper_offsets"]) == 2
     assert all(a.paper_offset == 2 for a in audits if a.target_len >= a.min_target_len)
+    # shown as a table, one line per count, with the counts of the dict
+    text, table = str(summary), summary._repr_html_()
+    assert len(text.splitlines()) == len(th.AuditSummary.ROWS) and "{" not in text
+    assert f"{summary['iff_holds']:,} of {summary['configs']:,}" in text
+    assert table.count("<tr>") == len(th.AuditSummary.ROWS) + 1 and "+2" in table
 
 
 @pytest.mark.slow
@@ -170,8 +175,56 @@ def test_region_map_and_figure():
     assert names[:3] == ["|D_r|", "maximal", "conditions hold"]
     assert {"true max", "upper bound W+2N−3"} <= set(names)
     assert fig.layout.title.text == "map"
-    assert len(fig.data[1].x) == region.is_max.sum() and len(fig.data[2].x) == region.conditions.sum()
+    # the outlines against brute force: every unit cell edge between a marked cell and an unmarked
+    # (or outside) neighbour, from the cells one by one
+    for trace, mask in ((fig.data[1], region.is_max), (fig.data[2], region.conditions)):
+        drawn = set()
+        xs, ys = list(trace.x), list(trace.y)
+        for k in range(0, len(xs), 3):  # pieces (x0, x1, None): split into unit edges
+            (x0, x1), (y0, y1) = sorted(xs[k:k + 2]), sorted(ys[k:k + 2])
+            assert xs[k + 2] is None and (x0 == x1 or y0 == y1)
+            drawn |= ({("h", x0 + i, y0) for i in range(round(x1 - x0))} if y0 == y1 else
+                      {("v", x0, y0 + i) for i in range(round(y1 - y0))})
+        expected = set()
+        n_rows, n_cols = mask.shape
+        for r in range(n_rows):
+            for c in range(n_cols):
+                if not mask[r, c]:
+                    continue
+                x, y = region.mid_starts[c], region.head_lens[r]
+                if r == 0 or not mask[r - 1, c]:
+                    expected.add(("h", x - 0.5, y - 0.5))
+                if r == n_rows - 1 or not mask[r + 1, c]:
+                    expected.add(("h", x - 0.5, y + 0.5))
+                if c == 0 or not mask[r, c - 1]:
+                    expected.add(("v", x - 0.5, y - 0.5))
+                if c == n_cols - 1 or not mask[r, c + 1]:
+                    expected.add(("v", x + 0.5, y - 0.5))
+        assert drawn == expected and expected
+    legend, bar = fig.layout.legend, fig.data[0].colorbar
+    assert legend.orientation == "h" and legend.y >= 1  # above the panels, off the axis titles
+    assert bar.x >= 1  # right of both panels, not over the "maximum vs constants" panel
     fixed = th.region_map(10, 40, tail_len=2)
     assert (fixed.tail_lens == 2).all() and fixed.head_lens.max() == 7
     with pytest.raises(ValueError, match="RegionMap"):
         fig_region_map({"spans": np.ones((2, 2))})
+
+
+def test_fig_span_profile_marks_maximal_placements_at_any_size():
+    from creamviz.figures.audit import MAX_MARKED, fig_span_profile
+
+    small = th.audit(12, 60, 2, 3)
+    fig = fig_span_profile(small)
+    maximal = next(t for t in fig.data if t.name == "maximal")
+    assert sorted(maximal.x) == small.maximisers.tolist()  # one marker per maximal placement
+    big = th.audit(64, 1024, 20, 20)
+    assert len(big.mid_starts) > MAX_MARKED
+    fig = fig_span_profile(big)
+    for name, expected in (("maximal", set(big.maximisers.tolist())),
+                           ("conditions hold", set(np.asarray(big.mid_starts)[np.asarray(big.conditions)].tolist()))):
+        trace = next(t for t in fig.data if t.name == name)
+        xs = list(trace.x)
+        covered = set()
+        for k in range(0, len(xs), 3):  # bars (x0, x1, None) over runs of placements
+            covered |= set(range(round(xs[k] + 0.5), round(xs[k + 1] - 0.5) + 1))
+        assert covered == expected and expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 from creamviz import figures as F
@@ -25,13 +26,30 @@ def _explorer(**params) -> SamplerExplorer:
 def test_fig_loss_curve_lines_per_run_and_empty_runs():
     logs = {"cream": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], "pose": []}
     fig = F.fig_loss_curve(logs, total_steps=10)
-    assert [t.name for t in fig.data] == ["cream", "pose"]
+    assert [t.name for t in fig.data] == ["cream", "cream, moving average (0.9)", "pose", "pose, moving average (0.9)"]
     assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [2.0, 1.5]
-    assert len(fig.data[1].x) == 0
+    # debiased EMA by hand: s1 = 0.1*2 / 0.1 = 2; s2 = (0.9*0.2 + 0.1*1.5) / (1 - 0.81) = 0.33 / 0.19
+    np.testing.assert_allclose(fig.data[1].y, [2.0, 0.33 / 0.19])
+    assert len(fig.data[2].x) == 0 and len(fig.data[3].x) == 0
     assert fig.layout.xaxis.range == (0, 10.5)
-    assert fig.data[0].line.color != fig.data[1].line.color
+    assert fig.data[0].line.color != fig.data[2].line.color
+    assert not fig.layout.annotations  # there are steps: no "no steps yet"
+    empty = F.fig_loss_curve({"cream": []})
+    assert empty.layout.title.text and [a.text for a in empty.layout.annotations] == ["no steps yet"]
+    raw = F.fig_loss_curve(logs, smoothing=None)
+    assert [t.name for t in raw.data] == ["cream", "pose"]
     with pytest.raises(ValueError, match="logs"):
         F.fig_loss_curve({})
+    with pytest.raises(ValueError, match="smoothing"):
+        F.fig_loss_curve(logs, smoothing=1.0)
+
+
+def test_ema_against_a_long_constant_and_a_step():
+    np.testing.assert_allclose(F.ema(np.full(50, 3.0)), 3.0)  # debiased: a constant stays itself
+    step = F.ema(np.r_[np.zeros(200), np.ones(30)])  # after a unit step, 1 - 0.9^t of the way up
+    np.testing.assert_allclose(step[200:], 1 - 0.9 ** np.arange(1, 31), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="weight"):
+        F.ema([1.0], weight=1.0)
 
 
 # --------------------------------------------------------------------------- state, no training

@@ -1,5 +1,7 @@
 """Explorers driven headless: move controls, check state, figures and inline errors."""
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -24,7 +26,16 @@ def explorer():
 def test_initial_state(explorer):
     assert explorer.error == ""
     assert set(explorer.figures) == {"strip", "segment_density", "middle_placement", "coverage"}
-    assert all(isinstance(f, go.FigureWidget) for f in explorer.figures.values())
+    assert all(isinstance(f, go.Figure) for f in explorer.figures.values())
+    # each figure is shown by an Output in a responsive grid; the two-panel one spans the row
+    grid = explorer.widget.children[-1]
+    assert "repeat(auto-fit" in grid.layout.grid_template_columns
+    spans = {name: cell.layout.grid_area for name, cell in zip(explorer.figure_names, grid.children, strict=True)}
+    assert spans["middle_placement"] == "auto / 1 / auto / -1" and spans["strip"] is None
+    for name, fig in explorer.figures.items():
+        shown = explorer._views[name].outputs[0]["data"]["application/vnd.plotly.v1+json"]
+        assert [t.get("name") for t in shown["data"]] == [t.name for t in fig.data]
+        assert fig.layout.width is None  # no fixed width: the figure fills its cell
     assert explorer.sampler == CreamSampler(4096, 32768)
     assert [t.name for t in explorer.figures["segment_density"].data] == ["head", "middle", "tail"]
 
@@ -38,6 +49,11 @@ def test_slider_updates_state_and_figures(explorer):
     pmf_after = np.array(next(t.y for t in explorer.figures["middle_placement"].data if t.name == "reference (exact)"))
     assert not np.allclose(pmf_before, pmf_after)
     np.testing.assert_allclose(pmf_after, CreamSampler(4096, 32768, sigma=1.5).rand_factor_pmf()[1])
+    shown = explorer._views["middle_placement"].outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"]
+    bar = next(t for t in shown if t.get("name") == "reference (exact)")  # the view shows the new pmf
+    y = bar["y"]
+    y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else np.array(y)
+    np.testing.assert_allclose(y, pmf_after)
     # a sharper Gaussian concentrates rand_factor near mu = 9
     assert pmf_after[7] > pmf_before[7]
     assert explorer.last_update_s < 5  # generous: the 200 ms target lives in benchmarks/bench_widgets.py

@@ -99,23 +99,30 @@ def fig_attention_head(maps: AttentionMaps, layer: int | None = None, head: int 
     """One head zoomed: its pooled map with token axes and, above it, the question's attention
     along the keys (``query_attention``). ``layer`` / ``head`` None = mean over the computed ones.
 
-    Traces: ``go.Heatmap`` named ``"map"``, ``go.Scatter`` named ``"question"``.
+    Traces: ``go.Heatmap`` named ``"map"``, ``go.Scatter`` named ``"question"`` (``customdata`` the
+    question's attention per key; ``y`` the same, floored at ``LOG_FLOOR`` for the log axis).
     """
     if not isinstance(maps, AttentionMaps):
         raise ValueError(f"maps must be an AttentionMaps, got {type(maps).__name__}")
     one = _pick(maps, layer, head)
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.22, 0.78], shared_xaxes=True, vertical_spacing=0.03)
-    fig.add_trace(go.Scatter(x=np.arange(one.seq_len), y=one.query_attention[0, 0], mode="lines", name="question",
-                             line={"width": 1, "color": "#444"},
-                             hovertemplate="key token %{x}<br>p %{y:.3g}<extra>question</extra>"), row=1, col=1)
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.26, 0.74], shared_xaxes=True, vertical_spacing=0.04)
+    q = one.query_attention[0, 0]  # (T,)
+    # on the log axis p is drawn at LOG_FLOOR at least (the line stays inside the panel); hover: true p
+    fig.add_trace(go.Scatter(x=np.arange(one.seq_len), y=q if one.is_difference else np.maximum(q, LOG_FLOOR),
+                             customdata=q, mode="lines", name="question", line={"width": 1, "color": "#444"},
+                             hovertemplate="key token %{x}<br>p %{customdata:.3g}<extra>question</extra>"),
+                  row=1, col=1)
     colorscale = "RdBu_r" if one.is_difference else "Viridis"
     what = "Δ p" if one.is_difference else ("log10 p" if log else "p")
     fig.add_trace(_heatmap(one, one.pooled[0, 0], log=log, name="map", colorscale=colorscale,
                            zmid=0.0 if one.is_difference else None,
-                           colorbar={"title": what, "len": 0.75, "y": 0.38}), row=2, col=1)
+                           colorbar={"title": what, "len": 0.72, "y": 0.36}), row=2, col=1)
     fig.update_yaxes(autorange="reversed", title_text="query token", row=2, col=1)
-    fig.update_yaxes(type="linear" if one.is_difference else "log", title_text="question → key",
-                     row=1, col=1)
+    if one.is_difference:
+        fig.update_yaxes(title_text="Δ p, question → key", row=1, col=1)
+    else:  # probabilities from 10^-6 (LOG_FLOOR) to 1, one label per two decades: 1, 10^-2, ...
+        fig.update_yaxes(type="log", title_text="p, question → key", range=[np.log10(LOG_FLOOR), 0.05],
+                         dtick=2, exponentformat="power", showexponent="all", row=1, col=1)
     fig.update_xaxes(title_text="key token", row=2, col=1)
     fig.add_vrect(x0=one.query_start, x1=one.seq_len, fillcolor="#999", opacity=0.15, line_width=0,
                   row=1, col=1)
@@ -126,9 +133,12 @@ def fig_attention_head(maps: AttentionMaps, layer: int | None = None, head: int 
 
 
 def fig_depth_profiles(maps, *, layer: int | None = None, head: int | None = None, title: str | None = None,
-                       log_y: bool = True) -> go.Figure:
+                       log_y: bool = True, needle: tuple[int, int] | None = None) -> go.Figure:
     """Lost-in-the-Middle profile: attention mass the question puts on each depth bin of the
     context, one line per model (left), and the mass on the head / middle / tail thirds (right).
+
+    ``needle``: token span ``(start, stop)`` of the relevant item (e.g. ``prompt_spans(...).needle``),
+    marked on the depth axis as a shaded band labelled "gold pair" (layout shape + annotation).
 
     ``maps``: an AttentionMaps or ``{name: AttentionMaps}`` computed on the same prompt shape.
     ``layer`` / ``head`` None = mean over the computed layers / heads. Left traces are named by model
@@ -136,7 +146,7 @@ def fig_depth_profiles(maps, *, layer: int | None = None, head: int | None = Non
     """
     models = _as_mapping(maps)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1,
-                        subplot_titles=("mass per depth bin of the context", "mass per third"))
+                        subplot_titles=("", "mass per third"))  # left: the axis titles say it, the needle label sits above
     for i, (name, m) in enumerate(models.items()):
         one = _pick(m, layer, head)
         ctx = one.query_start
@@ -154,13 +164,30 @@ def fig_depth_profiles(maps, *, layer: int | None = None, head: int | None = Non
     for third, x0, x1 in (("head", 0, 100 / 3), ("middle", 100 / 3, 200 / 3), ("tail", 200 / 3, 100)):
         fig.add_vrect(x0=x0, x1=x1, fillcolor=SEGMENT_COLORS[third], opacity=0.06, line_width=0, row=1, col=1)
     first = next(iter(models.values()))
+    if needle is not None:
+        try:
+            start, stop = (int(v) for v in needle)
+        except (TypeError, ValueError):
+            raise ValueError(f"needle must be a (start, stop) token span, got {needle!r}") from None
+        if not 0 <= start < stop <= first.query_start:
+            raise ValueError(f"needle=({start}, {stop}) must satisfy 0 <= start < stop <= {first.query_start} "
+                             "(inside the context, before the question)")
+        x0, x1 = 100.0 * start / first.query_start, 100.0 * stop / first.query_start
+        width = max(x1 - x0, 1.0)  # at least 1 % wide, so a short needle stays visible
+        mid = (x0 + x1) / 2.0
+        fig.add_vrect(x0=mid - width / 2, x1=mid + width / 2, fillcolor="#d62728", opacity=0.25, line_width=0,
+                      row=1, col=1)
+        fig.add_annotation(x=mid, y=1.0, xref="x", yref="y domain", yanchor="bottom", showarrow=False,
+                           text=f"gold pair ({mid:.0f} %)", font={"color": "#d62728", "size": 11})
     fig.update_xaxes(title_text="depth of the key in the context (%)", range=[0, 100], row=1, col=1)
-    fig.update_yaxes(title_text="attention mass from the question", type="log" if log_y else "linear",
-                     row=1, col=1)
-    fig.update_layout(template=TEMPLATE, barmode="group", height=420, width=980, legend_title="model",
+    fig.update_yaxes(title_text="attention mass from the question", row=1, col=1)
+    if log_y:  # one label per decade, as powers of ten (minor labels crowd)
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power", showexponent="all", row=1, col=1)
+    n_q = first.seq_len - first.query_start
+    fig.update_layout(template=TEMPLATE, barmode="group", height=430, legend_title="model",
                       title=title or f"Where the question looks ({_which(layer, head)}; "
                                      f"context {first.query_start:,} tokens, question "
-                                     f"{first.seq_len - first.query_start} tokens)")
+                                     f"{n_q} token{'s' if n_q != 1 else ''})")
     return fig
 
 
@@ -243,7 +270,7 @@ def fig_needle_attention(maps, needle: tuple[int, int], *, layer: int | None = N
     fig.update_yaxes(type="log", title_text="p", row=1, col=1)
     fig.update_yaxes(title_text="mass on needle", row=2, col=1)
     fig.update_xaxes(title_text="key token", range=[0, first.seq_len], row=1, col=1)
-    fig.update_layout(template=TEMPLATE, barmode="group", height=640, width=900, legend_title="model",
+    fig.update_layout(template=TEMPLATE, barmode="group", height=640, legend_title="model",
                       title=title or f"Does the question find the needle? (tokens {start}–{stop - 1} of "
                                      f"{first.seq_len:,})")
     return fig
@@ -282,10 +309,11 @@ def fig_needle_sweep(sweeps, *, which="best", title: str | None = None, log_y: b
     fig.add_trace(go.Scatter(x=100 * first.depths, y=first.uniform.mean(1), mode="lines",
                              name=f"uniform share (L = {first.length:,})",
                              line={"color": "#555", "dash": "dash", "width": 1}))
-    fig.update_layout(template=TEMPLATE, height=420, width=760, legend_title="model (head)",
+    fig.update_layout(template=TEMPLATE, height=420, legend_title="model (head)",
                       xaxis_title="depth of the relevant item in the context (%)",
                       yaxis_title="attention mass of the question on it",
-                      yaxis={"type": "log"} if log_y else {"rangemode": "tozero"},
+                      yaxis={"type": "log", "dtick": 1, "exponentformat": "power", "showexponent": "all"}
+                      if log_y else {"rangemode": "tozero"},
                       title=title or f"Does the question look at the {first.task} item wherever it is? "
                                      f"(L = {first.length:,} tokens, {first.mass.shape[1]} prompt(s) per depth)")
     return fig

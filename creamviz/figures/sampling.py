@@ -41,9 +41,15 @@ def fig_middle_placement(placement: MiddlePlacement, *,
 
     ``rand_factor_pmf`` maps a mode name (e.g. ``reference``, ``truncnorm``) to its exact
     ``(values, probabilities)``, drawn as bars beside the empirical frequencies of ``placement``.
+    Without any rand_factor (``middle="uniform"``, PoSE) the right panel is left out.
     """
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                        subplot_titles=("middle placement: P_s, P_e, centre", "rand_factor distribution"))
+    pmf = dict(rand_factor_pmf or {})
+    has_factor = bool(pmf) or len(placement.rand_factor_values) > 0
+    if has_factor:
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
+                            subplot_titles=("middle placement: P_s, P_e, centre", "rand_factor distribution"))
+    else:
+        fig = make_subplots(rows=1, cols=1, subplot_titles=("middle placement: P_s, P_e, centre",))
     centers = (placement.edges[:-1] + placement.edges[1:] - 1) / 2.0
     for name, values, dash in (("P_s (middle start)", placement.p_start, "dot"),
                                ("P_e (middle end)", placement.p_end, "dash"),
@@ -51,18 +57,27 @@ def fig_middle_placement(placement: MiddlePlacement, *,
         fig.add_trace(go.Scatter(x=centers, y=values, name=name, mode="lines",
                                  line={"dash": dash, "color": SEGMENT_COLORS["middle"] if dash == "solid" else None}),
                       row=1, col=1)
-    for i, (mode, (values, probs)) in enumerate((rand_factor_pmf or {}).items()):
+    fig.update_xaxes(title_text="position id", range=[0, placement.target_len], row=1, col=1)
+    fig.update_yaxes(title_text="probability per bin", row=1, col=1)
+    fig.update_layout(template=TEMPLATE, barmode="group",
+                      title=title or f"Where the middle [P_s, P_e] lands (L = {placement.target_len:,})")
+    if not has_factor:
+        return fig
+    values_seen = []
+    for i, (mode, (values, probs)) in enumerate(pmf.items()):
+        values_seen.append(np.asarray(values))
         fig.add_trace(go.Bar(x=np.asarray(values), y=np.asarray(probs), name=f"{mode} (exact)",
                              marker_color=method_color(mode, i), opacity=0.75), row=1, col=2)
     if len(placement.rand_factor_values):
+        values_seen.append(np.asarray(placement.rand_factor_values))
         fig.add_trace(go.Scatter(x=placement.rand_factor_values, y=placement.rand_factor_freq,
                                  name=f"sampled ({placement.n_samples:,})", mode="markers",
                                  marker={"symbol": "x", "size": 8, "color": "black"}), row=1, col=2)
-    fig.update_layout(template=TEMPLATE, barmode="group",
-                      title=title or f"Where the middle [P_s, P_e] lands (L = {placement.target_len:,})")
-    fig.update_xaxes(title_text="position id", range=[0, placement.target_len], row=1, col=1)
-    fig.update_yaxes(title_text="probability per bin", row=1, col=1)
-    fig.update_xaxes(title_text="rand_factor (integer, 2 … 2·factor)", dtick=1 if len(placement.rand_factor_values) <= 10 else 2, row=1, col=2)
+    seen = np.concatenate(values_seen)
+    span = int(seen.max() - seen.min()) + 1
+    # at most ~8 labels: whole numbers that never overlap, whatever the factor and the width
+    fig.update_xaxes(title_text="rand_factor (2 … 2·factor)", tick0=int(seen.min()), dtick=max(1, -(-span // 8)),
+                     row=1, col=2)
     fig.update_yaxes(title_text="probability", row=1, col=2)
     return fig
 

@@ -7,6 +7,7 @@ METHOD_COLORS = {
     "cream": "#d62728", "pose": "#1f77b4", "randpos": "#9467bd", "contiguous": "#7f7f7f",
     "base": "#7f7f7f", "reference": "#d62728", "truncnorm": "#17becf", "uniform": "#bcbd22",
 }
+LINE_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # per line when lines may coincide
 # A light template: plotly_white's look without its per-trace defaults, which cost ~25 ms per
 # figure to copy and validate (too slow for explorers that redraw on every slider move).
 _AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "ticks": "",

@@ -1,4 +1,4 @@
-"""Interactive explorers (ipywidgets + plotly FigureWidget) over the pure library functions."""
+"""Interactive explorers (ipywidgets + plotly figures) over the pure library functions."""
 
 from creamviz.theorem import describe_audit
 from creamviz.widgets.rope import RopeExplorer, rope_figures

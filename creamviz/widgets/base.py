@@ -18,12 +18,21 @@ from collections.abc import Iterator
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import traitlets as T
 
 __all__ = ["ExplorerBase", "MAX_SVG_POINTS", "show_figure"]
 
 MAX_SVG_POINTS = 500  # lines+markers traces with more points are drawn as lines only
+FIGURE_MIN_WIDTH = 520  # px: below twice this, the figure grid has one column
 _SLIDERS = (W.IntSlider, W.FloatSlider, W.FloatLogSlider, W.BoundedIntText, W.BoundedFloatText)
+
+
+def _bundle(fig: go.Figure) -> dict:
+    """``fig`` as one display_data output for an ``ipywidgets.Output``: JupyterLab's plotly renderer
+    draws it responsively (the full width of its grid cell, and again when the window resizes)."""
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+    return {"output_type": "display_data", "data": bundle, "metadata": {}}
 
 
 def _json_safe(trace):
@@ -35,6 +44,15 @@ def _json_safe(trace):
     return trace
 
 
+def show_figure(widget: go.Figure, fig: go.Figure) -> None:
+    """Replace a figure's (or FigureWidget's) traces and layout by ``fig``'s in one update."""
+    with widget.batch_update():
+        widget.data = ()
+        widget.add_traces([_json_safe(_fast(trace)) if isinstance(widget, go.FigureWidget) else _fast(trace)
+                           for trace in fig.data])
+        widget.layout = fig.layout
+
+
 def _fast(trace):
     """Long SVG lines with a marker per point slow the browser down: past ``MAX_SVG_POINTS`` points
     a lines+markers trace keeps its line only (the same data; no WebGL, which headless and
@@ -43,14 +61,6 @@ def _fast(trace):
             and trace.mode and "lines" in trace.mode and "markers" in trace.mode:
         trace.mode = "lines"
     return trace
-
-
-def show_figure(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """Replace a FigureWidget's traces and layout by ``fig``'s in one message."""
-    with widget.batch_update():
-        widget.data = ()
-        widget.add_traces([_json_safe(_fast(trace)) for trace in fig.data])
-        widget.layout = fig.layout
 
 
 def _representable(control: W.Widget, value) -> bool:
@@ -73,7 +83,9 @@ def _representable(control: W.Widget, value) -> bool:
 class ExplorerBase(T.HasTraits):
     """Subclasses declare parameter traits, ``param_names``, ``figure_names`` and ``_compute()``
     (returning ``{name: go.Figure}`` or raising ``ValueError``); this base keeps ``.figures``
-    (``go.FigureWidget``s updated in place), ``.error`` ('' when valid), ``.busy``,
+    (``go.Figure``s updated in place, each shown by an ``ipywidgets.Output`` in a responsive grid:
+    plotly's FigureWidget keeps a fixed 700 px width in JupyterLab 4 and is cut in a grid cell),
+    ``.error`` ('' when valid), ``.busy``,
     ``.last_update_s`` (Python compute time of the last update, seconds) and builds ``.widget``
     on first use: ``_controls()`` (registered by name in ``.controls``), the status line
     (``.status_html``), the inline error (``.error_html``), ``_extra_views()`` and the figures.
@@ -87,6 +99,10 @@ class ExplorerBase(T.HasTraits):
     param_names: tuple[str, ...] = ()
     figure_names: tuple[str, ...] = ()
     status_traits: tuple[str, ...] = ("busy", "last_update_s")  # the status line follows these
+    wide_figures: tuple[str, ...] = ()  # figures that take a whole row of the grid (several panels)
+    # True: go.FigureWidgets in one column (in-place plotly updates, fixed 700 px width); False:
+    # go.Figures shown by Outputs in the responsive grid
+    uses_figure_widgets: bool = False
 
     def __init__(self, **initial_params) -> None:
         unknown = set(initial_params) - set(self.param_names)
@@ -97,7 +113,9 @@ class ExplorerBase(T.HasTraits):
             super().__init__(**initial_params)
         except T.TraitError as err:
             raise ValueError(str(err)) from None
-        self.figures: dict[str, go.FigureWidget] = {name: go.FigureWidget() for name in self.figure_names}
+        kind = go.FigureWidget if self.uses_figure_widgets else go.Figure
+        self.figures: dict[str, go.Figure] = {name: kind() for name in self.figure_names}
+        self._views: dict[str, W.Output] = {}  # name -> the Output that shows the figure (built with .widget)
         self.controls: dict[str, W.Widget] = {}
         self._widget: W.Widget | None = None
         self.observe(self._on_change, names=list(self.param_names))
@@ -127,15 +145,23 @@ class ExplorerBase(T.HasTraits):
         finally:
             self.busy = False
         for name, fig in figs.items():
-            self._show_figure(self.figures[name], fig)
+            self.draw(name, fig)
         self.error = ""
         self.updates += 1
         self.last_update_s = time.perf_counter() - start
         return True
 
-    def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
-        """Put a computed figure into its widget (subclasses may update in place)."""
+    def _show_figure(self, widget: go.Figure, fig: go.Figure) -> None:
+        """Put a computed figure into ``.figures[...]`` (subclasses may update in place)."""
         show_figure(widget, fig)
+
+    def draw(self, name: str, fig: go.Figure) -> None:
+        """Make ``.figures[name]`` (the same object, updated in place) show ``fig``, and redraw its view."""
+        target = self.figures[name]
+        self._show_figure(target, fig)
+        view = self._views.get(name)
+        if view is not None:
+            view.outputs = (_bundle(target),)  # a trait: safe from the training thread too
 
     @contextlib.contextmanager
     def hold_updates(self) -> Iterator[None]:
@@ -288,13 +314,38 @@ class ExplorerBase(T.HasTraits):
             export.on_click(do_export)
             half = (len(controls) + 1) // 2
             panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])])
-            figs = [self.figures[n] for n in self.figure_names]
-            grid = W.VBox(figs, layout=W.Layout(width="100%"))  # one column: figures keep their full width
             self._widget = W.VBox([*self._header_views(), panel, *self._action_views(),
                                    W.HBox([self.status_html, export, exported]), self.error_html,
-                                   *self._extra_views(), grid])
+                                   *self._extra_views(), self._figure_grid()])
+            self._tag(self._widget)
             self.export_button = export
         return self._widget
+
+    def _tag(self, widget: W.Widget) -> None:
+        """CSS classes naming the view (``creamviz-explorer``, ``creamviz-<class name>``): for page
+        styles and for browser tests to find it."""
+        widget.add_class("creamviz-explorer")
+        widget.add_class(f"creamviz-{type(self).__name__.lower()}")
+
+    def _figure_grid(self) -> W.Widget:
+        """The figures in a responsive grid: two columns where the output area is wide enough
+        (>= 2 x ``FIGURE_MIN_WIDTH``), one otherwise; names in ``wide_figures`` span the whole row.
+        The figures have no fixed width (plotly autosize): each fills its grid cell.
+        With ``uses_figure_widgets`` the FigureWidgets themselves, in one column."""
+        if self.uses_figure_widgets:
+            return W.VBox([self.figures[n] for n in self.figure_names], layout=W.Layout(width="100%"))
+        cells = []
+        for name in self.figure_names:
+            wide = name in self.wide_figures
+            view = self._views[name] = W.Output(layout=W.Layout(width="100%", min_width="0"))
+            if self.figures[name].data or self.figures[name].layout.title.text:
+                view.outputs = (_bundle(self.figures[name]),)
+            # grid_area, not grid_column: ipywidgets applies grid_area last, and its default (None)
+            # removes the shorthand, grid-column included
+            cells.append(W.Box([view], layout=W.Layout(
+                min_width="0", width="100%", display="block", grid_area="auto / 1 / auto / -1" if wide else None)))
+        columns = f"repeat(auto-fit, minmax(min({FIGURE_MIN_WIDTH}px, 100%), 1fr))"
+        return W.GridBox(cells, layout=W.Layout(width="100%", grid_template_columns=columns, grid_gap="4px 12px"))
 
     def export_html(self, path=None):  # pragma: no cover - overridden
         raise NotImplementedError

@@ -194,6 +194,8 @@ class RopeExplorer(ExplorerBase):
         self._shown = {"spectrum": spectrum_key, "coverage": coverage_key}  # figures unchanged otherwise
         return figs
 
+    uses_figure_widgets = True  # in-place plotly updates (update_in_place): one redraw per figure
+
     def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
         if not update_in_place(widget, fig):  # same structure: one redraw instead of three
             show_figure(widget, fig)

@@ -15,6 +15,7 @@ import traitlets as T
 
 from creamviz import coverage, segment_stats
 from creamviz import figures as F
+from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
@@ -23,7 +24,7 @@ __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_trait
            "nearest_study_arm"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
-MAX_RANDPOS_IDS = 400_000  # samplers without segments (RandPos, …): bound the ids they materialise
+MAX_RANDPOS_IDS = 1 << 17  # samplers without segments (RandPos, …): bound the ids they materialise (a redraw < 1 s)
 MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
 STYLE = {"description_width": "110px"}
 
@@ -91,7 +92,7 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
     """Every explorer figure for ``sampler``: strip, segment density, middle placement, coverage.
 
     ``n_samples`` samples feed the statistics (samplers without segments, such as RandPos: at most
-    ``400k / N`` of them, since their ids are materialised); the coverage curve uses the first
+    ``2^17 / N`` of them, since their ids are materialised); the coverage curve uses the first
     ``coverage_samples``.
     """
     if sampler.has_segments:
@@ -135,10 +136,7 @@ _SUMMARY_CACHE: dict | None = None
 
 
 def _empty_figure(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16})
-    fig.update_layout(template="plotly_white", xaxis={"visible": False}, yaxis={"visible": False})
-    return fig
+    return F.fig_placeholder("", text)
 
 
 def _label(sampler) -> str:
@@ -146,13 +144,15 @@ def _label(sampler) -> str:
 
 
 def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
-    fig = go.Figure()
-    for i, row in enumerate(ids):
-        fig.add_trace(go.Scattergl(x=row, y=np.full(len(row), f"#{i}"), mode="markers", showlegend=False,
-                                   marker={"size": 3, "color": "#9467bd"}))
-    fig.update_layout(template="plotly_white", title=f"{len(ids)} {label} position vectors",
+    """Rows of ids as one marker trace with numeric rows (string categories per point cost seconds
+    to validate and send at N = 8192)."""
+    rows = np.repeat(np.arange(len(ids)), ids.shape[1])  # (rows * N,)
+    fig = go.Figure(go.Scattergl(x=ids.ravel().astype(np.float64), y=rows.astype(np.float64), mode="markers",
+                                 showlegend=False, marker={"size": 3, "color": "#9467bd"}))
+    fig.update_layout(template=TEMPLATE, title=f"{len(ids)} {label} position vectors",
                       xaxis={"title": "position id", "range": [0, target_len]},
-                      yaxis={"autorange": "reversed", "title": "sample"})
+                      yaxis={"autorange": "reversed", "title": "sample", "tickvals": list(range(len(ids))),
+                             "ticktext": [f"#{i}" for i in range(len(ids))]})
     return fig
 
 
@@ -235,6 +235,7 @@ class SamplerExplorer(ExplorerBase):
     study_note = T.Unicode("")  # the nearest measured study arm for these parameters (nearest_study_arm)
 
     figure_names = FIGURE_NAMES
+    wide_figures = ("middle_placement",)  # two panels
 
     def __init__(self, **params) -> None:
         self.add_traits(**sampler_traits())

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
-import warnings
 from pathlib import Path
 
 import ipywidgets as W
-import numpy as np
 import plotly.graph_objects as go
 import traitlets as T
 
@@ -21,47 +18,6 @@ from creamviz.widgets.base import ExplorerBase
 __all__ = ["TheoremExplorer", "theorem_figures"]
 
 MAX_REGION_CELLS = 400_000  # head lengths x placements computed for the region map
-MAX_MARKERS = 400  # markers per trace sent to the browser (more: placements pooled in blocks)
-
-
-def pool_region_map(region: theorem.RegionMap, max_markers: int = MAX_MARKERS) -> tuple[theorem.RegionMap, int]:
-    """The region map with its placements pooled in blocks of ``s`` consecutive P_s (the smallest
-    power of two leaving at most ``max_markers`` 'maximal' and 'conditions hold' cells): a block's
-    |D_r| is its maximum, and it is maximal / satisfies the conditions when any placement in it
-    does. Returns ``(pooled map, s)``; ``s = 1`` returns the map unchanged."""
-    block = 1
-    while max(_pooled(region.is_max, block).sum(), _pooled(region.conditions, block).sum()) > max_markers \
-            and block < region.mid_starts.size:
-        block *= 2
-    if block == 1:
-        return region, 1
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks (infeasible) stay NaN
-        spans = _pool(region.spans, block, np.nanmax, np.nan)
-    return dataclasses.replace(region, mid_starts=region.mid_starts[::block], spans=spans,
-                               is_max=_pooled(region.is_max, block), conditions=_pooled(region.conditions, block)), block
-
-
-def thin_markers(x: np.ndarray, y: np.ndarray, max_markers: int = MAX_MARKERS) -> tuple[np.ndarray, np.ndarray, int]:
-    """Keep the first marker of each block of ``s`` consecutive x values that holds one, with
-    ``s`` the smallest power of two leaving at most ``max_markers``; returns ``(x, y, s)``."""
-    step = 1
-    while np.unique(x // step).size > max_markers:
-        step *= 2
-    _, first = np.unique(x // step, return_index=True)
-    return x[first], y[first], step
-
-
-def _pool(values: np.ndarray, block: int, reduce, fill) -> np.ndarray:
-    """Reduce (H, X) over column blocks of ``block`` -> (H, ceil(X / block)); the last block padded."""
-    rows, cols = values.shape
-    padded = np.full((rows, -(-cols // block) * block), fill, dtype=values.dtype)
-    padded[:, :cols] = values
-    return reduce(padded.reshape(rows, -1, block), axis=2)
-
-
-def _pooled(mask: np.ndarray, block: int) -> np.ndarray:
-    return mask if block == 1 else _pool(mask, block, np.any, False)
 
 
 def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: int) -> tuple[dict[str, go.Figure], theorem.TheoremAudit]:
@@ -74,24 +30,10 @@ def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: in
                          f"{MAX_REGION_CELLS:,} cells (L <= {MAX_REGION_CELLS // n_heads:,} at this N and L_t)")
     audit = theorem.audit(train_len, target_len, head_len, tail_len)
     region = theorem.region_map(train_len, target_len, head_lens=list(range(1, train_len - tail_len)), tail_len=tail_len)
-    pooled, block = pool_region_map(region)
-    title = None if block == 1 else (f"Theorem B.1 region map (N = {train_len}, L = {target_len}, L_t = {tail_len}; "
-                                     f"markers: any placement in blocks of {block})")
-    fig = F.fig_region_map(region, title=title)  # the heatmap keeps every placement
-    if block > 1:  # the marker layers: one per block of placements, at the block's first P_s
-        for trace in fig.data:
-            mask = {"maximal": pooled.is_max, "conditions hold": pooled.conditions}.get(trace.name)
-            if mask is not None and trace.type == "scatter":
-                rows, cols = np.nonzero(mask)
-                trace.x, trace.y = pooled.mid_starts[cols], pooled.head_lens[rows]
+    # both figures stay small at any N and L: the region map outlines the maximal / condition cells
+    # (points on their perimeter only), the span profile draws runs of placements as bars
+    fig = F.fig_region_map(region)
     profile = fig_span_profile(audit)
-    thinned = 1
-    for trace in profile.data:  # the span profile's markers: at most MAX_MARKERS per trace
-        if trace.name in ("maximal", "conditions hold") and trace.x is not None and len(trace.x) > MAX_MARKERS:
-            x, y, step = thin_markers(np.asarray(trace.x), np.asarray(trace.y), MAX_MARKERS)
-            trace.x, trace.y, thinned = x, y, max(thinned, step)
-    if thinned > 1:
-        profile.update_layout(title=f"{profile.layout.title.text} (markers: one per {thinned} placements)")
     return {"span_profile": profile, "region_map": fig}, audit
 
 
@@ -106,6 +48,7 @@ class TheoremExplorer(ExplorerBase):
     verdict = T.Unicode("")
 
     figure_names = ("span_profile", "region_map")
+    wide_figures = ("span_profile", "region_map")  # every placement along x: the whole row
     param_names = ("train_len", "target_len", "head_len", "tail_len")
 
     def _compute(self) -> dict[str, go.Figure]:

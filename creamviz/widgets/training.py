@@ -41,7 +41,7 @@ from creamviz import figures as F
 from creamviz.evaluate import EVALUATIONS, check_evaluation
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
-from creamviz.widgets.base import ExplorerBase, show_figure
+from creamviz.widgets.base import ExplorerBase
 from creamviz.widgets.run_control import RunControl, ThreadOutput
 from creamviz.widgets.sampler import SamplerExplorer, sampler_traits
 
@@ -277,11 +277,13 @@ class TrainingLauncher(ExplorerBase):
 
     def _add_loss(self, step: int, loss: float) -> None:
         self.loss_log.append({"step": step, "loss": loss})
-        fig = self.figures["loss"]
-        if fig.data:
-            with fig.batch_update():
-                fig.data[0].x = [r["step"] for r in self.loss_log]
-                fig.data[0].y = [r["loss"] for r in self.loss_log]
+        fig = go.Figure(self.figures["loss"])  # keeps the run's title and x range
+        drawn = F.fig_loss_curve({self.method: self.loss_log})  # the per-step line and its moving average
+        if len(fig.data) == len(drawn.data):
+            for trace, new in zip(fig.data, drawn.data, strict=True):
+                trace.x, trace.y = new.x, new.y
+            fig.layout.annotations = ()  # "no steps yet"
+            self._show("loss", fig)
 
     def _job(self, cfg, callbacks: list) -> None:
         """The worker thread's body: train, then evaluate; every outcome ends in a status."""
@@ -333,7 +335,7 @@ class TrainingLauncher(ExplorerBase):
                                      title=f"Perplexity by position at L = {big_l:,} ({after})")
 
     def _show(self, name: str, fig: go.Figure) -> None:
-        show_figure(self.figures[name], fig)
+        self.draw(name, fig)
 
     # ---- view -------------------------------------------------------------------------------
     def _sampler_summary(self) -> str:
@@ -418,9 +420,4 @@ class TrainingLauncher(ExplorerBase):
 
 def _placeholder(text: str) -> go.Figure:
     """An empty chart that says what will appear there (no stale title, no bare frame)."""
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": "#666"})
-    fig.update_layout(template="plotly_white", title=text, xaxis={"visible": False}, yaxis={"visible": False},
-                      height=260)
-    return fig
+    return F.fig_placeholder(text, text)
