@@ -138,8 +138,11 @@ SETTLED_JS = f"""([root, before, errorBefore]) => (({PLOTS_JS})(root) !== before
 
 
 def open_notebook(page, url, token, name):
-    page.goto(f"{url}/lab/tree/{name}?token={token}")
-    page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000)
+    # ?reset: a fresh workspace, so earlier notebooks are not reopened (each with a new kernel)
+    page.goto(f"{url}/lab/tree/{name}?reset&token={token}")
+    page.wait_for_function(f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        return w && w.context && w.context.path.endsWith({json.dumps(name)}) && ({KERNEL_IDLE_JS})(); }}""",
+                           timeout=120_000)
     page.wait_for_timeout(500)
     dialog = page.locator(".jp-Dialog")
     if dialog.count():  # e.g. a kernel choice: take the default
