@@ -126,6 +126,7 @@ class TrainingLauncher(ExplorerBase):
     run_dir = T.Unicode("")  # output directory of the last launch
 
     figure_names = ("loss", "evaluation")
+    wide_figures = ("loss", "evaluation")  # long run titles: each figure gets the whole row
     status_traits = ("status", "message", "progress_label")
     run_params = ("model", "rope", "steps", "lr", "warmup_steps", "batch_size", "seed", "save_every", "out",
                   "resume", "data", "evaluation", "eval_limit")
