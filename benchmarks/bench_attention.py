@@ -8,7 +8,7 @@ the ~0.4-0.5 GB of importing torch + transformers, reported separately as "befor
 
 Model: the shipped tiny base checkpoint if present (creamviz.models.BASE_CHECKPOINT), else a random
 ``tiny_llama()`` (same shapes: 4 layers x 4 heads, head_dim 32). Exits 1 if the peak RSS at
-T = 16384 reaches the 2 GB bound (issue 6).
+T = 16384 reaches the 2 GB bound.
 """
 
 from __future__ import annotations

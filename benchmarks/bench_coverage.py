@@ -1,6 +1,6 @@
 """Benchmark the closed-form coverage functions against brute force measured in the same run.
 
-Targets (issue: coverage & theorem): ``span_size`` for 1M CREAM samples at N = 4096, L = 32768
+Targets: ``span_size`` for 1M CREAM samples at N = 4096, L = 32768
 in < 0.5 s; ``distance_counts`` for 100K samples at L = 262144 in < 0.25 s. Prints medians of
 several runs and the ratio against brute force per sample; exits 1 if a target is missed.
 

@@ -1,6 +1,6 @@
 """Sampler speed at N = 4096, L = 32768: each figure a ratio against a baseline timed in this run.
 
-Targets (issue 2): CREAM segments vectorised vs a per-sample Python loop of the same steps >= 50x;
+Targets: CREAM segments vectorised vs a per-sample Python loop of the same steps >= 50x;
 position_ids vs the official per-sample torch construction >= 10x; position_ids vs a plain
 np.arange fill of the same shape <= 3x. Exits 1 if a target is missed.
 """

@@ -1,4 +1,4 @@
-"""Explorer update latency at default settings (target < 200 ms per update, issue 4).
+"""Explorer update latency at default settings (target < 200 ms per update).
 
 Prints the median update time of each explorer over several slider moves, and its ratio to the
 plain figure builders timed in the same run (the widget overhead). Exits 1 if a target is missed.

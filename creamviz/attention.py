@@ -38,6 +38,7 @@ __all__ = ["AttentionMaps", "NeedleSweep", "PromptSpans", "attention_maps", "nee
            "pool_boundaries", "pool_matrix", "REDUCES"]
 
 REDUCES = ("mean", "max")  # block reductions of the pooled maps
+MAX_POOLED_BYTES = 1 << 30  # layers x heads x P x P float64 of the pooled result (1 GiB)
 THIRDS = ("head", "middle", "tail")  # names of the three context thirds
 
 
@@ -368,10 +369,20 @@ def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=No
             raise ValueError(f"position_ids must be strictly increasing (p[0] < ... < p[T-1]), got "
                              f"p[{i}] = {int(pos[i])} >= p[{i + 1}] = {int(pos[i + 1])}")
         pos = pos.long()
+    from creamviz.models import MAX_POSITION
+
+    if int(pos[-1]) >= MAX_POSITION:  # RoPE angles are float32 products p * inv_freq
+        raise ValueError(f"position_ids reach {int(pos[-1])}; valid is below {MAX_POSITION} = 2**24, where "
+                         "float32 still holds every integer position (beyond it RoPE phases are rounded)")
 
     layer_idx = _check_indices("layers", layers, n_layers_model)
     head_idx = _check_indices("heads", heads, n_heads_model)
     pool = min(_check_int("pool", pool, low=1), T)
+    pooled_bytes = len(layer_idx) * len(head_idx) * pool * pool * 8
+    if pooled_bytes > MAX_POOLED_BYTES:
+        raise ValueError(f"pool={pool}: the pooled maps need {len(layer_idx)} layers x {len(head_idx)} heads x "
+                         f"{pool}^2 float64 = {pooled_bytes / 2**30:.1f} GiB, above the limit "
+                         f"{MAX_POOLED_BYTES / 2**30:.0f} GiB; use a smaller pool or fewer layers / heads")
     if reduce not in REDUCES:
         raise ValueError(f"reduce={reduce!r} is not valid; valid: {REDUCES}")
     query_len = _check_int("query_len", query_len, low=1, high=T - 1)

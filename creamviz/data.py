@@ -49,7 +49,11 @@ def read_corpus(path: str | pathlib.Path | None = None) -> str:
     p = pathlib.Path(path)
     if not p.is_file():
         raise ValueError(f"data={str(path)!r} is not a text file (or None / 'mix')")
-    return p.read_text(encoding="utf-8")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"data={str(path)!r} is not UTF-8 text: byte {err.start} cannot be decoded "
+                         f"({err.reason}); pass a UTF-8 text file") from None
 
 
 class WindowDataset(torch.utils.data.Dataset):

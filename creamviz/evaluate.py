@@ -14,14 +14,40 @@ has ``.records()``: a tidy list of dicts, one per example (or bucket), ready for
 
 from __future__ import annotations
 
+import numbers
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from creamviz import tasks
 from creamviz.tasks import EVAL_DEPTHS, TaskExample
+
+MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windows are held at once)
+
+
+def _check_count(name: str, value, low: int = 1) -> int:
+    """An integer >= low, or a ValueError naming the parameter (zero-sized requests are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name}={value!r} is out of range: valid is an integer >= {low}")
+    return int(value)
+
+
+def _check_nonempty(name: str, values) -> list:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty: ask for at least one")
+    return values
+
+
+def _group_mean(keys: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct ``keys``, the mean of ``hits`` and the count per key (numpy group-by)."""
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(uniq))
+    return uniq, np.bincount(inverse, weights=hits.astype(float), minlength=len(uniq)) / counts, counts
 
 # ----------------------------------------------------------------------------- generation
 
@@ -30,25 +56,31 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_toke
              batch_size: int = 8) -> list[str]:
     """Greedy continuations (decoded, special tokens skipped) of token-id prompts, in input order.
 
-    Prompts are sorted by length and left-padded in batches of ``batch_size``.
+    Prompts are sorted by length and left-padded in batches of ``batch_size``. A batch whose
+    prompts fit the model's window (``config.max_position_embeddings``, L for an extended model)
+    generates at most up to it: no position beyond L is used. (The task generators size prompt plus
+    answer to L, so the answer always fits.)
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    batch_size = _check_count("batch_size", batch_size)
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens)
+    _check_nonempty("prompts", prompts)
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError(f"prompt {next(i for i, p in enumerate(prompts) if len(p) == 0)} is empty; "
+                         "every prompt needs at least one token")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = model.device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str | None] = [None] * len(prompts)
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        T = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), T), dtype=torch.long)
-        for r, i in enumerate(idx):
-            p = list(prompts[i])
-            ids[r, T - len(p):] = torch.tensor(p)
-            mask[r, T - len(p):] = 1
+        rows = [torch.tensor(list(prompts[i]), dtype=torch.long) for i in idx]
+        ids = pad_sequence(rows, batch_first=True, padding_value=pad, padding_side="left")  # (b, T)
+        mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True, padding_side="left")
+        T = ids.shape[1]
+        window = getattr(model.config, "max_position_embeddings", None)
+        new_tokens = min(max_new_tokens, window - T) if window and T < window else max_new_tokens
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+                             max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)
         for r, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[r, T:].tolist(), skip_special_tokens=True)
     return out  # type: ignore[return-value]
@@ -58,8 +90,7 @@ def evaluate_examples(model, tokenizer, examples: Sequence[TaskExample], *, batc
                       max_new_tokens: int | None = None) -> list[dict]:
     """Generate and score each example; one record per example (TaskExample fields, ``generated``,
     ``correct``). ``max_new_tokens`` defaults to the longest answer's token count + 2."""
-    if not examples:
-        return []
+    _check_nonempty("examples", examples)
     if max_new_tokens is None:
         max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
     gens = generate(model, tokenizer, [ex.prompt_ids for ex in examples],
@@ -109,17 +140,11 @@ class DepthCurve:
 
 def depth_curve(records: Sequence[dict]) -> DepthCurve:
     """Group per-example records (one task and length) by their requested depth."""
-    if not records:
-        raise ValueError("records is empty")
-    keys = sorted({_depth_key(r) for r in records})
-    acc, n = [], []
-    for d in keys:
-        hits = [r["correct"] for r in records if _depth_key(r) == d]
-        acc.append(np.mean(hits))
-        n.append(len(hits))
-    acc_a, n_a = np.array(acc, dtype=float), np.array(n)
-    return DepthCurve(records[0]["task"], int(records[0]["length"]), np.array(keys, dtype=float),
-                      acc_a, _binomial_stderr(acc_a, n_a), n_a, list(records))
+    _check_nonempty("records", records)
+    depths, acc, n = _group_mean(np.array([_depth_key(r) for r in records]),
+                                 np.array([r["correct"] for r in records]))
+    return DepthCurve(records[0]["task"], int(records[0]["length"]), depths.astype(float),
+                      acc, _binomial_stderr(acc, n), n, list(records))
 
 
 def mean_over_seeds(curves: Sequence[DepthCurve]) -> DepthCurve:
@@ -153,17 +178,17 @@ class NiahGrid:
 
 
 def niah_grid_from_records(records: Sequence[dict]) -> NiahGrid:
-    lengths = sorted({int(r["length"]) for r in records})
-    depths = sorted({_depth_key(r) for r in records})
-    acc = np.full((len(depths), len(lengths)), np.nan)
-    n = np.zeros((len(depths), len(lengths)), dtype=int)
-    for i, d in enumerate(depths):
-        for j, L in enumerate(lengths):
-            hits = [r["correct"] for r in records if int(r["length"]) == L and _depth_key(r) == d]
-            n[i, j] = len(hits)
-            if hits:
-                acc[i, j] = np.mean(hits)
-    return NiahGrid(np.array(lengths), np.array(depths, dtype=float), acc, n, list(records))
+    """Group per-example NIAH records into the depth x length grid (NaN where a cell has none)."""
+    _check_nonempty("records", records)
+    lengths, li = np.unique([int(r["length"]) for r in records], return_inverse=True)
+    depths, di = np.unique([_depth_key(r) for r in records], return_inverse=True)
+    cell = di * len(lengths) + li  # flat (depth, length) index of each record
+    size = len(depths) * len(lengths)
+    n = np.bincount(cell, minlength=size).reshape(len(depths), len(lengths))
+    hits = np.bincount(cell, weights=[float(r["correct"]) for r in records], minlength=size)
+    with np.errstate(invalid="ignore"):
+        acc = hits.reshape(n.shape) / np.where(n > 0, n, np.nan)
+    return NiahGrid(lengths, depths.astype(float), acc, n, list(records))
 
 
 @dataclass
@@ -214,7 +239,9 @@ def accuracy_by_depth(model, tokenizer, *, task: str = "kv", length: int = 2048,
     Generates ``n_per_depth`` examples per depth (seeds seed, seed+1, ...) unless ``examples`` given.
     """
     if examples is None:
-        examples = tasks.depth_sweep(task, tokenizer, length, depths, n_per_depth=n_per_depth, seed=seed)
+        _check_count("n_per_depth", n_per_depth)
+        examples = tasks.depth_sweep(task, tokenizer, length, _check_nonempty("depths", depths),
+                                     n_per_depth=n_per_depth, seed=seed)
     return depth_curve(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
 
 
@@ -223,19 +250,21 @@ def niah_grid(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
               examples: Sequence[TaskExample] | None = None, batch_size: int = 8) -> NiahGrid:
     """Needle-in-a-haystack accuracy over ``lengths`` x ``depths``."""
     if examples is None:
-        examples = tasks.niah_grid(tokenizer, lengths, depths, n_per_cell=n_per_cell, seed=seed)
+        _check_count("n_per_cell", n_per_cell)
+        examples = tasks.niah_grid(tokenizer, _check_nonempty("lengths", lengths),
+                                   _check_nonempty("depths", depths), n_per_cell=n_per_cell, seed=seed)
     return niah_grid_from_records(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
 
 
 def passkey_by_length(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
                       n_per_length: int = 10, seed: int = 0, batch_size: int = 8) -> LengthCurve:
     """Passkey accuracy per length; depths drawn uniformly at random (seeded)."""
-    examples = [tasks.passkey(tokenizer, int(L), seed=seed + i) for L in lengths
+    _check_count("n_per_length", n_per_length)
+    tasks.check_example_count(n_per_length * len(lengths))
+    examples = [tasks.passkey(tokenizer, int(L), seed=seed + i) for L in _check_nonempty("lengths", lengths)
                 for i in range(n_per_length)]
     recs = evaluate_examples(model, tokenizer, examples, batch_size=batch_size)
-    Ls = np.array(sorted({int(L) for L in lengths}))
-    acc = np.array([np.mean([r["correct"] for r in recs if r["length"] == L]) for L in Ls])
-    n = np.array([sum(r["length"] == L for r in recs) for L in Ls])
+    Ls, acc, n = _group_mean(np.array([r["length"] for r in recs]), np.array([r["correct"] for r in recs]))
     return LengthCurve("passkey", Ls, acc, _binomial_stderr(acc, n), n, recs)
 
 
@@ -247,8 +276,11 @@ def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, 
     Windows come from ``text`` (default: the held-out CPython documentation topics, joined); position
     t's loss is that of predicting token t, so positions 1 ... L-1 are scored.
     """
-    if bucket < 1 or length < 2 or n_seqs < 1:
-        raise ValueError(f"need bucket >= 1, length >= 2, n_seqs >= 1; got {bucket}, {length}, {n_seqs}")
+    bucket, length = _check_count("bucket", bucket), _check_count("length", length, 2)
+    n_seqs, batch_size = _check_count("n_seqs", n_seqs), _check_count("batch_size", batch_size)
+    if n_seqs * length > MAX_PPL_TOKENS:
+        raise ValueError(f"n_seqs * length = {n_seqs} * {length} = {n_seqs * length} tokens exceed the limit "
+                         f"{MAX_PPL_TOKENS}; ask for fewer or shorter sequences")
     text = "\n".join(tasks.load_corpus("eval")) if text is None else text
     ids_all = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids_all) <= length:
@@ -264,18 +296,8 @@ def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, 
         nll += -lp.gather(-1, x[:, 1:, None])[..., 0].sum(0).cpu()  # (L-1,)
     nll /= n_seqs
     pos = np.arange(1, length)  # position of the predicted token
-    edges = np.arange(0, length + bucket, bucket)
-    edges[-1] = min(edges[-1], length)
-    edges = np.unique(np.minimum(edges, length))
-    starts_b, ends_b, means, counts = [], [], [], []
-    for a, e in zip(edges[:-1], edges[1:], strict=True):
-        sel = (pos >= a) & (pos < e)
-        if sel.any():
-            starts_b.append(a)
-            ends_b.append(e)
-            means.append(float(nll.numpy()[sel].mean()))
-            counts.append(int(sel.sum()) * n_seqs)
-    return PplCurve(int(length), np.array(starts_b), np.array(ends_b), np.array(means), np.array(counts))
+    first, means, n_pos = _group_mean(pos // bucket, nll.numpy())  # buckets [b * bucket, (b + 1) * bucket)
+    return PplCurve(int(length), first * bucket, np.minimum((first + 1) * bucket, length), means, n_pos * n_seqs)
 
 
 def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit: int | None = None):
@@ -283,13 +305,14 @@ def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit
     -> DepthCurve. ``limit`` keeps the first ``limit`` examples per depth (per cell for niah)."""
     examples = tasks.load_eval_set(name, tokenizer)
     if limit is not None:
-        seen: dict = {}
+        _check_count("limit", limit)
+        seen: Counter = Counter()  # examples kept per depth (per cell for niah)
         kept = []
         for ex in examples:
             d = _depth_key(ex.record())
             key = (ex.length, d) if name == "niah" else d
-            if seen.get(key, 0) < limit:
-                seen[key] = seen.get(key, 0) + 1
+            seen[key] += 1
+            if seen[key] <= limit:
                 kept.append(ex)
         examples = kept
     recs = evaluate_examples(model, tokenizer, examples, batch_size=batch_size)

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import pathlib
 from dataclasses import asdict, dataclass
@@ -23,6 +25,8 @@ DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
 BASE_CHECKPOINT = DATA_DIR / "tiny-base"  # the shipped pre-trained tiny model (N = 256)
 
 ROPE_TYPES = ("linear", "yarn", "dynamic")  # interpolation kinds load_model accepts
+MAX_TINY_PARAMS = 1 << 28  # tiny_llama refuses configurations above this many parameters (1 GiB of float32)
+MAX_POSITION = 1 << 24  # float32 holds every integer below 2**24: larger position ids lose RoPE precision
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -60,29 +64,34 @@ def tiny_llama(**overrides):
     The init is seeded by ``seed`` (default 0) inside ``torch.random.fork_rng``, so the global torch
     RNG is left as it was. Example: ``tiny_llama(num_hidden_layers=2, seed=3)``.
     """
-    import torch
-    from transformers import LlamaForCausalLM
-
     valid = TinyConfig.__dataclass_fields__
     for name in overrides:
         if name not in valid:
             raise ValueError(f"tiny_llama: unknown override {name!r}; valid: {', '.join(valid)}")
     cfg = TinyConfig(**overrides)
+    for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "max_position_embeddings"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"tiny_llama: {name}={value!r} is out of range: valid is an integer >= 1")
+    d, ff = cfg.hidden_size, cfg.intermediate_size  # parameters, counted before anything is allocated
+    estimate = cfg.vocab_size * d * (1 if cfg.tie_word_embeddings else 2) + cfg.num_hidden_layers * (4 * d * d + 3 * d * ff)
+    if estimate > MAX_TINY_PARAMS:
+        raise ValueError(f"tiny_llama: about {estimate:.3g} parameters ({estimate * 4 / 2**30:.1f} GiB of float32) "
+                         f"exceed the limit {MAX_TINY_PARAMS:.3g}; this builder is for small models")
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ValueError(
             f"hidden_size={cfg.hidden_size} must be a multiple of num_attention_heads="
             f"{cfg.num_attention_heads}")
+    import torch
+    from transformers import LlamaForCausalLM
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = LlamaForCausalLM(cfg.llama_config())
     model.generation_config.pad_token_id = cfg.pad_token_id
     model.generation_config.eos_token_id = cfg.eos_token_id
     return model
-
-
-def n_params(model) -> int:
-    """Number of distinct parameters (tied embeddings counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
 def byte_tokenizer():
@@ -161,11 +170,27 @@ def _resolve(path) -> pathlib.Path:
     return p
 
 
+def check_safetensors_file(path) -> None:
+    """Raise ValueError naming ``path`` when it is not a complete safetensors file (e.g. truncated
+    by a kill during a save): the header must parse and cover the whole file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{str(path)!r} is not a complete safetensors file ({err}); it may have been "
+                         "cut short by an interrupted save: save or copy it again") from None
+
+
 def _check_safetensors(p: pathlib.Path) -> None:
     files = [f.name for f in p.iterdir() if f.is_file()]
     if not (p / "config.json").is_file():
         raise ValueError(f"path={str(p)!r} has no config.json; not a Hugging Face model directory")
-    if any(f.endswith(".safetensors") for f in files):
+    weights = sorted(f for f in files if f.endswith(".safetensors"))
+    if weights:
+        for name in weights:
+            check_safetensors_file(p / name)
         return
     pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
     if pickles:
@@ -188,8 +213,12 @@ def rope_parameters(rope: str, factor: float, *, rope_theta: float, original_max
     """
     if rope not in ROPE_TYPES:
         raise ValueError(f"rope={rope!r} is not supported; valid: {', '.join(ROPE_TYPES)} or None")
-    if factor is None or not float(factor) >= 1.0:
-        raise ValueError(f"factor={factor!r} must be a number >= 1 (L / N) when rope={rope!r}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1.0 <= float(factor) < math.inf:
+        raise ValueError(f"factor={factor!r} is out of range: valid is a finite number >= 1 (L / N) when rope={rope!r}")
+    if float(factor) * int(original_max) > MAX_POSITION:
+        raise ValueError(f"factor={factor!r} extends N={original_max} to L={float(factor) * original_max:g}, "
+                         f"beyond {MAX_POSITION} positions (float32 RoPE angles lose integer precision there); "
+                         f"valid: factor <= {MAX_POSITION / original_max:g}")
     params = {"rope_type": rope, "rope_theta": float(rope_theta), "factor": float(factor)}
     if rope == "yarn":  # dynamic reads N from max_position_embeddings and ignores this key
         params["original_max_position_embeddings"] = int(original_max)
@@ -223,6 +252,21 @@ def load_config(path, *, rope=None, factor=None):
     return config
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' own progress bars ("Loading weights", "Writing model shards") inside the
+    block; the previous setting is restored after it. Trainer's step bar is tqdm's, not affected."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
     """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, a name in ``NAMED_MODELS``
     such as ``"smollm2-135m"`` once fetched, or a local HF directory).
@@ -240,9 +284,10 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
     config = load_config(path, rope=rope, factor=factor)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = AutoModelForCausalLM.from_pretrained(
-        _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
-        trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(
+            _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
+            trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)
     model.eval()
     return model
 

@@ -54,7 +54,14 @@ REFERENCE_GRID_SIZE = 1000  # points of the official linspace(2, 2*factor, 1000)
 RAND_FACTOR_CELLS = 1 << 16  # cells of the u -> rand_factor lookup table
 SAMPLE_CHUNK = 1 << 15  # samples drawn per chunk in CreamSampler.sample (cache-sized)
 IDS_BLOCK_ELEMENTS = 1 << 17  # ids built per block in Segments.position_ids (1 MiB of int64)
-MAX_IDS_ELEMENTS = 2**31  # refuse to materialise more ids than this (16 GiB of int64)
+MAX_IDS_ELEMENTS = 1 << 28  # refuse to materialise more ids than this (2 GiB of int64)
+MAX_SAMPLES = 1 << 26  # refuse to draw more layouts per call (about 2 GiB of per-sample arrays)
+MAX_TARGET_LEN = 1 << 53  # L bound: placements use float64 arithmetic, exact below 2**53
+MAX_RAND_FACTOR_FACTOR = 1 << 16  # largest L / N with a rand_factor (tables hold 2 L / N values)
+INT32_SAFE = 1 << 30  # Segments use int32 when L stays below this (sums of two ids cannot overflow)
+RANDPOS_MAX_TARGET_LEN = 1 << 26  # RandPos holds L random keys per sample (512 MiB of float64)
+TRUNCNORM_MIN_WIDTH = 1e-9  # truncnorm axis [2, 2f] in units of sigma below which the law is refused
+RANDPOS_MAX_KEYS = 1 << 32  # n * L random keys per call (about a minute on one core)
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -96,7 +103,21 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 
 def _check_n(n: Any) -> int:
-    return _check_int("n", n, low=1)
+    return _check_int("n", n, low=1, high=MAX_SAMPLES,
+                      hint=" (draw more in several calls; each call holds a few arrays of n integers)")
+
+
+def _index_dtype(target_len: int) -> type:
+    """int32 when every id and every sum of two ids fits, else int64."""
+    return np.int32 if target_len < INT32_SAFE else np.int64
+
+
+def _check_ids_size(n: int, big_n: int) -> None:
+    """Refuse an (n, N) int64 id matrix above MAX_IDS_ELEMENTS, naming the estimate."""
+    if n * big_n > MAX_IDS_ELEMENTS:
+        raise ValueError(f"n * train_len = {n} * {big_n} = {n * big_n} ids ({n * big_n * 8 / 2**30:.1f} GiB "
+                         f"of int64) exceed the limit {MAX_IDS_ELEMENTS} ({MAX_IDS_ELEMENTS * 8 / 2**30:.0f} GiB); "
+                         "materialise fewer samples at a time (slice the Segments, or call with a smaller n)")
 
 
 check_n = _check_n  # public: a sampler's `n` argument as an int >= 1, or a ValueError
@@ -124,9 +145,57 @@ class Segments:
     extras: dict = field(default_factory=dict)  # free-form per-sampler metadata
 
     def __post_init__(self) -> None:
-        shapes = {a.shape for a in (self.head_len, self.mid_start, self.mid_end, self.tail_len, self.branch)}
+        """Validate the layout: a Segments always materialises into valid ids.
+
+        Checks shapes and integer dtypes, ``L_h, L_m, L_t >= 0``, ``L_h + L_m + L_t = N`` and that
+        the three pieces are ordered and disjoint inside ``[0, L)`` (``L_h <= P_s`` and
+        ``P_e <= L - L_t - 1`` when the middle is non-empty, ``L_h + L_t <= L``).
+        """
+        names = ("head_len", "mid_start", "mid_end", "tail_len", "branch")
+        arrays = [np.asarray(getattr(self, name)) for name in names]
+        shapes = {a.shape for a in arrays}
         if len(shapes) != 1 or len(next(iter(shapes))) != 1:
             raise ValueError(f"Segments arrays must all have the same shape (n,), got {shapes}")
+        for name, arr in zip(names, arrays, strict=True):
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(f"Segments.{name} must hold integers, got dtype {arr.dtype}")
+            object.__setattr__(self, name, arr)
+        big_n = _check_int("train_len", self.train_len, low=1)
+        big_l = _check_int("target_len", self.target_len, low=big_n, high=MAX_TARGET_LEN,
+                           hint=" (L >= N)")
+        if self.rand_factor is not None:
+            rf = np.asarray(self.rand_factor)
+            if rf.shape != arrays[0].shape or not np.issubdtype(rf.dtype, np.integer):
+                raise ValueError(f"Segments.rand_factor must be an integer array of shape {arrays[0].shape}, "
+                                 f"got {rf.dtype} {rf.shape}")
+        if arrays[0].size == 0:
+            return
+        head, start, end, tail = (a.astype(np.int64, copy=False) for a in arrays[:4])
+        mid = end - start + 1
+        for name, arr in (("head_len", head), ("tail_len", tail), ("mid_len (P_e - P_s + 1)", mid)):
+            if arr.min() < 0:
+                i = int(np.argmin(arr))
+                raise ValueError(f"Segments.{name} must be >= 0; sample {i} has {arr[i]}")
+        total = head + mid + tail
+        if np.any(total != big_n):
+            i = int(np.flatnonzero(total != big_n)[0])
+            raise ValueError(f"segment lengths must add up to train_len={big_n}; sample {i} has "
+                             f"L_h + L_m + L_t = {total[i]}")
+        bad = (mid > 0) & ((start < head) | (end > big_l - tail - 1))
+        bad |= head + tail > big_l
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"sample {i} overlaps or leaves [0, target_len={big_l}): head [0, {head[i]}), "
+                             f"middle [{start[i]}, {end[i]}], tail [{big_l - tail[i]}, {big_l})")
+
+    @classmethod
+    def _from_valid(cls, **fields: Any) -> Segments:
+        """Build without re-validating: for layouts valid by construction (the samplers' output,
+        property-tested over their whole parameter space, and row subsets of a valid Segments)."""
+        obj = object.__new__(cls)
+        for name in cls.__dataclass_fields__:
+            object.__setattr__(obj, name, fields.get(name, {} if name == "extras" else None))
+        return obj
 
     def __len__(self) -> int:
         return int(self.head_len.shape[0])
@@ -143,12 +212,19 @@ class Segments:
 
     def __getitem__(self, idx) -> Segments:
         """Row selection (int, slice, mask or index array) keeping the Segments form."""
-        if isinstance(idx, numbers.Integral):
-            idx = slice(int(idx), int(idx) + 1 if int(idx) != -1 else None)
+        if isinstance(idx, numbers.Integral) and not isinstance(idx, bool):
+            n = len(self)
+            if not -n <= int(idx) < n:
+                raise IndexError(f"sample index {int(idx)} is out of range for {n} samples "
+                                 f"(valid: {-n} .. {n - 1})")
+            idx = int(idx) % n
+            idx = slice(idx, idx + 1)
         rf = None if self.rand_factor is None else self.rand_factor[idx]
-        return Segments(self.head_len[idx], self.mid_start[idx], self.mid_end[idx],
-                        self.tail_len[idx], self.branch[idx], self.train_len, self.target_len,
-                        rf, dict(self.extras))
+        rows = {name: getattr(self, name)[idx] for name in ("head_len", "mid_start", "mid_end", "tail_len", "branch")}
+        if rows["head_len"].ndim != 1:
+            raise IndexError(f"Segments rows are selected by an int, a slice, a mask or an index array, got {idx!r}")
+        return Segments._from_valid(**rows, train_len=self.train_len, target_len=self.target_len,
+                                    rand_factor=rf, extras=dict(self.extras))
 
     def position_ids(self) -> np.ndarray:
         """Materialise the ids: ``(n, train_len)`` int64, row ``i`` strictly increasing.
@@ -158,12 +234,10 @@ class Segments:
         ``0 .. N-1`` in place, about two memory passes whatever the layouts (CREAM, PoSE, …).
         """
         n, big_n, big_l = len(self), self.train_len, self.target_len
-        if n * big_n > MAX_IDS_ELEMENTS:
-            raise ValueError(f"n * train_len = {n * big_n} ids exceed the limit {MAX_IDS_ELEMENTS}; "
-                             "materialise fewer samples at a time (slice the Segments)")
+        _check_ids_size(n, big_n)
         out = np.empty((n, big_n), dtype=np.int64)
         cols = np.arange(big_n, dtype=np.int64)
-        offsets = np.stack([np.zeros(n, np.int64), self.mid_start - self.head_len,
+        offsets = np.stack([np.zeros(n, np.int64), self.mid_start.astype(np.int64) - self.head_len,
                             np.full(n, big_l - big_n, np.int64)], axis=1)  # (n, 3)
         lengths = np.stack([self.head_len, self.mid_len, self.tail_len], axis=1)  # (n, 3)
         rows = max(1, IDS_BLOCK_ELEMENTS // big_n)
@@ -275,7 +349,7 @@ class Sampler:
 
     def __init__(self, train_len: int, target_len: int, **params: Any) -> None:
         self.train_len = _check_int("train_len", train_len, low=self.min_train_len)
-        self.target_len = _check_int("target_len", target_len, low=self.train_len + 1,
+        self.target_len = _check_int("target_len", target_len, low=self.train_len + 1, high=MAX_TARGET_LEN,
                                      hint=" (must exceed train_len)")
         declared = {p.name for p in self.parameters}
         unknown = sorted(set(params) - declared)
@@ -327,6 +401,7 @@ class Sampler:
 
     def position_ids(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """``(n, train_len)`` int64 ids, each row strictly increasing inside ``[0, target_len)``."""
+        _check_ids_size(_check_n(n), self.train_len)  # before drawing anything
         return self.sample(n, seed).position_ids()
 
 
@@ -377,30 +452,65 @@ class CreamSampler(Sampler):
 
     def check(self) -> None:
         big_n, big_l = self.train_len, self.target_len
+        if self.middle != "uniform" and self.factor > MAX_RAND_FACTOR_FACTOR:
+            raise ValueError(
+                f"target_len / train_len = {self.factor:g} is out of range for middle={self.middle!r}: valid is "
+                f"<= {MAX_RAND_FACTOR_FACTOR} (rand_factor tables hold 2 L / N values per branch); "
+                "use middle='uniform' for larger factors")
         if self.middle == "reference" and big_l % big_n:
             raise ValueError(
                 f"target_len={big_l} must be a multiple of train_len={big_n} in middle='reference' "
                 f"(factor L/N = {big_l / big_n:g} is not an integer; valid: L = m*N for m >= 2); "
                 "use middle='truncnorm' or 'uniform' for non-integer factors")
+        if self.middle == "truncnorm":
+            edges = self._truncnorm_edges
+            if not (np.isfinite(edges).all() and (np.diff(edges) >= 0).all()):
+                lo, hi = (2.0 - self.mu) / self.sigma, (2.0 * self.factor - self.mu) / self.sigma
+                raise ValueError(
+                    f"mu={self.mu:g}, sigma={self.sigma:g} give a truncated normal on [2, {2 * self.factor:g}] whose "
+                    f"CDF scipy cannot evaluate (standardised bounds {lo:.3g}, {hi:.3g}); valid: finite mu and "
+                    "sigma > 0 with a finite, non-decreasing CDF there (move mu towards the axis or shrink sigma; "
+                    "a sigma dwarfing the axis is middle='uniform')")
 
     # ---- rand_factor ------------------------------------------------------------------------
     @functools.cached_property
     def rand_factor_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """The official grid ``x = linspace(2, 2*factor, 1000)`` and ``Phi((x - mu)/sigma)``."""
         x = np.linspace(2.0, 2.0 * self.factor, REFERENCE_GRID_SIZE)
-        return x, stats.norm.cdf((x - self.mu) / self.sigma)
+        with np.errstate(over="ignore"):  # a tiny sigma overflows to +-inf: Phi is then exactly 0 or 1
+            return x, stats.norm.cdf((x - self.mu) / self.sigma)
 
     def _truncnorm(self):
         lo, hi = 2.0, 2.0 * self.factor
         return stats.truncnorm((lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma,
                                loc=self.mu, scale=self.sigma)
 
+    @functools.cached_property
+    def _truncnorm_edges(self) -> np.ndarray:
+        """Truncnorm CDF at ``r = 2 .. floor(2 f)``, first value forced to 0: ``rand_factor = r``
+        exactly for ``u`` in ``[F(r), F(r + 1))`` (the floor of the quantile, without the quantile)."""
+        values = np.arange(2, int(np.floor(2.0 * self.factor)) + 1, dtype=np.float64)
+        lo, hi = (2.0 - self.mu) / self.sigma, (2.0 * self.factor - self.mu) / self.sigma
+        if not hi - lo > TRUNCNORM_MIN_WIDTH:  # sigma dwarfs the axis (scipy recurses without end there)
+            return np.full(len(values), np.nan)
+        try:
+            with np.errstate(all="ignore"):
+                edges = self._truncnorm().cdf(values)
+        except (RecursionError, ArithmeticError):
+            return np.full(len(values), np.nan)
+        edges[0] = 0.0
+        return edges
+
     def _rand_factor_exact(self, u: np.ndarray) -> np.ndarray:
-        """The definition, evaluated directly (slow path, also the oracle for the table)."""
+        """The definition, evaluated directly (slow path, also the oracle for the table).
+
+        Reference: ``int(interp(u, Phi((x - mu) / sigma), x))``. Truncnorm: ``floor`` of the
+        quantile, i.e. the ``r`` with ``F(r) <= u < F(r + 1)`` (exact, no quantile round-off).
+        """
         if self.middle == "reference":
             x, cdf = self.rand_factor_grid
             return np.interp(u, cdf, x).astype(np.int64)  # np.interp clamps; astype truncates
-        return self._truncnorm().ppf(u).astype(np.int64)
+        return np.searchsorted(self._truncnorm_edges, u, side="right").astype(np.int64) + 1
 
     @functools.cached_property
     def _rand_factor_table(self) -> np.ndarray:
@@ -422,6 +532,10 @@ class CreamSampler(Sampler):
         u = np.asarray(u, dtype=np.float64)
         if u.ndim != 1:
             return self.rand_factor_from_u(u.reshape(-1)).reshape(u.shape)
+        if u.size and not (u.min() >= 0.0 and u.max() < 1.0):  # also catches NaN
+            raise ValueError(f"u must lie in [0, 1), got values in [{u.min()}, {u.max()}]")
+        if self.middle == "truncnorm":
+            return self._rand_factor_exact(u)  # a search in 2 f - 1 edges is already fast
         rand_factor = self._rand_factor_table[(u * RAND_FACTOR_CELLS).astype(np.intp)]
         steps = np.flatnonzero(rand_factor < 0)
         if steps.size:
@@ -448,8 +562,7 @@ class CreamSampler(Sampler):
             # rf = 2f only when interp hits the grid end exactly, i.e. u >= cdf[-1]
             edges[-2] = cdf[-1]
         else:
-            edges = self._truncnorm().cdf(np.append(values, values[-1] + 1).astype(float))
-            edges[-1] = 1.0
+            edges = np.append(self._truncnorm_edges, 1.0)
         return values, np.diff(edges)
 
     # ---- sampling ---------------------------------------------------------------------------
@@ -467,14 +580,17 @@ class CreamSampler(Sampler):
         n = _check_n(n)
         rng = _rng(seed)
         big_n, big_l = self.train_len, self.target_len
+        dtype = _index_dtype(big_l)
+        # one (6, n) block for every output row: a single large allocation (the kernel backs it with
+        # huge pages), much cheaper to fault in than six separate arrays
+        block = np.empty((6, n), dtype=dtype)
+        head_len, mid_start, mid_end, tail_len, branch, rand_factor = block
         if self.branch_block > 1:
             blocks = rng.random(-(-n // self.branch_block)) >= self.p_continuity
-            branch = np.repeat(blocks, self.branch_block)[:n].astype(np.int64)
-        else:
-            branch = np.empty(n, dtype=np.int64)
+            branch[:] = blocks[np.arange(n) // self.branch_block]  # never n-rounded-up sized
         # (L_h = L_t, L_m) take two values only, and rand_factor a few: every per-sample quantity
         # is a table lookup into (branch, rand_factor) tables.
-        edge_of = self.segment_lengths(np.array([CONTINUITY, RELATIVITY]))  # (2,)
+        edge_of = self.segment_lengths(np.array([CONTINUITY, RELATIVITY])).astype(dtype)  # (2,)
         chunk_of = big_n - 2 * edge_of  # L_m, (2,)
         if self.middle == "uniform":
             n_values = 1
@@ -487,8 +603,9 @@ class CreamSampler(Sampler):
             lo_of = (edge_of[:, None] + ((chunk_of[:, None] - 1) * values) // 2).ravel()
             hi_of = ((values * big_n) // 2 - edge_of[:, None] - 1).ravel()
         count_of = (hi_of - lo_of + 1).astype(np.float64)
-        rand_factor = np.full(n, -1, dtype=np.int64)
-        head_len, mid_start, mid_end = (np.empty(n, dtype=np.int64) for _ in range(3))
+        lo_of = lo_of.astype(dtype)
+        if self.middle == "uniform":
+            rand_factor.fill(-1)
         # chunks keep every intermediate array in cache (about 2x faster than whole-array passes)
         for start in range(0, n, SAMPLE_CHUNK):
             stop = min(n, start + SAMPLE_CHUNK)
@@ -503,11 +620,13 @@ class CreamSampler(Sampler):
             # P_e uniform on lo..hi: floor(v * count), v ~ U[0, 1) (relative bias < 2**-40 here)
             offset = rng.random(stop - start)
             offset *= count_of[code]
-            np.add(lo_of[code], offset.astype(np.int64), out=mid_end[start:stop])
+            np.add(lo_of[code], offset.astype(dtype), out=mid_end[start:stop])
             np.subtract(mid_end[start:stop], (chunk_of - 1)[br], out=mid_start[start:stop])
             np.take(edge_of, br, out=head_len[start:stop])
-        return Segments(head_len=head_len, mid_start=mid_start, mid_end=mid_end, tail_len=head_len.copy(),
-                        branch=branch, train_len=big_n, target_len=big_l, rand_factor=rand_factor)
+            tail_len[start:stop] = head_len[start:stop]
+        return Segments._from_valid(head_len=head_len, mid_start=mid_start, mid_end=mid_end,
+                                    tail_len=tail_len, branch=branch, train_len=big_n, target_len=big_l,
+                                    rand_factor=rand_factor)
 
 
 class PoseSampler(Sampler):
@@ -524,11 +643,12 @@ class PoseSampler(Sampler):
         n = _check_n(n)
         rng = _rng(seed)
         big_n, big_l = self.train_len, self.target_len
-        rt1 = rng.integers(1, (big_n + 1) // 2, size=n, endpoint=True)
-        rt = rng.integers(0, big_l - big_n, size=n, endpoint=True)
-        return Segments(head_len=rt1, mid_start=rt1 + rt, mid_end=big_n + rt - 1,
-                        tail_len=np.zeros(n, np.int64), branch=np.full(n, -1, np.int64),
-                        train_len=big_n, target_len=big_l)
+        dtype = _index_dtype(big_l)
+        rt1 = rng.integers(1, (big_n + 1) // 2, size=n, endpoint=True).astype(dtype)
+        rt = rng.integers(0, big_l - big_n, size=n, endpoint=True).astype(dtype)
+        return Segments._from_valid(head_len=rt1, mid_start=rt1 + rt, mid_end=big_n + rt - 1,
+                                    tail_len=np.zeros(n, dtype), branch=np.full(n, -1, dtype),
+                                    train_len=big_n, target_len=big_l)
 
 
 class ContiguousSampler(Sampler):
@@ -540,10 +660,11 @@ class ContiguousSampler(Sampler):
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         n = _check_n(n)
         big_n = self.train_len
-        full = np.full(n, big_n, dtype=np.int64)
-        return Segments(head_len=full, mid_start=full.copy(), mid_end=full - 1,
-                        tail_len=np.zeros(n, np.int64), branch=np.full(n, -1, np.int64),
-                        train_len=big_n, target_len=self.target_len)
+        dtype = _index_dtype(self.target_len)
+        full = np.full(n, big_n, dtype=dtype)
+        return Segments._from_valid(head_len=full, mid_start=full.copy(), mid_end=full - 1,
+                                    tail_len=np.zeros(n, dtype), branch=np.full(n, -1, dtype),
+                                    train_len=big_n, target_len=self.target_len)
 
 
 class RandPosSampler(Sampler):
@@ -551,7 +672,8 @@ class RandPosSampler(Sampler):
 
     No segment structure: :meth:`sample` raises; use :meth:`position_ids`. Rows are drawn as the
     N smallest of L i.i.d. random keys (an exact uniform N-subset), in row blocks that bound
-    memory to about ``block_elements`` keys at a time.
+    memory to about ``block_elements`` keys at a time. Work grows with ``n * L``: ``L`` is at
+    most ``RANDPOS_MAX_TARGET_LEN`` and one call draws at most ``RANDPOS_MAX_KEYS`` keys.
     """
 
     name = "randpos"
@@ -562,10 +684,20 @@ class RandPosSampler(Sampler):
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         raise ValueError("RandPos has no head/middle/tail structure; call position_ids(n, seed)")
 
+    def check(self) -> None:
+        if self.target_len > RANDPOS_MAX_TARGET_LEN:
+            raise ValueError(f"target_len={self.target_len} is out of range for RandPos: valid is "
+                             f"[{self.train_len + 1}, {RANDPOS_MAX_TARGET_LEN}] (each sample draws L random keys, "
+                             f"{self.target_len * 8 / 2**30:.1f} GiB of float64 here)")
+
     def position_ids(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         n = _check_n(n)
-        rng = _rng(seed)
         big_n, big_l = self.train_len, self.target_len
+        _check_ids_size(n, big_n)
+        if n * big_l > RANDPOS_MAX_KEYS:
+            raise ValueError(f"n * target_len = {n} * {big_l} = {n * big_l} random keys exceed the RandPos limit "
+                             f"{RANDPOS_MAX_KEYS} (about {n * big_l / 1e8:.0f} s at 1e8 keys/s); pass a smaller n")
+        rng = _rng(seed)
         out = np.empty((n, big_n), dtype=np.int64)
         rows_per_block = max(1, self.block_elements // big_l)
         for start in range(0, n, rows_per_block):  # blocks of rows, not samples one by one

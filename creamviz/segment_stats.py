@@ -16,11 +16,19 @@ __all__ = ["SEGMENT_NAMES", "PositionUsage", "MiddlePlacement", "segment_usage",
            "middle_placement", "bin_edges", "rebin"]
 
 SEGMENT_NAMES = ("head", "middle", "tail")
+MAX_POSITIONS = 1 << 27  # longest per-position array (L,) built (1 GiB of int64)
+
+
+def _check_positions(target_len: int) -> None:
+    if target_len > MAX_POSITIONS:
+        raise ValueError(f"target_len={target_len} per-position counts exceed the limit {MAX_POSITIONS} "
+                         f"({MAX_POSITIONS * 8 / 2**30:.0f} GiB of int64); use a smaller target_len")
 
 
 def bin_edges(target_len: int, bins: int | None) -> np.ndarray:
     """Integer bin edges over ``[0, L)``: ``bins`` (at most L) nearly equal bins, shape (bins + 1,)."""
-    if bins is None or bins >= target_len:
+    if bins is None or (isinstance(bins, int | np.integer) and not isinstance(bins, bool) and bins >= target_len):
+        _check_positions(target_len)
         return np.arange(target_len + 1)
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be an integer >= 1 (or None for one bin per position), got {bins!r}")
@@ -62,6 +70,9 @@ class PositionUsage:
 def segment_usage(segments: Segments, *, bins: int | None = 512) -> PositionUsage:
     """Per segment (head / middle / tail): fraction of samples using each position of [0, L)."""
     big_l, n = segments.target_len, len(segments)
+    if n == 0:
+        raise ValueError("segments must hold at least one sample, got 0")
+    _check_positions(big_l)
     edges = bin_edges(big_l, bins)
     intervals = {
         "head": (np.zeros(n, np.int64), segments.head_len),
@@ -86,8 +97,12 @@ def position_usage(samples: Segments | np.ndarray, *, target_len: int | None = N
     ids = np.asarray(samples)
     if ids.ndim != 2:
         raise ValueError(f"position ids must have shape (n, N), got {ids.shape}")
-    if target_len is None or ids.size == 0 or ids.min() < 0 or ids.max() >= target_len:
-        raise ValueError(f"target_len={target_len!r} must be given and exceed every id (max {ids.max()})")
+    if ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"position ids must be a non-empty integer array (n, N), got {ids.dtype} {ids.shape}")
+    if target_len is None or ids.min() < 0 or ids.max() >= target_len:
+        raise ValueError(f"target_len={target_len!r} must be given and exceed every id (ids in "
+                         f"[{ids.min()}, {ids.max()}])")
+    _check_positions(int(target_len))
     edges = bin_edges(target_len, bins)
     counts = np.bincount(ids.ravel(), minlength=target_len)
     return PositionUsage(edges, {"all": rebin(counts, edges) / ids.shape[0]}, ids.shape[0], target_len)
@@ -115,6 +130,8 @@ class MiddlePlacement:
 def middle_placement(segments: Segments, *, bins: int | None = 256) -> MiddlePlacement:
     """Where the middle lands: histograms of P_s, P_e, (P_s + P_e) / 2, and rand_factor counts."""
     big_l, n = segments.target_len, len(segments)
+    if n == 0:
+        raise ValueError("segments must hold at least one sample, got 0")
     edges = bin_edges(big_l, bins)
 
     def hist(values: np.ndarray) -> np.ndarray:

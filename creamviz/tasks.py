@@ -1,6 +1,6 @@
 """Long-context retrieval tasks: seeded, tokenizer-agnostic generators sized in tokens.
 
-Four tasks, each keeping the structure of the paper's templates (CREAM.md, "Task templates") but with
+Four tasks, each keeping the structure of the paper's templates (docs/CREAM.md, section 9) but with
 a vocabulary scaled down for the byte-level tiny model (1 token = 1 byte, window N = 256):
 
 - ``kv_retrieval``  Lost in the Middle key-value retrieval: a JSON-like object of n pairs of short
@@ -113,9 +113,35 @@ def _largest_fit(build: Callable[[int], str], tokenizer, budget: int, n_max: int
     return best
 
 
+MAX_LENGTH = 1 << 20  # longest prompt budget a generator builds (its text is held several times over)
+
+
 def _check_length(length: int) -> None:
-    if not isinstance(length, int | np.integer) or length < 16:
-        raise ValueError(f"length={length!r} must be an integer >= 16 (tokens)")
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or not 16 <= length <= MAX_LENGTH:
+        raise ValueError(f"length={length!r} is out of range: valid is an integer in [16, {MAX_LENGTH}] (tokens)")
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed={seed!r} is out of range: valid is an integer >= 0")
+    return int(seed)
+
+
+MAX_EXAMPLES = 1 << 17  # examples one sweep builds (each holds its prompt text and ids)
+
+
+def check_example_count(count: int) -> int:
+    """Refuse sweeps of more than MAX_EXAMPLES examples (time and memory grow with the count)."""
+    if count > MAX_EXAMPLES:
+        raise ValueError(f"this sweep would build {count} examples, above the limit {MAX_EXAMPLES}; "
+                         "ask for fewer per depth / cell / length")
+    return count
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}={value!r} is out of range: valid is an integer >= 1")
+    return int(value)
 
 
 def _gold(rng: np.random.Generator, n: int, gold_index: int | None, depth: float | None) -> int:
@@ -123,11 +149,11 @@ def _gold(rng: np.random.Generator, n: int, gold_index: int | None, depth: float
     if gold_index is not None and depth is not None:
         raise ValueError("give gold_index or depth, not both")
     if gold_index is not None:
-        if not 0 <= gold_index < n:
+        if isinstance(gold_index, bool) or not isinstance(gold_index, int | np.integer) or not 0 <= gold_index < n:
             raise ValueError(f"gold_index={gold_index} outside [0, {n - 1}] for {n} items at this length")
         return int(gold_index)
     if depth is not None:
-        if not 0.0 <= depth <= 1.0:
+        if not 0.0 <= depth <= 1.0:  # also refuses NaN
             raise ValueError(f"depth={depth} must lie in [0, 1]")
         return _round(depth * (n - 1))
     return int(rng.integers(n))
@@ -160,8 +186,13 @@ def kv_retrieval(tokenizer, length: int, *, gold_index: int | None = None, depth
     many as fit; the gold pair sits at ``gold_index`` (or at ``round(depth * (n - 1))``, or at random).
     """
     _check_length(length)
+    seed = _check_seed(seed)
     if not 1 <= key_len <= 8 or not 1 <= value_len <= 8:
         raise ValueError(f"key_len={key_len}, value_len={value_len} must lie in [1, 8]")
+    if n_pairs is not None and (isinstance(n_pairs, bool) or not isinstance(n_pairs, int | np.integer)
+                                or not 1 <= n_pairs <= 16 ** key_len):
+        raise ValueError(f"n_pairs={n_pairs!r} is out of range: valid is an integer in [1, {16 ** key_len}] "
+                         f"(distinct {key_len}-digit hex keys), or None for as many as fit")
     rng = np.random.default_rng(seed)
     n_max = max(1, length // (key_len + value_len + 2) + 1) if n_pairs is None else n_pairs
     n_max = min(n_max, 16 ** key_len)
@@ -207,7 +238,7 @@ def lines_retrieval(tokenizer, length: int, *, gold_index: int | None = None,
     LongChat's word ids / REGISTER_CONTENT for the byte-level tiny model. Score: first number generated.
     """
     _check_length(length)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     n_max = min(16 ** 3, max(1, length // 15 + 1))
     ids_ = _hex(rng.choice(16 ** 3, size=n_max, replace=False), 3)
     nums = [str(v) for v in rng.integers(1000, 10000, size=n_max)]
@@ -228,10 +259,10 @@ def _needle_draws(length: int, seed: int, depth: float | None, *, digits: int):
     """Shared start of passkey / NIAH: check ``length``, draw the ``digits``-digit key, then the
     depth when none is asked (in that order, so the fixed sets stay byte-identical)."""
     _check_length(length)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     key = str(int(rng.integers(10 ** (digits - 1), 10 ** digits)))
     depth = float(rng.random()) if depth is None else depth
-    if not 0.0 <= depth <= 1.0:
+    if not 0.0 <= depth <= 1.0:  # also refuses NaN
         raise ValueError(f"depth={depth} must lie in [0, 1]")
     return rng, key, depth
 
@@ -320,6 +351,9 @@ def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
 
     budget = length - n_answer_tokens(tokenizer, answer)
     n, ids = _largest_fit(build, tokenizer, budget, n_max, n_min=0)
+    if n == len(words) and n_max < length and len(ids) < budget - 64:  # the text ran out, not the budget
+        raise ValueError(f"length={length}: the haystack holds only about {len(ids)} tokens of text; pass a "
+                         "longer haystack (or a smaller length) so the prompt really has length tokens")
     before, _ = parts(n)
     cut = _round(depth * n)
     return TaskExample("niah", build(n), answer, ids, int(length), cut / max(n, 1), cut, n,
@@ -329,6 +363,10 @@ def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
 def niah_grid(tokenizer, lengths: Sequence[int], depths: Sequence[float], *, n_per_cell: int = 1,
               seed: int = 0) -> list[TaskExample]:
     """NIAH examples over the grid lengths x depths, ``n_per_cell`` seeds each (seed, seed+1, ...)."""
+    _check_count("n_per_cell", n_per_cell)
+    if not len(lengths) or not len(depths):
+        raise ValueError(f"lengths and depths must not be empty, got {len(lengths)} and {len(depths)}")
+    check_example_count(n_per_cell * len(lengths) * len(depths))
     return [niah(tokenizer, int(L), depth=float(d), seed=seed + i)
             for L in lengths for d in depths for i in range(n_per_cell)]
 
@@ -341,6 +379,10 @@ def depth_sweep(task: str, tokenizer, length: int, depths: Sequence[float], *, n
     """Examples of ``task`` at each depth, ``n_per_depth`` seeds each (seed, seed+1, ...)."""
     if task not in GENERATORS:
         raise ValueError(f"task={task!r}; valid: {', '.join(GENERATORS)}")
+    _check_count("n_per_depth", n_per_depth)
+    if not len(depths):
+        raise ValueError("depths must not be empty")
+    check_example_count(n_per_depth * len(depths))
     return [GENERATORS[task](tokenizer, int(length), depth=float(d), seed=seed + i)
             for d in depths for i in range(n_per_depth)]
 

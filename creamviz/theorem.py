@@ -1,6 +1,6 @@
 """An exact, brute-force audit of the paper's Theorem B.1 on the spanning size ``|D_r|``.
 
-Setting (CREAM.md conventions): N position ids in ``[0, L)``, head ``[0, L_h)``, middle
+Setting (conventions of docs/CREAM.md): N position ids in ``[0, L)``, head ``[0, L_h)``, middle
 ``[P_s, P_e]`` with ``P_e`` inclusive (``L_m = P_e - P_s + 1``), tail ``[L - L_t, L)``,
 ``L_h + L_m + L_t = N``, all three segments non-empty, and
 ``D_r = {p[i] - p[j] : i >= j}`` (0 included). For fixed ``(N, L, L_h, L_t)`` the only free
@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 BRUTE_FORCE_PAIRS = 1 << 22  # audit() uses brute force when placements * N^2 is at most this
+MAX_PLACEMENTS = 1 << 26  # L - N + 1 placements held at once by placements() / audit() (512 MiB of int64)
+MAX_AUDITS = 200_000  # configurations audit_all() runs (about a minute on one core)
+MAX_AUDIT_PLACEMENTS = 1 << 26  # placements summed over audit_all()'s configurations (memory of the result)
+MAX_REGION_CELLS = 1 << 25  # head lengths x L cells of region_map() (several (H, L) arrays)
 
 
 # --------------------------------------------------------------------------- validation
@@ -84,6 +88,10 @@ def _to_convention(size, convention: str):
 def placements(train_len: int, target_len: int, head_len: int, tail_len: int) -> np.ndarray:
     """Every feasible middle start ``P_s`` for these lengths: ``L_h .. L - L_t - L_m``, (P,) int64."""
     big_n, big_l, head_len, tail_len, mid_len = _check_config(train_len, target_len, head_len, tail_len)
+    count = big_l - big_n + 1
+    if count > MAX_PLACEMENTS:
+        raise ValueError(f"target_len={big_l}: L - N + 1 = {count} placements exceed the limit {MAX_PLACEMENTS} "
+                         f"({count * 8 / 2**20:.0f} MiB of int64 per array); use a smaller target_len")
     return np.arange(head_len, big_l - tail_len - mid_len + 1, dtype=np.int64)
 
 
@@ -285,6 +293,17 @@ def audit_all(max_train_len: int, max_target_len: int, *, min_train_len: int = 3
     min_train_len = _check_int("min_train_len", min_train_len, 3, max_train_len)
     max_target_len = _check_int("max_target_len", max_target_len, max_train_len + 1,
                                 hint=" (must exceed max_train_len)")
+    configs = placements_total = 0  # counted before anything runs
+    for big_n in range(min_train_len, max_train_len + 1):
+        splits = (big_n - 1) * (big_n - 2) // 2  # (L_h, L_t) with L_h, L_t >= 1, L_h + L_t <= N - 1
+        n_lengths = max_target_len - big_n
+        configs += splits * n_lengths
+        placements_total += splits * n_lengths * (n_lengths + 3) // 2  # sum over L of L - N + 1
+    if configs > MAX_AUDITS or placements_total > MAX_AUDIT_PLACEMENTS:
+        raise ValueError(
+            f"audit_all({max_train_len}, {max_target_len}) would run {configs} audits over {placements_total} "
+            f"placements; that exceeds the limit of {MAX_AUDITS} audits / {MAX_AUDIT_PLACEMENTS} placements "
+            "(time and the memory of the result); lower max_train_len or max_target_len")
     out = []
     for big_n in range(min_train_len, max_train_len + 1):
         for big_l in range(big_n + 1, max_target_len + 1):
@@ -398,6 +417,10 @@ def region_map(train_len: int, target_len: int, *, head_lens=None, tail_len: int
     head_lens = np.atleast_1d(np.asarray(head_lens))
     if head_lens.size == 0 or not np.issubdtype(head_lens.dtype, np.integer):
         raise ValueError(f"head_lens must be a non-empty integer array, got {head_lens!r}")
+    if head_lens.size * big_l > MAX_REGION_CELLS:
+        raise ValueError(f"the region map needs {head_lens.size} head lengths x target_len={big_l} = "
+                         f"{head_lens.size * big_l} cells, which exceed the limit {MAX_REGION_CELLS}; "
+                         "pass fewer head_lens or a smaller target_len")
     tails = head_lens.copy() if tail_len is None else np.full_like(head_lens, tail_len)
     xs = np.arange(big_l, dtype=np.int64)
     span = np.full((len(head_lens), big_l), np.nan)

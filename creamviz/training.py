@@ -27,12 +27,14 @@ import math
 import pathlib
 import subprocess
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from transformers import PrinterCallback, TrainerCallback
 
 from creamviz.data import MixtureDataset, WindowDataset, read_corpus
@@ -52,10 +54,12 @@ __all__ = [
     "check_lengths",
     "training_dataset",
     "distributed_info",
+    "NonFiniteLossError",
+    "complete_checkpoints",
 ]
 
 TOKEN_MODES = ("contiguous", "aligned")
-ROPE_CHOICES = ("linear", "yarn", "none")  # "dynamic" would rescale from the largest id seen (see CREAM.md)
+ROPE_CHOICES = ("linear", "yarn", "none")  # "dynamic" would rescale from the largest id seen (see docs/CREAM.md, section 2)
 RUN_METADATA = "creamviz_run.json"  # written beside the final model
 CONFIG_FILE = "creamviz_train_config.json"  # written in the out dir at the start (checked on resume)
 _COUNTER_KEY, _INDEX_KEY = 0, 1  # tags keeping the seed streams apart (creamviz.data uses 2, 3)
@@ -223,21 +227,14 @@ class PositionCollator:
         return tok[offsets], lab[offsets], keep[offsets], pos
 
     def _pad(self, rows) -> dict[str, torch.Tensor]:
-        width = max(r[0].shape[0] for r in rows)
-        shape = (len(rows), width)
-        input_ids = np.full(shape, self.pad_token_id, dtype=np.int64)
-        labels = np.full(shape, -100, dtype=np.int64)
-        attention_mask = np.zeros(shape, dtype=np.int64)
-        position_ids = np.zeros(shape, dtype=np.int64)
-        for i, (tok, lab, keep, pos) in enumerate(rows):
-            t = tok.shape[0]
-            input_ids[i, :t] = tok
-            labels[i, :t] = np.where(keep, lab, -100)
-            attention_mask[i, :t] = keep
-            position_ids[i, :t] = pos
-        return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
-                "attention_mask": torch.from_numpy(attention_mask),
-                "position_ids": torch.from_numpy(position_ids)}
+        def pad(arrays, value):  # right padding to the longest row: (batch, T)
+            return pad_sequence([torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in arrays],
+                                batch_first=True, padding_value=value)
+
+        return {"input_ids": pad([r[0] for r in rows], self.pad_token_id),
+                "labels": pad([np.where(r[2], r[1], -100) for r in rows], -100),
+                "attention_mask": pad([r[2] for r in rows], 0),
+                "position_ids": pad([r[3] for r in rows], 0)}
 
 
 # --------------------------------------------------------------------------- config and result
@@ -279,28 +276,72 @@ class TrainConfig:
     record_positions: bool = True  # write the sampled layouts to positions*.jsonl
 
     def validate(self) -> None:
+        """Check every field; a ValueError names the field, the value and the valid range."""
+        from transformers import SchedulerType
+
+        from creamviz.models import MAX_POSITION
         from creamviz.samplers import SAMPLERS
 
-        def need_int(name, low):
+        def need_int(name, low, high=None):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name}={v!r} is out of range: valid is an integer >= {low}")
+            rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+                raise ValueError(f"{name}={v!r} is out of range: valid is an integer {rng}")
+
+        def need_real(name, low, *, low_open=False):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+            ok = ok and (v > low if low_open else v >= low)
+            if not ok:
+                raise ValueError(f"{name}={v!r} is out of range: valid is a finite number "
+                                 f"{'>' if low_open else '>='} {low:g}")
+
+        def need_bool(name):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
 
         if self.train_len is not None:
-            need_int("train_len", 1)
+            need_int("train_len", 1, MAX_POSITION - 1)
+        need_int("target_len", 2, MAX_POSITION)  # float32 RoPE angles are exact below 2**24 positions
+        if self.train_len is not None and self.target_len <= self.train_len:
+            raise ValueError(f"target_len={self.target_len} is out of range: valid is > train_len={self.train_len}")
         for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1),
-                          ("save_every", 1), ("seed", 0), ("warmup_steps", 0)):
+                          ("save_every", 1), ("warmup_steps", 0)):
             need_int(name, low)
+        need_int("seed", 0, 2**32 - 1)  # numpy's legacy seeding (transformers.set_seed) takes 32 bits
+        need_real("lr", 0.0, low_open=True)
+        need_real("weight_decay", 0.0)
+        need_real("max_grad_norm", 0.0)  # 0 turns clipping off
+        for name in ("resume", "bf16", "progress", "record_positions"):
+            need_bool(name)
+        if self.cpu is not None:
+            need_bool("cpu")
+        if not isinstance(self.sampler_params, dict):
+            raise ValueError(f"sampler_params={self.sampler_params!r} must be a dict of sampler arguments")
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model={self.model!r} must be 'tiny' or a local model directory")
+        if not isinstance(self.out, str) or not self.out.strip():
+            raise ValueError(f"out={self.out!r} must name an output directory (not empty)")
+        if pathlib.Path(self.out).exists() and not pathlib.Path(self.out).is_dir():
+            raise ValueError(f"out={self.out!r} is an existing file; valid: a directory (new or existing)")
+        if self.data not in (None, "mix") and not (isinstance(self.data, str) and pathlib.Path(self.data).exists()):
+            raise ValueError(f"data={self.data!r} does not exist; valid: None (corpus), 'mix', a UTF-8 text file "
+                             "or a dataset (save_to_disk directory, jsonl / json / parquet file)")
+        if self.attn not in ("sdpa", "eager"):
+            raise ValueError(f"attn={self.attn!r}; valid: sdpa, eager")
+        try:
+            SchedulerType(self.lr_schedule)
+        except ValueError:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not a transformers scheduler; valid: "
+                             f"{', '.join(t.value for t in SchedulerType)}") from None
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler={self.sampler!r} is unknown; valid: {', '.join(SAMPLERS)}")
         if self.tokens not in TOKEN_MODES:
             raise ValueError(f"tokens={self.tokens!r}; valid: {', '.join(TOKEN_MODES)}")
         if self.rope not in ROPE_CHOICES:
             raise ValueError(f"rope={self.rope!r}; valid: {', '.join(ROPE_CHOICES)}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} is out of range: valid is (0, inf)")
-        if self.factor is not None and not (isinstance(self.factor, (int, float)) and 1 <= self.factor < math.inf):
-            raise ValueError(f"factor={self.factor!r} is out of range: valid is [1, inf) or None (L / W)")
+        if self.factor is not None:
+            need_real("factor", 1.0)
         if self.keep_checkpoints is not None:
             need_int("keep_checkpoints", 1)
         _validate_scale_fields(self)
@@ -366,24 +407,113 @@ class StopCallback(TrainerCallback):
         return control
 
 
+class NonFiniteLossError(ValueError):
+    """Training stopped because the loss, the gradient norm or the weights became NaN or infinite."""
+
+
+class _FiniteGuard(TrainerCallback):
+    """Stop at the first non-finite loss / grad norm, and never save non-finite weights.
+
+    Runs after the other callbacks: a save requested for this step is cancelled when the loss or
+    gradient norm just logged is not finite, or when any weight is (checked only at save steps).
+    """
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+
+    def _trip(self, control, problem: str):
+        self.problem = self.problem or problem
+        control.should_training_stop = True
+        control.should_save = False
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self._trip(control, f"{key} = {value} at step {state.global_step}")
+        return control
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.problem:
+            self._trip(control, self.problem)
+        elif control.should_save and model is not None:
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                self._trip(control, f"non-finite weights after step {state.global_step}")
+        return control
+
+
 class _PositionLogWriter(TrainerCallback):
     """Append the collator's new records to a jsonl file at every save and at the end."""
 
-    def __init__(self, collator: PositionCollator, path: pathlib.Path) -> None:
+    def __init__(self, collator: PositionCollator, path: pathlib.Path, consumed: int) -> None:
         self.collator, self.path, self.written = collator, path, 0
+        self.consumed = consumed  # examples used per optimizer step (all processes together)
 
-    def _flush(self):
-        new = self.collator.log[self.written:]
-        if new:
+    def _flush(self, state):
+        # the data loader collates one batch ahead: keep only rows of steps already taken, so a
+        # resume (which redoes the steps after its checkpoint) never writes a row twice
+        limit = state.global_step * self.consumed
+        log = self.collator.log
+        stop = self.written
+        while stop < len(log) and (log[stop]["sample_index"] is None or log[stop]["sample_index"] < limit):
+            stop += 1
+        if stop > self.written:
             with self.path.open("a") as fh:
-                fh.writelines(json.dumps(r) + "\n" for r in new)
-            self.written += len(new)
+                fh.writelines(json.dumps(r) + "\n" for r in log[self.written:stop])
+            self.written = stop
 
     def on_save(self, args, state, control, **kwargs):
-        self._flush()
+        self._flush(state)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._flush()
+        self._flush(state)
+
+
+def _trim_positions(path: pathlib.Path, limit: int) -> None:
+    """Keep the rows of ``path`` with ``sample_index < limit`` (the steps a checkpoint holds), once each."""
+    if not path.is_file():
+        return
+    seen, kept = set(), []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        idx = row.get("sample_index")
+        if idx is not None and (idx >= limit or idx in seen):
+            continue
+        seen.add(idx)
+        kept.append(line + "\n")
+    path.write_text("".join(kept))
+
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")  # written after the weights
+
+
+def complete_checkpoints(out: pathlib.Path) -> tuple[list[pathlib.Path], dict[str, str]]:
+    """The complete ``checkpoint-<step>`` directories of ``out`` (oldest first) and, for the others,
+    why they are incomplete (a kill during a save leaves weights without state, or cut files)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    from creamviz.models import check_safetensors_file
+
+    good, bad = [], {}
+    dirs = [d for d in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if d.is_dir() and d.name.split("-")[-1].isdigit()]
+    for d in sorted(dirs, key=lambda d: int(d.name.split("-")[-1])):
+        missing = [f for f in CHECKPOINT_FILES if not (d / f).is_file()]
+        weights = sorted(d.glob("*.safetensors"))
+        if missing or not weights:
+            bad[d.name] = f"missing {', '.join(missing or ['*.safetensors'])}"
+            continue
+        try:
+            json.loads((d / "trainer_state.json").read_text())
+            for w in weights:
+                check_safetensors_file(w)
+        except (ValueError, OSError) as err:
+            bad[d.name] = str(err)
+            continue
+        good.append(d)
+    return good, bad
 
 
 # --------------------------------------------------------------------------- helpers
@@ -402,12 +532,17 @@ def _git_commit() -> dict:
 
 def model_window(path: str) -> int:
     """The pre-trained window N of ``path`` (``"tiny"`` or a local directory): the RoPE
-    ``original_max_position_embeddings`` when set, else ``max_position_embeddings``."""
+    ``original_max_position_embeddings`` when set, ``max_position_embeddings / factor`` for a model
+    saved with linear interpolation (its config holds L), else ``max_position_embeddings``."""
     from creamviz import models
 
     cfg = models.load_config(path)
     rope = getattr(cfg, "rope_parameters", None) or {}
-    return int(rope.get("original_max_position_embeddings") or cfg.max_position_embeddings)
+    if rope.get("original_max_position_embeddings"):
+        return int(rope["original_max_position_embeddings"])
+    if rope.get("rope_type") == "linear" and rope.get("factor"):  # saved as L = factor * N
+        return int(round(cfg.max_position_embeddings / float(rope["factor"])))
+    return int(cfg.max_position_embeddings)
 
 
 def _version() -> str | None:
@@ -642,13 +777,24 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
     lengths = lengths_report(config)  # for the run metadata
     sampler = config.make_sampler()  # ValueErrors for bad sampler params come early
     out = pathlib.Path(config.out)
+    complete, incomplete = complete_checkpoints(out) if out.is_dir() else ([], {})
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if last is not None and not config.resume:
         raise ValueError(f"out={str(out)!r} already holds checkpoints ({pathlib.Path(last).name}); "
                          "pass resume=True to continue that run, or choose a new out directory")
     if config.resume:
         _check_resume_config(out, asked)
-    resumed_from = pathlib.Path(last) if (config.resume and last) else None
+        newer = {k: v for k, v in incomplete.items()
+                 if not complete or int(k.split("-")[-1]) > int(complete[-1].name.split("-")[-1])}
+        if newer:
+            warnings.warn(f"resume: skipping incomplete checkpoint(s) in {out} "
+                          f"({'; '.join(f'{k}: {v}' for k, v in newer.items())}); "
+                          + (f"resuming from {complete[-1].name}" if complete else "no complete one is left"),
+                          stacklevel=2)
+        if not complete:
+            warnings.warn(f"resume=True but {out} holds no complete checkpoint: starting a fresh run",
+                          stacklevel=2)
+    resumed_from = complete[-1] if (config.resume and complete) else None
 
     rope_factor = config.rope_factor
     model = models.load_model(config.model, rope=None if config.rope == "none" else config.rope,
@@ -667,6 +813,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
         max_grad_norm=config.max_grad_norm,
         logging_strategy="steps",
         logging_steps=1,  # one loss per optimizer step
+        logging_nan_inf_filter=False,  # log a NaN loss as NaN (the filter would hide it behind the mean)
         save_strategy="steps",
         save_steps=config.save_every,
         save_total_limit=config.keep_checkpoints,
@@ -683,7 +830,8 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
         use_cpu=(not torch.cuda.is_available()) if config.cpu is None else config.cpu,
     )
     window = config.train_len if config.tokens == "contiguous" else config.target_len
-    n_windows = config.steps * config.batch_size * config.grad_accum * max(1, args.world_size)
+    per_step = config.batch_size * config.grad_accum * max(1, args.world_size)  # examples per step
+    n_windows = config.steps * per_step
     if dataset is not None:
         if len(dataset) < n_windows:
             raise ValueError(f"dataset has {len(dataset)} rows; the run needs n_windows={n_windows}")
@@ -705,23 +853,39 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
         positions_file = out / f"positions{suffix}.jsonl"
         if resumed_from is None:
             positions_file.unlink(missing_ok=True)  # stale records of an earlier, restarted run
-        cbs.append(_PositionLogWriter(collator, positions_file))
+        else:  # rows written after the checkpoint (a kill) are drawn again: drop them
+            resumed_step = json.loads((resumed_from / "trainer_state.json").read_text())["global_step"]
+            _trim_positions(positions_file, int(resumed_step) * per_step)
+        cbs.append(_PositionLogWriter(collator, positions_file, per_step))
+    guard = _FiniteGuard()
+    cbs.append(guard)  # last: it may cancel a save the others asked for
 
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                       processing_class=tokenizer, callbacks=cbs)
     if not config.progress:  # without tqdm, Trainer prints every log dict; the loss log keeps them anyway
         trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+    with models.quiet_transformers():  # no "Writing model shards" bar at every checkpoint
+        trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
     wall = time.perf_counter() - start
 
     steps_done = int(trainer.state.global_step)
-    completed = steps_done >= config.steps
     loss_log = _loss_log(trainer.state.log_history)
+    if guard.problem:
+        if is_main:
+            with (out / "loss_log.jsonl").open("w") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in loss_log)
+        kept = complete_checkpoints(out)[0]
+        raise NonFiniteLossError(
+            f"training stopped: {guard.problem}; nothing was saved after it "
+            f"(last good checkpoint: {kept[-1].name if kept else 'none'}). Lower lr, raise warmup_steps or "
+            "check the data; loss_log.jsonl holds the steps taken")
+    completed = steps_done >= config.steps
     final = None
     if completed:
         final = out / "final"
-        trainer.save_model(str(final))  # safetensors + config (+ tokenizer); rank 0 writes
+        with models.quiet_transformers():
+            trainer.save_model(str(final))  # safetensors + config (+ tokenizer); rank 0 writes
         if is_main:
             (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the json below has it all
             meta = {

@@ -76,6 +76,9 @@ def test_demo_quick_end_to_end(tmp_path):
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "middle acc %" in proc.stdout and "report:" in proc.stdout
+    terminal = proc.stdout + proc.stderr  # creamviz's own bars and table only
+    for noise in ("Loading weights", "Writing model shards", "predefined maximum length"):
+        assert noise not in terminal, noise
     results = json.loads((out / "results.json").read_text())
     exp = results["experiment"]
     assert set(exp["middle_accuracy"]) == {"base", "cream", "pose"}

@@ -136,7 +136,7 @@ def test_randpos_full_window_and_blocks():
 
 # ----------------------------------------------------------------------------- the official recipe
 def reference_one(rng: random.Random, big_n: int, big_l: int, k: int, mu: float, sigma: float, p_cont: float):
-    """Straightforward per-sample transcription of CREAM.md's reference steps."""
+    """Straightforward per-sample transcription of the reference steps in docs/CREAM.md (section 4)."""
     factor = big_l // big_n
     edge = k if rng.random() < p_cont else big_n // 3
     u = rng.random()
@@ -259,13 +259,31 @@ def test_seeded_reproducibility(name):
 
 
 def test_known_values_are_stable_across_machines():
-    # PCG64 is platform-independent: pin a few values so a silent change of draw order shows up
-    seg = CreamSampler(4096, 32768).sample(4, seed=0)
-    again = CreamSampler(4096, 32768).sample(4, seed=0)
-    np.testing.assert_array_equal(seg.mid_end, again.mid_end)
+    """Four draws derived by hand from the recipe, then pinned (PCG64 is platform-independent).
+
+    Draw order: 4 branch uniforms, 4 uniforms u for rand_factor, 4 uniforms v placing P_e.
+    N = 4096, L = 32768: factor 8, k = 32, relativity L_h = 1365, mu = 9, sigma = 3.
+    """
+    import bisect
+    import math
+
     rng = np.random.default_rng(0)
-    branch = np.where(rng.random(4) < 0.5, 0, 1)
-    np.testing.assert_array_equal(seg.branch, branch)
+    b, u, v = rng.random(4), rng.random(4), rng.random(4)
+    x = [2 + 14 * i / 999 for i in range(1000)]  # linspace(2, 16, 1000)
+    cdf = [0.5 * (1 + math.erf((xi - 9) / (3 * math.sqrt(2)))) for xi in x]  # Phi((x - mu) / sigma)
+    expect = []
+    for bi, ui, vi in zip(b, u, v, strict=True):
+        edge = 32 if bi < 0.5 else 4096 // 3
+        j = bisect.bisect_right(cdf, ui)  # linear interpolation of u on (cdf, x)
+        rf = int(x[j - 1] + (ui - cdf[j - 1]) * (x[j] - x[j - 1]) / (cdf[j] - cdf[j - 1]))
+        chunk = 4096 - 2 * edge
+        lo, hi = int(edge + (chunk - 1) * rf / 2), int(rf / 2 * 4096 - edge - 1)
+        expect.append((int(bi >= 0.5), edge, rf, lo + int(vi * (hi - lo + 1))))
+    seg = CreamSampler(4096, 32768).sample(4, seed=0)
+    got = list(zip(seg.branch.tolist(), seg.head_len.tolist(), seg.rand_factor.tolist(), seg.mid_end.tolist(),
+                   strict=True))
+    assert got == expect
+    assert got == [(1, 1365, 11, 15553), (0, 32, 13, 26568), (0, 32, 9, 18357), (0, 32, 10, 20187)]
 
 
 # ----------------------------------------------------------------------------- registry and errors
@@ -281,7 +299,7 @@ def test_registry():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"train_len": 256, "target_len": 256}, r"target_len=256 .*>= 257"),
+    ({"train_len": 256, "target_len": 256}, r"target_len=256 .*\[257, "),
     ({"train_len": 256, "target_len": 100}, "target_len"),
     ({"train_len": 256, "target_len": 1000}, r"multiple of train_len=256"),
     ({"train_len": 256, "target_len": 2048, "k": 128}, r"k=128 .*\[1, 127\]"),
@@ -331,7 +349,16 @@ def test_segments_slicing_and_mid_len():
     assert (seg.mid_len == 128 - 2 * seg.head_len).all()
 
 
-@pytest.mark.parametrize("middle", ["reference", "truncnorm"])
+def test_truncnorm_rand_factor_is_the_floor_of_the_quantile():
+    s = CreamSampler(128, 1024, middle="truncnorm", sigma=2.5)
+    values, probs = s.rand_factor_pmf()
+    u = np.random.default_rng(1).random(50000)
+    steps = np.cumsum(probs)[:-1]
+    u = u[np.abs(u[:, None] - steps[None, :]).min(axis=1) > 1e-9]  # away from the steps (quantile round-off)
+    np.testing.assert_array_equal(s.rand_factor_from_u(u), np.floor(s._truncnorm().ppf(u)).astype(np.int64))
+
+
+@pytest.mark.parametrize("middle", ["reference"])
 def test_rand_factor_table_is_exact_at_the_steps(middle):
     # u values right at, just below and just above every step of u -> rand_factor, plus random ones
     s = CreamSampler(128, 1024, middle=middle, sigma=2.5)

@@ -89,11 +89,13 @@ def test_kv_gold_pair_at_requested_index(gold_index):
 
 
 def test_kv_depth_maps_to_index_half_up():
-    n = kv_retrieval(BYTE, 256, seed=0).n_items
-    for depth in (0.0, 0.25, 0.5, 1.0):
-        ex = kv_retrieval(BYTE, 256, depth=depth, seed=0)
-        assert ex.gold_index == int(depth * (n - 1) + 0.5)
-        assert ex.target_depth == depth
+    # 6 pairs, indices 0..5: depth 0.5 -> 2.5 -> 3 (half up; round() would give 2), 0.3 -> 1.5 -> 2
+    # (round() also 2), 0.1 -> 0.5 -> 1 (round() gives 0), 0.7 -> 3.5 -> 4, 1.0 -> 5
+    for depth, index in ((0.0, 0), (0.1, 1), (0.3, 2), (0.5, 3), (0.7, 4), (1.0, 5)):
+        ex = kv_retrieval(BYTE, 256, n_pairs=6, depth=depth, seed=0)
+        assert ex.gold_index == index and ex.target_depth == depth
+        pairs, query = _kv_pairs(ex.prompt)
+        assert len(pairs) == 6 and query == pairs[index][0]  # the query asks for that pair
 
 
 def test_kv_explicit_pairs_and_errors():

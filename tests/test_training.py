@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -270,6 +271,16 @@ def test_window_dataset_is_indexed_and_seeded():
         WindowDataset(tokens, 2000, 1, seed=0)
 
 
+def test_window_dataset_offsets_cover_exactly_the_valid_range():
+    # 70 tokens, windows of 64: the start is uniform on 0..6, and every window is whole
+    ds = WindowDataset(np.arange(70), 64, 700, seed=0)
+    starts = [int(ds[i]["input_ids"][0]) for i in range(len(ds))]
+    assert set(starts) == set(range(7))
+    assert all(len(ds[i]["input_ids"]) == 64 for i in range(len(ds)))
+    with pytest.raises(IndexError):
+        ds[700]
+
+
 def test_mixture_dataset_rows_are_seeded_by_index():
     from creamviz.models import byte_tokenizer
 
@@ -320,7 +331,7 @@ def test_cli_two_step_run_writes_safetensors_and_metadata(base_dir, tmp_path):
 def test_resume_loses_and_repeats_no_step(base_dir, small_corpus, tmp_path):
     from safetensors.torch import load_file
 
-    common = dict(model=str(base_dir), target_len=L, steps=4,  # train_len: the model's N = 64 batch_size=2,
+    common = dict(model=str(base_dir), target_len=L, steps=4, batch_size=2,  # train_len: the model's N = 64
                   save_every=2, warmup_steps=0, lr=1e-3, lr_schedule="linear", seed=7,
                   data=str(small_corpus), progress=False)
     whole = train(TrainConfig(**common, out=str(tmp_path / "whole")))
@@ -347,6 +358,14 @@ def test_resume_loses_and_repeats_no_step(base_dir, small_corpus, tmp_path):
     for name, w in w_whole.items():
         assert torch.equal(w, w_resumed[name]), name
     assert any(not torch.equal(w, base[name]) for name, w in w_whole.items())  # training moved them
+    rows = [json.loads(x) for x in (tmp_path / "cut" / "positions.jsonl").read_text().splitlines()]
+    assert sorted(r["sample_index"] for r in rows) == list(range(8))  # 4 steps x batch_size 2, each once
+    from creamviz.models import load_model
+    from creamviz.training import model_window
+
+    # the saved model holds L in max_position_embeddings (linear RoPE); its window is still N
+    assert load_model(resumed.final_model).config.max_position_embeddings == L
+    assert model_window(str(resumed.final_model)) == N
 
 
 def test_cancel_with_save_keeps_a_checkpoint_to_resume_from(base_dir, small_corpus, tmp_path):
@@ -415,3 +434,139 @@ def test_accelerate_launch_cpu_flag_finishes_and_loads(base_dir, small_corpus, t
     meta = _launch(["--cpu", "--num_processes", "2"], out, base_dir, small_corpus, tmp_path)
     assert meta["steps"] == 2
     _loads(out / "final")
+
+
+# --------------------------------------------------------------------------- hostile input
+@pytest.mark.parametrize("field, value", [
+    ("weight_decay", float("nan")), ("weight_decay", -0.1), ("weight_decay", float("inf")),
+    ("max_grad_norm", float("nan")), ("max_grad_norm", -1.0), ("lr", float("nan")), ("lr", 0.0),
+    ("lr", -1e-3), ("lr", float("inf")), ("steps", 0), ("steps", 2.5), ("batch_size", 0),
+    ("grad_accum", 0), ("save_every", 0), ("warmup_steps", -1), ("seed", -1), ("seed", 2**40),
+    ("factor", float("inf")), ("factor", float("nan")), ("factor", 0.5), ("target_len", 10**12),
+    ("target_len", 0), ("train_len", 0), ("keep_checkpoints", 0), ("lr_schedule", "bogus"),
+    ("out", ""), ("out", "   "), ("resume", "yes"), ("progress", 1), ("sampler_params", [1]),
+    ("attn", "flash"), ("data", "/no/such/file.txt"), ("sampler", "bogus"), ("tokens", "both"),
+])
+def test_train_config_refuses_every_bad_field(field, value):
+    with pytest.raises(ValueError, match=re.escape(field)):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_train_config_refuses_out_naming_a_file_and_target_not_above_train(tmp_path):
+    existing = tmp_path / "a_file"
+    existing.write_text("x")
+    with pytest.raises(ValueError, match="out=.*existing file"):
+        TrainConfig(out=str(existing)).validate()
+    with pytest.raises(ValueError, match="target_len=64 .*train_len=64"):
+        TrainConfig(train_len=64, target_len=64).validate()
+    TrainConfig(out=str(tmp_path / "new")).validate()  # a new directory is fine
+
+
+def test_undecodable_data_file_is_named(tmp_path):
+    from creamviz.data import read_corpus
+
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt.*not UTF-8"):
+        read_corpus(bad)
+
+
+def test_truncated_weights_are_a_clear_error(base_dir, tmp_path):
+    import shutil
+
+    from creamviz.models import load_model
+
+    cut = tmp_path / "cut"
+    shutil.copytree(base_dir, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"model\.safetensors.*not a complete safetensors file"):
+        load_model(cut)
+
+
+def test_train_len_other_than_the_model_window_needs_an_explicit_factor(base_dir, tmp_path):
+    cfg = dict(model=str(base_dir), train_len=N // 2, target_len=L, steps=1, batch_size=1, progress=False)
+    with pytest.raises(ValueError, match=rf"train_len={N // 2} differs .* window N={N}.*L / N = {L // N}"):
+        train(TrainConfig(**cfg, out=str(tmp_path / "a")))
+
+
+class _Poison(StopCallback):
+    """Make every weight NaN after step ``at`` (what a diverging run does)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.at:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+        return control
+
+
+def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(base_dir, small_corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    from creamviz.training import NonFiniteLossError
+
+    out = tmp_path / "run"
+    cfg = TrainConfig(model=str(base_dir), target_len=L, steps=6, batch_size=2, save_every=2, warmup_steps=0,
+                      data=str(small_corpus), progress=False, out=str(out))
+    # poisoned after step 3: the step-4 save must be cancelled (weights), the step-4 loss is NaN
+    with pytest.raises(NonFiniteLossError, match=r"step 4.*last good checkpoint: checkpoint-2"):
+        train(cfg, callbacks=[_Poison(at=3)])
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert not (out / "final").exists()
+    weights = load_file(out / "checkpoint-2" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    log = [json.loads(x) for x in (out / "loss_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log][:3] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log[:3])
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from transformers import Trainer
+from creamviz.training import TrainConfig, train
+save = Trainer._save_optimizer_and_scheduler
+def killed_while_saving(self, output_dir):
+    if output_dir.endswith("checkpoint-4"):  # weights of step 4 are on disk, its state is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, output_dir)
+Trainer._save_optimizer_and_scheduler = killed_while_saving
+train(TrainConfig(model=sys.argv[1], target_len=int(sys.argv[4]), steps=6, batch_size=2, save_every=2,
+                  warmup_steps=0, lr=1e-3, lr_schedule="linear", seed=3, data=sys.argv[2], progress=False,
+                  out=sys.argv[3]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_saving_then_resume_falls_back_and_logs_each_row_once(base_dir, small_corpus, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(base_dir), str(small_corpus), str(out), str(L)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert (out / "checkpoint-4" / "model.safetensors").is_file()  # half-written
+    assert not (out / "checkpoint-4" / "trainer_state.json").exists()
+    common = dict(model=str(base_dir), target_len=L, steps=6, batch_size=2, save_every=2, warmup_steps=0,
+                  lr=1e-3, lr_schedule="linear", seed=3, data=str(small_corpus), progress=False)
+    with pytest.warns(UserWarning, match=r"incomplete checkpoint.*checkpoint-4.*resuming from checkpoint-2"):
+        resumed = train(TrainConfig(**common, out=str(out), resume=True))
+    assert resumed.completed and resumed.resumed_from.name == "checkpoint-2"
+    rows = [json.loads(x) for x in (out / "positions.jsonl").read_text().splitlines()]
+    assert sorted(r["sample_index"] for r in rows) == list(range(12))  # 6 steps x 2, each once
+    whole = train(TrainConfig(**common, out=str(tmp_path / "whole")))
+    assert [r["loss"] for r in resumed.loss_log] == [r["loss"] for r in whole.loss_log]
+    uninterrupted = [json.loads(x) for x in (tmp_path / "whole" / "positions.jsonl").read_text().splitlines()]
+    key = ("sample_index", "head_len", "mid_start", "mid_end")
+    assert sorted(tuple(r[k] for k in key) for r in rows) == sorted(tuple(r[k] for k in key) for r in uninterrupted)
+
+
+def test_resume_without_a_checkpoint_says_so(base_dir, small_corpus, tmp_path):
+    cfg = TrainConfig(model=str(base_dir), target_len=L, steps=1, batch_size=1, save_every=5, warmup_steps=0,
+                      data=str(small_corpus), progress=False, out=str(tmp_path / "fresh"), resume=True)
+    with pytest.warns(UserWarning, match="no complete checkpoint: starting a fresh run"):
+        result = train(cfg)
+    assert result.completed and result.resumed_from is None

@@ -1,4 +1,4 @@
-"""Figures of where a model looks (issue 6): pooled attention maps from ``creamviz.attention``.
+"""Figures of where a model looks: pooled attention maps from ``creamviz.attention``.
 
 All builders take :class:`creamviz.attention.AttentionMaps` (several models as a mapping
 ``name -> maps``, e.g. ``{"base": ..., "cream": ..., "pose": ...}``) and only arrange them.

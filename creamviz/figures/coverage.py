@@ -1,4 +1,4 @@
-"""Figures of relative-position coverage and the Theorem B.1 audit (issue: coverage & theorem).
+"""Figures of relative-position coverage and the Theorem B.1 audit.
 
 Data come from :mod:`creamviz.coverage` (curves, per-distance frequencies) and
 :func:`creamviz.theorem.region_map`; the builders only arrange them.

@@ -1,4 +1,4 @@
-"""Figures of long-context evaluations (issue: short training runs): accuracy by depth, NIAH
+"""Figures of long-context evaluations: accuracy by depth, NIAH
 heatmap, accuracy by length, perplexity by position, pre-training curve.
 
 Inputs are the result dataclasses of ``creamviz.evaluate``; builders only arrange them.

@@ -1,4 +1,4 @@
-"""Figures of where sampled positions land (issue: samplers)."""
+"""Figures of where sampled positions land."""
 
 from __future__ import annotations
 
