@@ -61,7 +61,7 @@ MAX_RAND_FACTOR_FACTOR = 1 << 16  # largest L / N with a rand_factor (tables hol
 INT32_SAFE = 1 << 30  # Segments use int32 when L stays below this (sums of two ids cannot overflow)
 RANDPOS_MAX_TARGET_LEN = 1 << 26  # RandPos holds L random keys per sample (512 MiB of float64)
 TRUNCNORM_MIN_WIDTH = 1e-9  # truncnorm axis [2, 2f] in units of sigma below which the law is refused
-RANDPOS_MAX_KEYS = 1 << 32  # n * L random keys per call (about a minute on one core)
+RANDPOS_MAX_KEYS = 1 << 30  # n * L random keys per call (about 10 s on one core)
 
 
 # --------------------------------------------------------------------------- validation helpers
