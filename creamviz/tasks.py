@@ -138,7 +138,7 @@ def check_example_count(count: int) -> int:
     return count
 
 
-def _check_count(name: str, value) -> int:
+def _check_positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name}={value!r} is out of range: valid is an integer >= 1")
     return int(value)
@@ -363,7 +363,7 @@ def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
 def niah_grid(tokenizer, lengths: Sequence[int], depths: Sequence[float], *, n_per_cell: int = 1,
               seed: int = 0) -> list[TaskExample]:
     """NIAH examples over the grid lengths x depths, ``n_per_cell`` seeds each (seed, seed+1, ...)."""
-    _check_count("n_per_cell", n_per_cell)
+    _check_positive("n_per_cell", n_per_cell)
     if not len(lengths) or not len(depths):
         raise ValueError(f"lengths and depths must not be empty, got {len(lengths)} and {len(depths)}")
     check_example_count(n_per_cell * len(lengths) * len(depths))
@@ -379,7 +379,7 @@ def depth_sweep(task: str, tokenizer, length: int, depths: Sequence[float], *, n
     """Examples of ``task`` at each depth, ``n_per_depth`` seeds each (seed, seed+1, ...)."""
     if task not in GENERATORS:
         raise ValueError(f"task={task!r}; valid: {', '.join(GENERATORS)}")
-    _check_count("n_per_depth", n_per_depth)
+    _check_positive("n_per_depth", n_per_depth)
     if not len(depths):
         raise ValueError("depths must not be empty")
     check_example_count(n_per_depth * len(depths))

@@ -484,13 +484,6 @@ def test_truncated_weights_are_a_clear_error(base_dir, tmp_path):
         load_model(cut)
 
 
-def test_train_len_other_than_the_model_window_is_refused(base_dir, tmp_path):
-    # the RoPE factor L / train_len would not extend this model (window N) to L
-    cfg = dict(model=str(base_dir), train_len=N // 2, target_len=L, steps=1, batch_size=1, progress=False)
-    with pytest.raises(ValueError, match=rf"train_len={N // 2} differs from the pre-trained window N = {N}"):
-        train(TrainConfig(**cfg, out=str(tmp_path / "a")))
-
-
 class _Poison(StopCallback):
     """Make every weight NaN after step ``at`` (what a diverging run does)."""
 
