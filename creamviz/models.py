@@ -253,7 +253,7 @@ def load_config(path, *, rope=None, factor=None):
 
 
 @contextlib.contextmanager
-def quiet_transformers():
+def no_progress_bars():
     """Hide transformers' own progress bars ("Loading weights", "Writing model shards") inside the
     block; the previous setting is restored after it. Trainer's step bar is tqdm's, not affected."""
     from transformers.utils import logging as hf_logging
@@ -284,7 +284,7 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
     config = load_config(path, rope=rope, factor=factor)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with quiet_transformers():
+    with no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(
             _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
             trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)

@@ -865,7 +865,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
     if not config.progress:  # without tqdm, Trainer prints every log dict; the loss log keeps them anyway
         trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    with models.quiet_transformers():  # no "Writing model shards" bar at every checkpoint
+    with models.no_progress_bars():  # no "Writing model shards" bar at every checkpoint
         trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
     wall = time.perf_counter() - start
 
@@ -884,7 +884,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
     final = None
     if completed:
         final = out / "final"
-        with models.quiet_transformers():
+        with models.no_progress_bars():
             trainer.save_model(str(final))  # safetensors + config (+ tokenizer); rank 0 writes
         if is_main:
             (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the json below has it all
