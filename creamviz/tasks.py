@@ -840,6 +840,14 @@ def _fit_count(build: Callable[[int], str], tokenizer, chat: bool, budget: int, 
     return best
 
 
+def _token_counts(tokenizer, texts: list[str]) -> list[int]:
+    """Token counts of ``texts`` (no special tokens): one batched call when the tokenizer takes lists."""
+    try:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    except (TypeError, AttributeError):
+        return [n_answer_tokens(tokenizer, t) for t in texts]
+
+
 def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: float | None = None,
             n_pairs: int | None = None, seed: int = 0, chat: bool | None = None) -> TaskExample:
     """Lost in the Middle key-value retrieval in the paper's form, sized to ``length`` real tokens.
@@ -861,12 +869,10 @@ def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: flo
     def user(n: int, key: str) -> str:
         return LIM_KV_TEMPLATE.format(records=lim_kv_records(pairs[:n]), key=key)
 
-    def query_cost(key: str) -> int:
-        return len(tokenizer(f'{LIM_KV_QUESTION}{key}"', add_special_tokens=False)["input_ids"])
-
-    if n_pairs is None:
-        worst_key = max((k for k, _ in pairs), key=query_cost)
-        worst_answer = max(n_answer_tokens(tokenizer, v) for _, v in pairs)
+    if n_pairs is None:  # size for the costliest question and answer, so n does not depend on g
+        keys = [k for k, _ in pairs]
+        worst_key = keys[int(np.argmax(_token_counts(tokenizer, [f'{LIM_KV_QUESTION}{k}"' for k in keys])))]
+        worst_answer = max(_token_counts(tokenizer, [v for _, v in pairs]))
         n = _fit_count(lambda n: render_chat(tokenizer, user(n, worst_key), chat=use_chat)[0], tokenizer,
                        use_chat, length - worst_answer - 2, n_max, n_min=2)  # 2 tokens of slack
     else:
@@ -903,10 +909,8 @@ def _needle_chat(task: str, tokenizer, length: int, *, depth, seed, chat, digits
         cut = _round(depth * n)
         before = prefix + joiner.join(units[:cut]).rstrip()
         after = joiner.join(units[cut:n]).rstrip()
-        sep_b = " " if cut and not before.endswith("\n") else ""
-        sep_a = " " if after else ""
-        head = before + sep_b
-        return head + needle + sep_a + after + "\n\n" + question, len(head)
+        head = before + (" " if cut else "")  # the needle follows the prefix's newline or a unit
+        return head + needle + (" " if after else "") + after + "\n\n" + question, len(head)
 
     budget = length - n_answer_tokens(tokenizer, answer)
     n = _fit_count(lambda n: render_chat(tokenizer, user(n)[0], opening, chat=use_chat)[0], tokenizer,
