@@ -27,7 +27,8 @@ def fig_head_mosaic(maps: AttentionMaps, *, title: str | None = None, log: bool 
     (query blocks down, key blocks across), ``gap`` blank cells between tiles.
 
     One ``go.Heatmap`` named ``"mosaic"``; ``z`` is log10 of the block probability when ``log``
-    (blank = future blocks and gaps); hover names the layer, head and token ranges.
+    (blank = future blocks and gaps); the axis ticks name the layers and heads. Tile ``(a, c)``
+    holds ``maps.pooled[a, c]`` at rows ``a (P + gap) ...``, columns ``c (P + gap) ...``.
     """
     if not isinstance(maps, AttentionMaps):
         raise ValueError(f"maps must be an AttentionMaps, got {type(maps).__name__}")
@@ -36,24 +37,20 @@ def fig_head_mosaic(maps: AttentionMaps, *, title: str | None = None, log: bool 
     n_l, n_h, P = len(maps.layers), len(maps.heads), maps.pool
     step = P + gap
     z = np.full((n_l * step - gap, n_h * step - gap), np.nan)
-    text = np.full(z.shape, "", dtype=object)
-    b = maps.boundaries
-    blocks = [f"{b[i]}–{b[i + 1] - 1}" for i in range(P)]
-    for a, layer in enumerate(maps.layers):
-        for c, head in enumerate(maps.heads):
+    for a in range(n_l):
+        for c in range(n_h):
             tile = maps.pooled[a, c]
             if maps.is_difference or not log:
                 shown = tile if maps.is_difference else np.where(tile > 0, tile, np.nan)
             else:
                 shown = np.where(tile > 0, np.log10(np.maximum(tile, LOG_FLOOR)), np.nan)
             z[a * step:a * step + P, c * step:c * step + P] = shown
-            for i in range(P):
-                for j in range(P):
-                    text[a * step + i, c * step + j] = f"L{layer} H{head}<br>query {blocks[i]}<br>key {blocks[j]}"
     what = "Δ p" if maps.is_difference else ("log10 p" if log else "p")
-    fig = go.Figure(go.Heatmap(z=z, text=text, name="mosaic", colorscale="RdBu_r" if maps.is_difference else "Viridis",
+    # hover: tile row / column (layer, head from the axis labels) and the block; no per-cell text,
+    # which would multiply the figure's size for 270 tiles
+    fig = go.Figure(go.Heatmap(z=z, name="mosaic", colorscale="RdBu_r" if maps.is_difference else "Viridis",
                                colorbar={"title": what},
-                               hovertemplate="%{text}<br>" + what + " %{z:.3g}<extra></extra>"))
+                               hovertemplate="row %{y}, column %{x}<br>" + what + " %{z:.3g}<extra></extra>"))
     fig.update_xaxes(tickvals=[c * step + (P - 1) / 2 for c in range(n_h)],
                      ticktext=[f"H{h}" for h in maps.heads], side="top", showgrid=False)
     fig.update_yaxes(tickvals=[a * step + (P - 1) / 2 for a in range(n_l)],
