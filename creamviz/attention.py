@@ -520,13 +520,18 @@ def prompt_spans(example, tokenizer) -> PromptSpans:
     """Where the relevant item and the question sit in a :class:`creamviz.tasks.TaskExample`.
 
     Relevant item: the gold ``key:value`` pair (kv), the gold ``line <id>: <number>`` (lines), the
-    pass-key sentence (passkey) or the needle sentence (niah). Question: the text after the context
+    pass-key sentence (passkey) or the needle sentence (niah); chat tasks (``tasks.CHAT_TASKS``) give
+    theirs through the tokenizer's offset mapping. Question: the text after the context
     (kv: ``<key>:``; lines: ``what is in line <id>?``; passkey / niah: the final question). Offsets
     are token counts of the prompt's text prefixes (exact for the byte tokenizer; for sub-word
     tokenizers a token straddling a boundary is counted on the side its text starts).
     """
     from creamviz import tasks
 
+    if example.task in tasks.CHAT_TASKS:  # chat-template prompts carry their character spans
+        start, stop, question = tasks.chat_token_spans(tokenizer, example)
+        return PromptSpans(needle_start=start, needle_stop=stop, question_start=question,
+                           n_tokens=len(example.prompt_ids))
     prompt = example.prompt
     if example.task == "kv":
         key, value = example.meta["pairs"][example.gold_index]

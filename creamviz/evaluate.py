@@ -354,3 +354,135 @@ def evaluate_at(model, tokenizer, name: str, *, target_len: int, limit: int):
         return niah_grid(model, tokenizer, lengths=lengths, n_per_cell=limit)
     return ppl_by_position(model, tokenizer, length=target_len, bucket=max(1, target_len // 8), n_seqs=limit,
                            batch_size=1)
+
+
+# ============================================================================= real models
+# Shared-prefix decoding (one prefill per Lost-in-the-Middle context), Wilson intervals and a
+# resumable runner that appends records to a JSON file (for long CPU measurements in the background).
+
+def common_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix shared by all ``prompts``."""
+    if not prompts:
+        raise ValueError("prompts is empty")
+    n = min(len(p) for p in prompts)
+    first = prompts[0]
+    for i in range(n):
+        if any(p[i] != first[i] for p in prompts[1:]):
+            return i
+    return n
+
+
+@torch.no_grad()
+def generate_shared_prefix(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 8
+                           ) -> list[str]:
+    """Greedy continuations of prompts that share a long token prefix, e.g. one key-value context
+    asked for different keys: the prefix runs through the model once and each prompt continues from
+    a copy of its KV cache (``model.generate(..., cache=copy)``), one prompt at a time.
+
+    Same result as :func:`generate` up to float rounding (the prefix's keys / values are computed in
+    one pass instead of per prompt); at most one prefill per group instead of one per prompt.
+    """
+    import copy
+
+    from transformers import DynamicCache
+
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = model.device
+    shared = min(common_prefix_len(prompts), min(len(p) for p in prompts) - 1)  # >= 1 new token each
+    cache = None
+    if shared > 0:
+        prefix = torch.tensor([list(prompts[0][:shared])], device=device)
+        cache = DynamicCache(config=model.config)
+        model(input_ids=prefix, attention_mask=torch.ones_like(prefix), cache=cache, use_cache=True)
+    out = []
+    for p in prompts:
+        ids = torch.tensor([list(p)], device=device)
+        kwargs = {} if cache is None else {"cache": copy.deepcopy(cache)}
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=pad, **kwargs)
+        out.append(tokenizer.decode(gen[0, ids.shape[1]:].tolist(), skip_special_tokens=True))
+    return out
+
+
+def context_groups(examples: Sequence[TaskExample]) -> list[list[int]]:
+    """Indices of ``examples`` grouped by (task, length, seed) in first-seen order: for key-value
+    retrieval one group is one JSON object asked at every depth."""
+    groups: dict = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault((ex.task, ex.length, ex.seed), []).append(i)
+    return list(groups.values())
+
+
+def _record(ex: TaskExample, generated: str) -> dict:
+    rec = ex.record()
+    rec.pop("prompt")
+    rec.update(generated=generated, correct=bool(tasks.score(ex.task, generated, ex.answer)))
+    return rec
+
+
+def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, *,
+                       max_new_tokens: int | None = None, meta: dict | None = None,
+                       progress: bool = True) -> list[dict]:
+    """Evaluate ``examples`` group by group (:func:`context_groups`, shared-prefix decoding), writing
+    ``{"meta": ..., "records": [...]}`` to the JSON file ``path`` after every group; records already
+    in the file (same task, length, seed and requested depth) are kept and not recomputed, so an
+    interrupted run continues where it stopped. Returns all records for ``examples``.
+    ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+    import json
+    import os
+    import pathlib
+
+    from tqdm.auto import tqdm
+
+    path = pathlib.Path(path)
+
+    def key(r) -> tuple:
+        return (r["task"], int(r["length"]), int(r["seed"]), _depth_key(r))
+
+    done = {}
+    if path.is_file():
+        for r in json.loads(path.read_text())["records"]:
+            done[key(r)] = r
+    if max_new_tokens is None:
+        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+    info = dict(meta or {}, max_new_tokens=int(max_new_tokens))
+
+    def save():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"meta": info, "records": list(done.values())}, indent=1) + "\n")
+        os.replace(tmp, path)
+
+    for group in tqdm(context_groups(examples), desc="contexts", disable=not progress):
+        todo = [i for i in group if key(examples[i].record()) not in done]
+        if not todo:
+            continue
+        gens = generate_shared_prefix(model, tokenizer, [examples[i].prompt_ids for i in todo],
+                                      max_new_tokens=max_new_tokens)
+        for i, g in zip(todo, gens, strict=True):
+            rec = _record(examples[i], g)
+            done[key(rec)] = rec
+        save()
+    return [done[key(ex.record())] for ex in examples]
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k / n (``scipy.stats.binomtest``)."""
+    from scipy.stats import binomtest
+
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def depth_table(curve: DepthCurve, confidence: float = 0.95) -> list[dict]:
+    """One row per depth: accuracy, correct / n and the Wilson interval."""
+    rows = []
+    for d, a, n in zip(curve.depths, curve.accuracy, curve.n, strict=True):
+        k = int(round(a * n))
+        lo, hi = wilson_interval(k, int(n), confidence)
+        rows.append({"task": curve.task, "length": curve.length, "depth": float(d), "accuracy": float(a),
+                     "correct": k, "n": int(n), "ci_low": lo, "ci_high": hi, "confidence": confidence})
+    return rows

@@ -112,3 +112,61 @@ def test_greedy_chat_is_sensible(smol):
     out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)
     answer = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+# ----------------------------------------------------------------------------- attention = eager
+
+def _eager_attentions(model, ids, pos=None):
+    """(layers, heads, T, T) of an eager forward with output_attentions (the reference)."""
+    T = len(ids)
+    x = torch.tensor([ids])
+    kwargs = {} if pos is None else {"position_ids": torch.as_tensor(pos).reshape(1, T)}
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = model(input_ids=x, attention_mask=torch.ones_like(x), output_attentions=True, **kwargs)
+    finally:
+        model.set_attn_implementation("sdpa")
+    return torch.stack(out.attentions)[:, 0].double().numpy()
+
+
+@pytest.mark.slow
+def test_pooled_attention_equals_eager_on_the_real_model(smol):
+    """All 30 x 9 heads, pooled, against eager ``output_attentions``: contiguous ids on the base
+    model, then CREAM ids spread over 4 x the window with YaRN (factor 4)."""
+    import numpy as np
+
+    from creamviz import tasks
+    from creamviz.attention import attention_maps, pool_matrix, prompt_spans
+    from creamviz.samplers import CreamSampler
+
+    model, tok = smol
+    ex = tasks.kv_uuid(tok, 330, depth=0.5, seed=1)  # a short real prompt (2 pairs, ~260 tokens)
+    spans = prompt_spans(ex, tok)
+    ref = _eager_attentions(model, ex.prompt_ids)
+    maps = attention_maps(model, ex.prompt_ids, pool=16, query_len=spans.query_len)
+    assert maps.pooled.shape == (30, 9, 16, 16)
+    np.testing.assert_allclose(maps.pooled, pool_matrix(ref, maps.boundaries), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(maps.query_attention, ref[:, :, spans.question_start:].mean(2), atol=1e-4, rtol=0)
+
+    yarn = load_model(NAME, rope="yarn", factor=4)
+    T = len(ex.prompt_ids)
+    pos = CreamSampler(T, 4 * 8192, k=16, middle="truncnorm").position_ids(1, seed=0)[0]  # L / T not an integer
+    assert pos[-1] > 8192  # really beyond the window
+    ref = _eager_attentions(yarn, ex.prompt_ids, pos)
+    maps = attention_maps(yarn, ex.prompt_ids, position_ids=pos, pool=16, reduce="max", layers=range(0, 30, 3))
+    np.testing.assert_allclose(maps.pooled, pool_matrix(ref[::3], maps.boundaries, "max"), atol=1e-4, rtol=0)
+
+
+def test_shared_prefix_decoding_equals_plain_generate(smol):
+    """One prefill for a key-value context asked at three depths == three plain greedy runs."""
+    from creamviz import evaluate, tasks
+    from creamviz.attention import prompt_spans
+
+    model, tok = smol
+    exs = [tasks.kv_uuid(tok, 400, depth=d, seed=2) for d in (0.0, 0.5, 1.0)]
+    prompts = [ex.prompt_ids for ex in exs]
+    assert evaluate.common_prefix_len(prompts) >= prompt_spans(exs[0], tok).question_start  # the object
+    shared = evaluate.generate_shared_prefix(model, tok, prompts, max_new_tokens=6)
+    plain = evaluate.generate(model, tok, prompts, max_new_tokens=6, batch_size=1)
+    assert shared == plain and all(s for s in shared)

@@ -1,0 +1,124 @@
+"""Figures for a real model's many heads (SmolLM2: 30 layers x 9 heads = 270 maps).
+
+``fig_head_mosaic`` tiles every pooled map into one heatmap (a 270-panel subplot grid is slow to
+build and to scroll); ``fig_head_values`` draws one number per (layer, head), e.g. the attention
+the question pays the first token (the sink) or the gold pair; ``fig_head_depth_curves`` the mass
+on the relevant item by its depth for a few chosen heads of a ``NeedleSweep``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from creamviz.attention import AttentionMaps, NeedleSweep
+from creamviz.figures.style import TEMPLATE
+
+__all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves"]
+
+LOG_FLOOR = 1e-6  # probabilities below this get the floor colour on the log scale
+
+
+def fig_head_mosaic(maps: AttentionMaps, *, title: str | None = None, log: bool = True,
+                    gap: int = 1) -> go.Figure:
+    """Every pooled map of ``maps`` in one heatmap: layers down, heads across, each tile P x P
+    (query blocks down, key blocks across), ``gap`` blank cells between tiles.
+
+    One ``go.Heatmap`` named ``"mosaic"``; ``z`` is log10 of the block probability when ``log``
+    (blank = future blocks and gaps); the axis ticks name the layers and heads. Tile ``(a, c)``
+    holds ``maps.pooled[a, c]`` at rows ``a (P + gap) ...``, columns ``c (P + gap) ...``.
+    """
+    if not isinstance(maps, AttentionMaps):
+        raise ValueError(f"maps must be an AttentionMaps, got {type(maps).__name__}")
+    if not isinstance(gap, int) or gap < 0:
+        raise ValueError(f"gap={gap!r} must be an integer >= 0")
+    n_l, n_h, P = len(maps.layers), len(maps.heads), maps.pool
+    step = P + gap
+    z = np.full((n_l * step - gap, n_h * step - gap), np.nan)
+    for a in range(n_l):
+        for c in range(n_h):
+            tile = maps.pooled[a, c]
+            if maps.is_difference or not log:
+                shown = tile if maps.is_difference else np.where(tile > 0, tile, np.nan)
+            else:
+                shown = np.where(tile > 0, np.log10(np.maximum(tile, LOG_FLOOR)), np.nan)
+            z[a * step:a * step + P, c * step:c * step + P] = shown
+    what = "Δ p" if maps.is_difference else ("log10 p" if log else "p")
+    # hover: tile row / column (layer, head from the axis labels) and the block; no per-cell text,
+    # which would multiply the figure's size for 270 tiles
+    fig = go.Figure(go.Heatmap(z=z, name="mosaic", colorscale="RdBu_r" if maps.is_difference else "Viridis",
+                               colorbar={"title": what},
+                               hovertemplate="row %{y}, column %{x}<br>" + what + " %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(tickvals=[c * step + (P - 1) / 2 for c in range(n_h)],
+                     ticktext=[f"H{h}" for h in maps.heads], side="top", showgrid=False)
+    fig.update_yaxes(tickvals=[a * step + (P - 1) / 2 for a in range(n_l)],
+                     ticktext=[f"L{layer}" for layer in maps.layers], autorange="reversed", showgrid=False)
+    fig.update_layout(template=TEMPLATE, width=max(420, 70 * n_h + 200), height=max(360, 70 * n_l + 120),
+                      title=title or f"All {n_l} × {n_h} heads{' (' + maps.label + ')' if maps.label else ''}: "
+                                     f"{maps.reduce} of {P}×{P} blocks, T = {maps.seq_len:,} tokens")
+    return fig
+
+
+def fig_head_values(values: np.ndarray, layers: Sequence[int], heads: Sequence[int], *,
+                    title: str | None = None, label: str = "value", marks: Sequence[tuple[int, int]] = (),
+                    zmax: float | None = None) -> go.Figure:
+    """One number per (layer, head) as a heatmap (layers down, heads across), e.g.
+    ``maps.query_attention[..., 0]`` (the sink) or ``maps.mass_on(*needle)``.
+
+    ``values`` (n_layers, n_heads); ``marks``: (layer, head) pairs outlined (e.g. ``top_heads``).
+    Traces: ``go.Heatmap`` named ``label``, then one ``go.Scatter`` named ``"marked"`` if ``marks``.
+    """
+    v = np.asarray(values, dtype=float)
+    layers, heads = list(layers), list(heads)
+    if v.shape != (len(layers), len(heads)):
+        raise ValueError(f"values must have shape (len(layers), len(heads)) = ({len(layers)}, {len(heads)}), "
+                         f"got {v.shape}")
+    fig = go.Figure(go.Heatmap(z=v, x=[f"H{h}" for h in heads], y=[f"L{layer}" for layer in layers], name=label,
+                               colorscale="Viridis", zmin=0, zmax=zmax, colorbar={"title": label},
+                               hovertemplate="%{y} %{x}<br>" + label + " %{z:.3g}<extra></extra>"))
+    if marks:
+        bad = [m for m in marks if m[0] not in layers or m[1] not in heads]
+        if bad:
+            raise ValueError(f"marks {bad} are not among the given layers / heads")
+        fig.add_trace(go.Scatter(x=[f"H{h}" for _, h in marks], y=[f"L{layer}" for layer, _ in marks],
+                                 mode="markers", name="marked",
+                                 marker={"symbol": "square-open", "size": 16, "color": "#d62728",
+                                         "line": {"width": 2}}, hoverinfo="skip"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(template=TEMPLATE, width=max(380, 45 * len(heads) + 220),
+                      height=max(360, 20 * len(layers) + 140), showlegend=False,
+                      title=title or f"{label} per layer and head")
+    return fig
+
+
+def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], *, title: str | None = None,
+                          log_y: bool = False) -> go.Figure:
+    """Mass of the question on the relevant item by its depth, one line per chosen (layer, head)
+    (mean over the sweep's seeds), plus the mean over all heads and the uniform share (dashed).
+
+    Traces: ``"L{layer} H{head}"`` per head, ``"mean of heads"``, ``"uniform share"``.
+    """
+    if not isinstance(sweep, NeedleSweep):
+        raise ValueError(f"sweep must be a NeedleSweep, got {type(sweep).__name__}")
+    fig = go.Figure()
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    x = 100 * sweep.depths
+    for i, (layer, head) in enumerate(heads):
+        if layer not in sweep.layers or head not in sweep.heads:
+            raise ValueError(f"heads: layer {layer} / head {head} was not computed in the sweep")
+        fig.add_trace(go.Scatter(x=x, y=sweep.curve(layer, head), mode="lines+markers", name=f"L{layer} H{head}",
+                                 line={"color": palette[i % len(palette)], "width": 2},
+                                 hovertemplate="depth %{x:.0f}%<br>mass %{y:.3f}<extra>" + f"L{layer} H{head}</extra>"))
+    fig.add_trace(go.Scatter(x=x, y=sweep.curve(), mode="lines+markers", name="mean of heads",
+                             line={"color": "#444", "width": 2, "dash": "dot"}))
+    fig.add_trace(go.Scatter(x=x, y=sweep.uniform.mean(1), mode="lines", name="uniform share",
+                             line={"color": "#555", "dash": "dash", "width": 1}))
+    fig.update_layout(template=TEMPLATE, height=420, width=760, legend_title="head",
+                      xaxis_title="depth of the relevant item in the context (%)",
+                      yaxis_title="attention mass of the question on it",
+                      yaxis={"type": "log"} if log_y else {"rangemode": "tozero"},
+                      title=title or f"{sweep.label + ': ' if sweep.label else ''}mass on the {sweep.task} item "
+                                     f"by depth (L = {sweep.length:,}, {sweep.mass.shape[1]} prompt(s) per depth)")
+    return fig
