@@ -36,3 +36,13 @@ def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert readme.index("make demo") < 400 and readme.index("make test") < 400
+
+
+def test_figures_import_without_torch():
+    """The samplers / coverage / figures half of the package is numpy + plotly only."""
+    import subprocess
+    import sys
+
+    code = "import sys, creamviz.figures, creamviz.coverage, creamviz.theorem; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

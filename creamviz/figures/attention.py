@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.attention import AttentionMaps, NeedleSweep
+from creamviz.attention_result import AttentionMaps, NeedleSweep
 from creamviz.figures.style import SEGMENT_COLORS, TEMPLATE, method_color
 
 __all__ = ["fig_attention_grid", "fig_attention_head", "fig_depth_profiles", "fig_attention_difference",

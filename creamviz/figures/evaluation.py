@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from creamviz.evaluate import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
+from creamviz.scores import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
 from creamviz.figures.style import TEMPLATE, method_color
 
 __all__ = ["fig_accuracy_by_depth", "fig_niah_heatmap", "fig_accuracy_by_length",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from creamviz.attention import AttentionMaps, NeedleSweep
+from creamviz.attention_result import AttentionMaps, NeedleSweep
 from creamviz.figures.style import TEMPLATE
 
 __all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves"]
