@@ -129,43 +129,28 @@ def _decoder_layers(model) -> torch.nn.ModuleList:
 
 
 # --------------------------------------------------------------------------- public entry point
-@torch.no_grad()
-def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=None, pool: int = 256,
-                   reduce: str = "mean", query_len: int = 1, depth_bins: int | None = None,
-                   max_chunk_bytes: int | None = None, label: str = "") -> AttentionMaps:
-    """Pooled attention probabilities of ``model`` on one sequence, layer by layer, in bounded memory.
+@dataclass(frozen=True)
+class _Request:
+    """A validated :func:`attention_maps` request (one sequence of T tokens)."""
 
-    Args:
-        model: a Llama-architecture causal LM (``LlamaForCausalLM`` or its base ``LlamaModel``;
-            Mistral / Qwen2-style models with the same attention module work too). Its RoPE
-            (``config.rope_parameters``: linear / YaRN / dynamic interpolation from N to L) is used
-            as the model applies it. Sliding-window attention and logit soft-capping are not modelled.
-        input_ids: (T,) or (1, T) token ids (one sequence; no padding).
-        position_ids: (T,) or (1, T) strictly increasing ids (e.g. a CREAM vector with head
-            ``[0, L_h)``, middle ``[P_s, P_e]``, tail ``[L - L_t, L)``); default ``0 ... T-1``.
-        layers, heads: model layer / query-head indices to compute (int or sequence; None = all).
-        pool: P, blocks per axis (>= 1; more than T is cut to T); blocks hold ``floor`` or
-            ``ceil(T / P)`` tokens.
-        reduce: "mean" (average probability of the block, future entries counted as 0) or "max".
-        query_len: the final ``query_len`` positions are "the question" whose attention gives
-            ``query_attention``, ``depth_profile`` and ``thirds`` (1 ... T - 1).
-        depth_bins: B, bins of the depth profile over the context ``[0, T - query_len)``
-            (1 ... T - query_len; default ``min(20, T - query_len)``).
-        max_chunk_bytes: memory for the scores of one query chunk (float32 heads x rows x keys);
-            peak extra memory is a small multiple of it. Default 128 MiB on CPU, 2 GiB on CUDA.
-        label: a name kept on the result (figures use it).
+    ids: torch.Tensor  # (T,) token ids
+    pos: torch.Tensor  # (T,) strictly increasing position ids
+    layers: tuple[int, ...]  # model layer indices to compute
+    heads: tuple[int, ...]  # query-head indices to compute
+    pool: int  # P, pooling blocks per axis
+    reduce: str  # "mean" | "max"
+    query_len: int  # final positions forming the question
+    depth_bins: int  # B, bins of the depth profile
+    max_chunk_bytes: int  # memory for one query chunk of scores
 
-    Returns:
-        :class:`AttentionMaps` (numpy float64 arrays).
 
-    Memory: one forward pass with SDPA (``is_causal``, no T x T mask), plus per hook one layer's
-    keys (heads x T x d) and one chunk of scores. Never layers x heads x T^2.
-    """
+def _check_request(model, input_ids, position_ids, layers, heads, pool, reduce, query_len, depth_bins,
+                   max_chunk_bytes) -> _Request:
+    """Validate every argument of :func:`attention_maps` before any computation."""
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
         raise ValueError(f"model must be a transformers model (nn.Module with .config), got {type(model).__name__}")
-    decoder_layers = _decoder_layers(model)
     config = model.config
-    n_layers_model = len(decoder_layers)
+    n_layers_model = len(_decoder_layers(model))
     n_heads_model = config.num_attention_heads
 
     ids = torch.as_tensor(input_ids).cpu()
@@ -223,52 +208,69 @@ def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=No
         max_chunk_bytes = 2**31 if device.type == "cuda" else 2**27
     max_chunk_bytes = _check_int("max_chunk_bytes", max_chunk_bytes, low=1)
 
+    return _Request(ids=ids, pos=pos, layers=layer_idx, heads=head_idx, pool=pool, reduce=reduce,
+                    query_len=query_len, depth_bins=depth_bins, max_chunk_bytes=max_chunk_bytes)
+
+
+def _pool_layer(attn: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                req: _Request) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer's pooled attention (h, P, P) and the question's attention on every key (h, T),
+    from the inputs the model feeds that layer's attention (hidden (1, T, D), cos / sin (1, T, d)).
+    Query chunks of bounded size; the causal softmax of each is pooled at once."""
+    T, pool, reduce, head_idx, query_len = req.ids.numel(), req.pool, req.reduce, req.heads, req.query_len
+    context_len = T - query_len
+    device = hidden.device
     boundaries = pool_boundaries(T, pool)
     block_of = torch.from_numpy(np.repeat(np.arange(pool), np.diff(boundaries))).to(device)  # (T,) token -> block
     block_size = T // pool if T % pool == 0 else 0  # equal blocks allow a reshape instead of a scatter
     n_h = len(head_idx)
     # rows per query chunk: scores, probs and a pooled copy ~ 3 float32 (h, C, T) tensors
-    chunk_rows = max(1, min(T, max_chunk_bytes // (3 * 4 * n_h * T)))
+    chunk_rows = max(1, min(T, req.max_chunk_bytes // (3 * 4 * n_h * T)))
 
-    pooled = {}  # layer -> (h, P, P)
-    query_attn = {}  # layer -> (h, T)
-    wanted = set(layer_idx)
-    last = max(layer_idx)
-
-    def compute(layer: int, attn: torch.nn.Module, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        hidden, cos, sin = hidden[0], cos[0], sin[0]  # batch of one
-        k = _layer_keys(attn, hidden, cos, sin, head_idx).float()  # (h, T, d), cast once
-        acc = torch.zeros(n_h, pool, pool, dtype=torch.float64, device=device)  # (h, P, P) block sums / maxima
-        q_acc = torch.zeros(n_h, T, dtype=torch.float64, device=device)  # (h, T) summed attention of the question
-        for start in range(0, T, chunk_rows):
-            stop = min(T, start + chunk_rows)
-            q = _layer_queries(attn, hidden[start:stop], cos[start:stop], sin[start:stop], head_idx)  # (h, C, d)
-            S = int(boundaries[np.searchsorted(boundaries, stop)])  # keys up to the block edge >= stop
-            probs = _chunk_probs(q, k[:, :S], start, attn.scaling)  # (h, C, S), zero beyond the diagonal
-            C, qb = stop - start, block_of[start:stop]
-            if block_size:  # equal blocks: reduce a (h, C, S / bs, bs) view
-                blocks = probs.view(n_h, C, S // block_size, block_size)
-                by_key = blocks.sum(-1) if reduce == "mean" else blocks.amax(-1)  # (h, C, S / bs)
-            elif reduce == "mean":
-                by_key = torch.zeros(n_h, C, pool, device=device).index_add_(2, block_of[:S], probs)
-            else:
-                by_key = torch.zeros(n_h, C, pool, device=device).scatter_reduce_(
-                    2, block_of[:S].expand(n_h, C, S), probs, reduce="amax")  # (h, C, P)
-            by_key = by_key.double()
-            n_kb = by_key.shape[-1]
-            if reduce == "mean":
-                acc[:, :, :n_kb].index_add_(1, qb, by_key)
-            else:
-                acc[:, :, :n_kb].scatter_reduce_(1, qb[None, :, None].expand(n_h, C, n_kb), by_key, reduce="amax")
-            if stop > context_len:  # rows of the question
-                first = max(start, context_len) - start
-                q_acc[:, :S] += probs[:, first:].sum(1).double()
-            del probs, by_key
+    hidden, cos, sin = hidden[0], cos[0], sin[0]  # batch of one
+    k = _layer_keys(attn, hidden, cos, sin, head_idx).float()  # (h, T, d), cast once
+    acc = torch.zeros(n_h, pool, pool, dtype=torch.float64, device=device)  # (h, P, P) block sums / maxima
+    q_acc = torch.zeros(n_h, T, dtype=torch.float64, device=device)  # (h, T) summed attention of the question
+    for start in range(0, T, chunk_rows):
+        stop = min(T, start + chunk_rows)
+        q = _layer_queries(attn, hidden[start:stop], cos[start:stop], sin[start:stop], head_idx)  # (h, C, d)
+        S = int(boundaries[np.searchsorted(boundaries, stop)])  # keys up to the block edge >= stop
+        probs = _chunk_probs(q, k[:, :S], start, attn.scaling)  # (h, C, S), zero beyond the diagonal
+        C, qb = stop - start, block_of[start:stop]
+        if block_size:  # equal blocks: reduce a (h, C, S / bs, bs) view
+            blocks = probs.view(n_h, C, S // block_size, block_size)
+            by_key = blocks.sum(-1) if reduce == "mean" else blocks.amax(-1)  # (h, C, S / bs)
+        elif reduce == "mean":
+            by_key = torch.zeros(n_h, C, pool, device=device).index_add_(2, block_of[:S], probs)
+        else:
+            by_key = torch.zeros(n_h, C, pool, device=device).scatter_reduce_(
+                2, block_of[:S].expand(n_h, C, S), probs, reduce="amax")  # (h, C, P)
+        by_key = by_key.double()
+        n_kb = by_key.shape[-1]
         if reduce == "mean":
-            sizes = torch.from_numpy(np.diff(boundaries)).double().to(device)
-            acc /= sizes[:, None] * sizes[None, :]
-        pooled[layer] = acc.cpu()
-        query_attn[layer] = (q_acc / query_len).cpu()
+            acc[:, :, :n_kb].index_add_(1, qb, by_key)
+        else:
+            acc[:, :, :n_kb].scatter_reduce_(1, qb[None, :, None].expand(n_h, C, n_kb), by_key, reduce="amax")
+        if stop > context_len:  # rows of the question
+            first = max(start, context_len) - start
+            q_acc[:, :S] += probs[:, first:].sum(1).double()
+        del probs, by_key
+    if reduce == "mean":
+        sizes = torch.from_numpy(np.diff(boundaries)).double().to(device)
+        acc /= sizes[:, None] * sizes[None, :]
+    return acc.cpu(), (q_acc / query_len).cpu()
+
+
+def _run_with_layer_hooks(model, req: _Request, on_layer) -> None:
+    """One forward pass (SDPA, no T x T mask) that calls ``on_layer(layer, attn, hidden, cos, sin)``
+    with the inputs of each requested layer's attention and stops after the last one; hooks, the
+    attention implementation and train/eval mode are restored whatever happens."""
+    decoder_layers = _decoder_layers(model)
+    config = model.config
+    device = next(model.parameters()).device
+    ids, pos, T = req.ids, req.pos, req.ids.numel()
+    wanted = set(req.layers)
+    last = max(req.layers)
 
     hooks = []
 
@@ -276,7 +278,7 @@ def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=No
         def hook(module, args, kwargs):
             hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
             cos, sin = kwargs["position_embeddings"] if "position_embeddings" in kwargs else args[1]
-            compute(layer, module, hidden, cos, sin)
+            on_layer(layer, module, hidden, cos, sin)
             if layer == last:
                 raise _StopForward
         return hook
@@ -302,6 +304,53 @@ def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=No
         if config._attn_implementation != old_impl and hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation(old_impl)
         model.train(was_training)
+
+
+@torch.no_grad()
+def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=None, pool: int = 256,
+                   reduce: str = "mean", query_len: int = 1, depth_bins: int | None = None,
+                   max_chunk_bytes: int | None = None, label: str = "") -> AttentionMaps:
+    """Pooled attention probabilities of ``model`` on one sequence, layer by layer, in bounded memory.
+
+    Args:
+        model: a Llama-architecture causal LM (``LlamaForCausalLM`` or its base ``LlamaModel``;
+            Mistral / Qwen2-style models with the same attention module work too). Its RoPE
+            (``config.rope_parameters``: linear / YaRN / dynamic interpolation from N to L) is used
+            as the model applies it. Sliding-window attention and logit soft-capping are not modelled.
+        input_ids: (T,) or (1, T) token ids (one sequence; no padding).
+        position_ids: (T,) or (1, T) strictly increasing ids (e.g. a CREAM vector with head
+            ``[0, L_h)``, middle ``[P_s, P_e]``, tail ``[L - L_t, L)``); default ``0 ... T-1``.
+        layers, heads: model layer / query-head indices to compute (int or sequence; None = all).
+        pool: P, blocks per axis (>= 1; more than T is cut to T); blocks hold ``floor`` or
+            ``ceil(T / P)`` tokens.
+        reduce: "mean" (average probability of the block, future entries counted as 0) or "max".
+        query_len: the final ``query_len`` positions are "the question" whose attention gives
+            ``query_attention``, ``depth_profile`` and ``thirds`` (1 ... T - 1).
+        depth_bins: B, bins of the depth profile over the context ``[0, T - query_len)``
+            (1 ... T - query_len; default ``min(20, T - query_len)``).
+        max_chunk_bytes: memory for the scores of one query chunk (float32 heads x rows x keys);
+            peak extra memory is a small multiple of it. Default 128 MiB on CPU, 2 GiB on CUDA.
+        label: a name kept on the result (figures use it).
+
+    Returns:
+        :class:`AttentionMaps` (numpy float64 arrays).
+
+    Memory: one forward pass with SDPA (``is_causal``, no T x T mask), plus per hook one layer's
+    keys (heads x T x d) and one chunk of scores. Never layers x heads x T^2.
+    """
+    req = _check_request(model, input_ids, position_ids, layers, heads, pool, reduce, query_len, depth_bins,
+                         max_chunk_bytes)
+    layer_idx, T, query_len, pool = req.layers, req.ids.numel(), req.query_len, req.pool
+    context_len = T - query_len
+    depth_bins, pos = req.depth_bins, req.pos
+    boundaries = pool_boundaries(T, pool)
+    pooled, query_attn = {}, {}  # layer -> (h, P, P), (h, T)
+
+    def on_layer(layer, attn, hidden, cos, sin):
+        pooled[layer], query_attn[layer] = _pool_layer(attn, hidden, cos, sin, req)
+
+    _run_with_layer_hooks(model, req, on_layer)
+    wanted = set(layer_idx)
     if set(pooled) != wanted:
         raise ValueError(f"the forward pass did not reach layers {sorted(wanted - set(pooled))}; "
                          "is this a Llama-architecture model?")
@@ -320,8 +369,8 @@ def attention_maps(model, input_ids, *, position_ids=None, layers=None, heads=No
         depth_profile=span_mass(depth_boundaries), depth_boundaries=depth_boundaries,
         thirds=span_mass(third_boundaries), third_boundaries=third_boundaries,
         query_self_mass=q_attn[..., context_len:].sum(-1),
-        layers=layer_idx, heads=head_idx, position_ids=pos.numpy().copy(), query_start=context_len,
-        reduce=reduce, label=label)
+        layers=layer_idx, heads=req.heads, position_ids=pos.numpy().copy(), query_start=context_len,
+        reduce=req.reduce, label=label)
 
 
 # --------------------------------------------------------------------------- prompt spans

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from creamviz import fetch, models
-from creamviz.models import NAMED_MODELS, load_config, load_model, load_tokenizer, n_params
+from creamviz.models import NAMED_MODELS, load_config, load_model, load_tokenizer
 
 NAME = "smollm2-135m"
 
@@ -94,7 +94,7 @@ def test_converted_copy_matches_the_gguf_model(smol):
     """Independent reference: transformers' own GGUF loader on the original file."""
     model, tok = smol
     ref_model, ref_tok = fetch.load_gguf(fetch.gguf_path(NAME))
-    assert n_params(model) == n_params(ref_model) == 134_515_008
+    assert model.num_parameters() == ref_model.num_parameters() == 134_515_008
     text = 'Extract the value. {"a1b2": "c3d4"} Key: "a1b2"'
     assert tok(text)["input_ids"] == ref_tok(text)["input_ids"]
     assert tok.chat_template == ref_tok.chat_template
