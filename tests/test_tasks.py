@@ -15,24 +15,6 @@ FAST = FastByteTokenizer()
 GENS = {"kv": kv_retrieval, "lines": lines_retrieval, "passkey": passkey, "niah": niah}
 
 
-@pytest.fixture(scope="module")
-def bpe():
-    """A small word-piece-ish BPE tokenizer trained here on the corpus (no download): a tokenizer
-    whose tokens are not bytes, with a BOS token, to check the generators are tokenizer-agnostic."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(tasks.load_corpus("train")[:10], trainer)
-    from tokenizers import decoders
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>")
-
-
 def _answer_len(tok, ex):
     return tasks.n_answer_tokens(tok, ex.answer)
 

@@ -14,22 +14,6 @@ BYTE = byte_tokenizer()
 FAST = FastByteTokenizer()
 
 
-@pytest.fixture(scope="module")
-def bpe():
-    """A BPE tokenizer trained here (tokens are not bytes, with a BOS token)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(tasks.load_corpus("train")[:10], trainer)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>")
-
-
 @pytest.mark.parametrize("task", list(RULER_GENERATORS))
 @pytest.mark.parametrize("length", [256, 1024, 2048])
 def test_fits_budget_and_is_nearly_full(task, length):

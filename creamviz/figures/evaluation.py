@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from creamviz.scores import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
 from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.scores import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
 
 __all__ = ["fig_accuracy_by_depth", "fig_niah_heatmap", "fig_accuracy_by_length",
            "fig_ppl_by_position", "fig_pretrain_curve"]
