@@ -270,6 +270,18 @@ class ExplorerBase(T.HasTraits):
     def _action_views(self) -> list[W.Widget]:
         return []
 
+    def _trait_note(self, trait: str, label: str, *, escape: bool = True) -> W.HTML:
+        """A paragraph ``label. <value of the text trait>``, redrawn whenever the trait changes."""
+        note = W.HTML()
+
+        def show(_=None):
+            text = getattr(self, trait)
+            note.value = f"<p style='max-width:900px'><b>{label}.</b> {html.escape(text) if escape else text}</p>"
+
+        self.observe(show, trait)
+        show()
+        return note
+
     def _extra_views(self) -> list[W.Widget]:
         return []
 

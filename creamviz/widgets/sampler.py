@@ -261,14 +261,7 @@ class SamplerExplorer(ExplorerBase):
         return figs
 
     def _extra_views(self) -> list[W.Widget]:
-        note = W.HTML()
-
-        def show(_=None):
-            note.value = f"<p style='max-width:900px'><b>Measured.</b> {self.study_note}</p>"
-
-        self.observe(show, "study_note")
-        show()
-        return [*super()._extra_views(), note]
+        return [*super()._extra_views(), self._trait_note("study_note", "Measured", escape=False)]
 
     # ---- controls ---------------------------------------------------------------------------
     def _controls(self) -> list[W.Widget]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import ipywidgets as W
@@ -87,14 +86,7 @@ class TheoremExplorer(ExplorerBase):
         self._show_in_control("tail_len", 1, max(1, big_n - 1 - max(1, head)))
 
     def _extra_views(self) -> list[W.Widget]:
-        box = W.HTML()
-
-        def show(_=None):
-            box.value = f"<p style='max-width:900px'><b>Verdict.</b> {html.escape(self.verdict)}</p>"
-
-        self.observe(show, "verdict")
-        show()
-        return [box]
+        return [self._trait_note("verdict", "Verdict")]
 
     def export_html(self, path: str | Path = "creamviz_theorem.html") -> Path:
         """Write the current figures and verdict to one standalone HTML file."""
