@@ -58,12 +58,51 @@ def summary(path: pathlib.Path) -> dict:
     return out
 
 
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def answer_kinds(records: list[dict], tokenizer) -> dict:
+    """What the wrong key-value answers are, per length: the gold value, another value of the object,
+    a key of the object, only the asked key (e.g. "the value of <key> is <key>"), a UUID not in the
+    object, no UUID; and how many answers hit the ``max_new_tokens`` cap (no end of turn)."""
+    import re
+
+    out: dict = {}
+    for r in records:
+        if r["task"] != "kv_uuid":
+            continue
+        ex = tasks.kv_uuid(tokenizer, int(r["length"]), depth=r["target_depth"], seed=int(r["seed"]))
+        pairs = ex.meta["pairs"]
+        asked = pairs[ex.gold_index][0]
+        values, keys = {v for _, v in pairs}, {k for k, _ in pairs}
+        found = [u for u in re.findall(UUID, r["generated"].lower()) if u != asked]
+        if r["correct"]:
+            kind = "gold value"
+        elif any(u in values for u in found):
+            kind = "another value of the object"
+        elif any(u in keys for u in found):
+            kind = "another key of the object"
+        elif found:
+            kind = "a UUID not in the object"
+        elif asked in r["generated"].lower():
+            kind = "only the asked key"
+        else:
+            kind = "no UUID"
+        c = out.setdefault(f"kv_uuid_L{r['length']}", {})
+        c[kind] = c.get(kind, 0) + 1
+        capped = len(tokenizer(r["generated"], add_special_tokens=False)["input_ids"]) >= MAX_NEW_TOKENS["kv_uuid"] - 2
+        c["hit the token cap"] = c.get("hit the token cap", 0) + int(capped)
+    return out
+
+
 def print_summary(s: dict) -> None:
     for name, v in s.items():
         print(f"{name}: {v['n_contexts']} contexts, items {v['n_items']}, prompt tokens {v['prompt_tokens']}")
         for row in v["rows"]:
             print(f"  depth {row['depth']:>4.2f}: {row['correct']:>3}/{row['n']:<3} = {row['accuracy']:.3f} "
                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]")
+        if v.get("answer_kinds"):
+            print(f"  answers: {v['answer_kinds']}")
         if v["ends_vs_middle"]:
             t = v["ends_vs_middle"]
             print(f"  ends {t['ends_correct']}/{t['ends_n']} vs middle {t['middle_correct']}/{t['middle_n']}: "
@@ -81,7 +120,12 @@ def main(argv=None) -> int:
     p.add_argument("--summary", action="store_true", help="print the summary of --out and exit")
     args = p.parse_args(argv)
     if args.summary:
+        from creamviz.models import load_tokenizer
+
         s = summary(args.out)
+        kinds = answer_kinds(json.loads(args.out.read_text())["records"], load_tokenizer(args.model))
+        for name, v in s.items():
+            v["answer_kinds"] = kinds.get(name)
         print_summary(s)
         args.out.with_name(args.out.stem + "_summary.json").write_text(json.dumps(s, indent=1) + "\n")
         return 0
