@@ -487,7 +487,9 @@ def _trim_positions(path: pathlib.Path, limit: int) -> None:
     path.write_text("".join(kept))
 
 
-CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")  # written after the weights
+CHECKPOINT_FILES = ("trainer_state.json", "scheduler.pt")  # written after the weights
+# the optimizer state: plain / DDP, FSDP full state dict, FSDP sharded state dict (a directory)
+OPTIMIZER_STATE = ("optimizer.pt", "optimizer.bin", "optimizer_0")
 
 
 def complete_checkpoints(out: pathlib.Path) -> tuple[list[pathlib.Path], dict[str, str]]:
@@ -501,8 +503,10 @@ def complete_checkpoints(out: pathlib.Path) -> tuple[list[pathlib.Path], dict[st
     dirs = [d for d in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if d.is_dir() and d.name.split("-")[-1].isdigit()]
     for d in sorted(dirs, key=lambda d: int(d.name.split("-")[-1])):
         missing = [f for f in CHECKPOINT_FILES if not (d / f).is_file()]
+        if not any((d / f).exists() for f in OPTIMIZER_STATE):
+            missing.append(" or ".join(OPTIMIZER_STATE))
         weights = sorted(d.glob("*.safetensors"))
-        if missing or not weights:
+        if missing or not (weights or (d / "pytorch_model_fsdp_0").is_dir()):
             bad[d.name] = f"missing {', '.join(missing or ['*.safetensors'])}"
             continue
         try:
