@@ -275,8 +275,9 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     record_positions: bool = True  # write the sampled layouts to positions*.jsonl
 
-    def validate(self) -> None:
-        """Check every field; a ValueError names the field, the value and the valid range."""
+    def validate(self, *, data_is_label: bool = False) -> None:
+        """Check every field; a ValueError names the field, the value and the valid range.
+        ``data_is_label``: the rows come from a dataset passed to :func:`train`, ``data`` only names them."""
         from transformers import SchedulerType
 
         from creamviz.models import MAX_POSITION
@@ -324,7 +325,8 @@ class TrainConfig:
             raise ValueError(f"out={self.out!r} must name an output directory (not empty)")
         if pathlib.Path(self.out).exists() and not pathlib.Path(self.out).is_dir():
             raise ValueError(f"out={self.out!r} is an existing file; valid: a directory (new or existing)")
-        if self.data not in (None, "mix") and not (isinstance(self.data, str) and pathlib.Path(self.data).exists()):
+        if not data_is_label and self.data not in (None, "mix") and not (
+                isinstance(self.data, str) and pathlib.Path(self.data).exists()):
             raise ValueError(f"data={self.data!r} does not exist; valid: None (corpus), 'mix', a UTF-8 text file "
                              "or a dataset (save_to_disk directory, jsonl / json / parquet file)")
         if self.attn not in ("sdpa", "eager"):
@@ -775,7 +777,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
 
     from creamviz import models
 
-    config.validate()
+    config.validate(data_is_label=dataset is not None)
     asked = config  # as given (saved, and compared on resume)
     config = config.with_model_window()  # N resolved; N vs the model's window W and both factors checked
     lengths = lengths_report(config)  # for the run metadata
