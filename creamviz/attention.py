@@ -36,9 +36,9 @@ from creamviz.attention_result import (  # re-exported: the containers live torc
     AttentionMaps,
     NeedleSweep,
     _check_indices,
-    _check_int,
     pool_boundaries,
 )
+from creamviz.validation import check_int
 
 __all__ = ["AttentionMaps", "NeedleSweep", "PromptSpans", "attention_maps", "needle_sweep", "prompt_spans",
            "pool_boundaries", "pool_matrix", "REDUCES"]
@@ -191,7 +191,7 @@ def _check_request(model, input_ids, position_ids, layers, heads, pool, reduce, 
 
     layer_idx = _check_indices("layers", layers, n_layers_model)
     head_idx = _check_indices("heads", heads, n_heads_model)
-    pool = min(_check_int("pool", pool, low=1), T)
+    pool = min(check_int("pool", pool, low=1), T)
     pooled_bytes = len(layer_idx) * len(head_idx) * pool * pool * 8
     if pooled_bytes > MAX_POOLED_BYTES:
         raise ValueError(f"pool={pool}: the pooled maps need {len(layer_idx)} layers x {len(head_idx)} heads x "
@@ -199,14 +199,14 @@ def _check_request(model, input_ids, position_ids, layers, heads, pool, reduce, 
                          f"{MAX_POOLED_BYTES / 2**30:.0f} GiB; use a smaller pool or fewer layers / heads")
     if reduce not in REDUCES:
         raise ValueError(f"reduce={reduce!r} is not valid; valid: {REDUCES}")
-    query_len = _check_int("query_len", query_len, low=1, high=T - 1)
+    query_len = check_int("query_len", query_len, low=1, high=T - 1)
     context_len = T - query_len
-    depth_bins = min(20, context_len) if depth_bins is None else _check_int(
+    depth_bins = min(20, context_len) if depth_bins is None else check_int(
         "depth_bins", depth_bins, low=1, high=context_len)
     device = next(model.parameters()).device
     if max_chunk_bytes is None:
         max_chunk_bytes = 2**31 if device.type == "cuda" else 2**27
-    max_chunk_bytes = _check_int("max_chunk_bytes", max_chunk_bytes, low=1)
+    max_chunk_bytes = check_int("max_chunk_bytes", max_chunk_bytes, low=1)
 
     return _Request(ids=ids, pos=pos, layers=layer_idx, heads=head_idx, pool=pool, reduce=reduce,
                     query_len=query_len, depth_bins=depth_bins, max_chunk_bytes=max_chunk_bytes)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from creamviz.validation import check_int
+
 __all__ = ["AttentionMaps", "NeedleSweep", "pool_boundaries", "THIRDS"]
 
 THIRDS = ("head", "middle", "tail")  # names of the three context thirds
@@ -77,15 +79,15 @@ class AttentionMaps:
     def mass_on(self, start: int, stop: int) -> np.ndarray:
         """(n_layers, n_heads) attention mass the question pays to key tokens ``start ... stop-1``
         (e.g. a needle's span)."""
-        _check_int("start", start, low=0, high=self.seq_len - 1)
-        _check_int("stop", stop, low=start + 1, high=self.seq_len)
+        check_int("start", start, low=0, high=self.seq_len - 1)
+        check_int("stop", stop, low=start + 1, high=self.seq_len)
         return self.query_attention[..., start:stop].sum(-1)
 
     def top_heads(self, start: int, stop: int, k: int = 1) -> list[tuple[int, int]]:
         """The ``k`` (layer, head) pairs (model indices) whose question pays the most attention to
         key tokens ``start ... stop-1``, best first."""
         mass = self.mass_on(start, stop)  # (n_layers, n_heads)
-        k = _check_int("k", k, low=1, high=mass.size)
+        k = check_int("k", k, low=1, high=mass.size)
         order = np.argsort(mass, axis=None, kind="stable")[::-1][:k]
         return [(self.layers[i // mass.shape[1]], self.heads[i % mass.shape[1]]) for i in order]
 
@@ -161,13 +163,6 @@ class AttentionMaps:
 
 
 # --------------------------------------------------------------------------- validation helpers
-def _check_int(name: str, value, *, low: int, high: int | None = None) -> int:
-    rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer {rng}, got {value!r} ({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is out of range: valid is {rng}")
-    return int(value)
 
 
 def _check_indices(name: str, values, n: int) -> tuple[int, ...]:
@@ -177,7 +172,7 @@ def _check_indices(name: str, values, n: int) -> tuple[int, ...]:
     items = [values] if isinstance(values, numbers.Integral) else values
     if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray, range)):
         raise ValueError(f"{name} must be None, an int or a sequence of ints in [0, {n - 1}], got {values!r}")
-    out = tuple(_check_int(name, int(v) if isinstance(v, np.integer) else v, low=0, high=n - 1)
+    out = tuple(check_int(name, int(v) if isinstance(v, np.integer) else v, low=0, high=n - 1)
                 for v in items)
     if not out:
         raise ValueError(f"{name} must not be empty; valid indices are [0, {n - 1}]")
@@ -189,8 +184,8 @@ def _check_indices(name: str, values, n: int) -> tuple[int, ...]:
 def pool_boundaries(seq_len: int, pool: int) -> np.ndarray:
     """(pool + 1,) int token boundaries splitting ``seq_len`` tokens into ``pool`` contiguous blocks
     of ``floor`` / ``ceil(seq_len / pool)`` tokens: ``(arange(pool + 1) * seq_len) // pool``."""
-    _check_int("seq_len", seq_len, low=1)
-    _check_int("pool", pool, low=1, high=seq_len)
+    check_int("seq_len", seq_len, low=1)
+    check_int("pool", pool, low=1, high=seq_len)
     return (np.arange(pool + 1, dtype=np.int64) * seq_len) // pool
 
 

@@ -11,7 +11,7 @@ official script masks nothing). Here:
 - :func:`longchat_lines_chats` generates a small seeded LongChat-Lines-style set: a long
   multi-turn conversation in which the user dictates numbered lines ``line <id>: REGISTER_CONTENT
   is <number>`` over several turns and finally asks for the number on one line.
-  ``data/chat/longchat_lines.jsonl`` is that set as shipped (:data:`SHIPPED_CHATS`).
+  ``creamviz/resources/chat/longchat_lines.jsonl`` is that set as shipped (:data:`SHIPPED_CHATS`).
 
 A ``.jsonl`` / ``.json`` / ``.parquet`` file or a ``save_to_disk`` dataset with a ``messages``
 column trains through ``creamviz train --data <file> --data-column messages``.
@@ -25,10 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from creamviz.resources import resource_path
+
 __all__ = ["CHAT_LABELS", "SHIPPED_CHATS", "longchat_lines_chats", "render_chat", "write_chats"]
 
 CHAT_LABELS = ("all", "assistant")  # label modes: every token (official CREAM-Chat) or assistant turns
-SHIPPED_CHATS = pathlib.Path(__file__).resolve().parent.parent / "data" / "chat" / "longchat_lines.jsonl"
+SHIPPED_CHATS = resource_path("chat", "longchat_lines.jsonl")
 SHIPPED_RECIPE = dict(n=24, n_lines=120, lines_per_turn=12, seed=0)  # how SHIPPED_CHATS was generated
 _ROLES = ("system", "user", "assistant")
 

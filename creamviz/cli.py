@@ -188,7 +188,7 @@ def _train_parser() -> argparse.ArgumentParser:
         "sampler": f"position sampler: {' | '.join(SAMPLERS)} (any register_sampler'ed scheme)",
         "data": "'mix' (corpus text + synthetic retrieval tasks), a UTF-8 .txt file, a datasets save_to_disk "
                 "directory or a .jsonl/.json/.parquet file (input_ids, text or messages column), or none (the "
-                "corpus in data/corpus/, train split)",
+                "corpus in creamviz/resources/corpus/, train split)",
     })
     group = p.add_argument_group("sampler parameters (passed only when given; each applies to the samplers "
                                  "that declare it)")
@@ -256,14 +256,14 @@ def _pretrain_parser() -> argparse.ArgumentParser:
     from creamviz.tiny_base import PretrainConfig
 
     p = OneLineParser(prog="creamviz pretrain", formatter_class=_Formatter,
-                      description="Rebuild the tiny base checkpoint shipped in data/tiny-base/.")
+                      description="Rebuild the tiny base checkpoint shipped in creamviz/resources/tiny-base/.")
     add_dataclass_arguments(p, PretrainConfig, defaults={"out": None},
                             helps={"out": f"output directory (required; the shipped checkpoint is "
                                           f"{PretrainConfig.out})"})
     p.add_argument("--layers", type=int, default=None, help="TinyConfig.num_hidden_layers override")
     p.add_argument("--hidden", type=int, default=None, help="TinyConfig.hidden_size override")
-    p.add_argument("--write-corpus", action="store_true", help="regenerate data/corpus/ and exit")
-    p.add_argument("--build-eval-sets", action="store_true", help="regenerate data/eval/ and exit")
+    p.add_argument("--write-corpus", action="store_true", help="regenerate creamviz/resources/corpus/ and exit")
+    p.add_argument("--build-eval-sets", action="store_true", help="regenerate creamviz/resources/eval/ and exit")
     return p
 
 
@@ -280,7 +280,7 @@ def _pretrain_run(ns: argparse.Namespace) -> int:
         print(tasks.build_eval_sets())
         return 0
     if ns.out is None:
-        raise ValueError("out is required: --out DIR (use --out data/tiny-base to overwrite the shipped model)")
+        raise ValueError("out is required: --out DIR (use --out creamviz/resources/tiny-base to overwrite the shipped model)")
     if ns.stop_after is not None and ns.stop_after < 1:
         raise ValueError(f"stop_after={ns.stop_after} is out of range: valid is >= 1, or none (run all steps)")
     for name in ("steps", "batch_size", "threads", "eval_every", "save_every", "log_every", "warmup"):

@@ -1,6 +1,6 @@
 """Training data: the text corpus, seeded N-token windows, and the tiny base's mixture.
 
-- :func:`read_corpus` — the shipped text corpus (``data/corpus/``) or a UTF-8 file;
+- :func:`read_corpus` — the shipped text corpus (``creamviz/resources/corpus/``) or a UTF-8 file;
 - :class:`WindowDataset` — seeded windows of N tokens cut from one token stream;
 - :class:`Mixture` / :class:`MixtureConfig` — the tiny base's pre-training mixture (natural text plus
   the synthetic retrieval tasks of :mod:`creamviz.tasks`), and :class:`MixtureDataset`, the same rows
@@ -42,7 +42,7 @@ class MixtureConfig:
 
 def read_corpus(path: str | pathlib.Path | None = None) -> str:
     """The training text: ``path`` (a UTF-8 text file) or, for None, the train split of the corpus
-    shipped in ``data/corpus/`` (CPython's pydoc topics, PSF licence; the held-out evaluation
+    shipped in ``creamviz/resources/corpus/`` (CPython's pydoc topics, PSF licence; the held-out evaluation
     topics are left out), documents joined by newlines."""
     if path is None:
         return "\n".join(tasks.load_corpus("train"))

@@ -197,7 +197,7 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
             f"Base: the shipped tiny Llama (N = {window}). Each method fine-tunes it to L = {exp_cfg.target_len:,} for "
             f"{exp_cfg.steps} steps (batch {exp_cfg.batch_size} × N, lr {exp_cfg.lr}, {exp_cfg.rope} RoPE interpolation, "
             f"the pre-training mix of text and retrieval tasks), seeds {list(exp_cfg.seeds)}; the base with the same "
-            "interpolation and no fine-tuning is the floor. Evaluation uses the fixed sets in data/eval/: "
+            "interpolation and no fine-tuning is the floor. Evaluation uses the fixed sets in creamviz/resources/eval/: "
             f"{exp_cfg.kv_per_depth} key-value prompts per gold depth at L, the NIAH grid, perplexity by position.",
             "Keys and values are 4-character hex strings (the paper's UUIDs are too long for a byte-level model "
             "with a 2K context); the structure of the task is the same.",
@@ -210,7 +210,7 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
 
 
 def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
-    """The shipped sampler-parameter study (``data/study/summary.json``, made by ``creamviz study``)."""
+    """The shipped sampler-parameter study (``creamviz/resources/study/summary.json``, made by ``creamviz study``)."""
     from creamviz.widgets.sampler import STUDY_SUMMARY
 
     if not STUDY_SUMMARY.is_file():
@@ -226,7 +226,7 @@ def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
               f"{v['p_value']:.3g}", f"{v.get('p_holm', float('nan')):.3g}", v["n_seeds"]]
              for name, v in summary["contrasts"].items()]
     section = Section(
-        title="What the knobs do: the sampler-parameter study (measured, shipped in data/study/)",
+        title="What the knobs do: the sampler-parameter study (measured, shipped in creamviz/resources/study/)",
         paragraphs=[
             f"Ten arms fine-tune the tiny base from N = {c.get('train_len', 256)} to L = {c['target_len']:,} ({c['rope']}, "
             f"{c['steps']} steps, lr {c['lr']}, batch {c['batch_size']}, data {c['data']}) over 20 seeds each (CREAM and "
@@ -240,7 +240,7 @@ def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
                 (["contrast", "difference (points)", "95 % CI", "p", "p (Holm)", "paired seeds"], crows)],
         figures=[F.fig_study_forest(summary), F.fig_study_contrasts(summary), F.fig_study_depth(summary)],
     )
-    return section, {"verdict": summary.get("verdict"), "source": "data/study/summary.json"}
+    return section, {"verdict": summary.get("verdict"), "source": "creamviz/resources/study/summary.json"}
 
 
 STAGES = {"sampling": sampling_section, "coverage": coverage_section, "rope": rope_section,

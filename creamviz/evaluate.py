@@ -5,7 +5,7 @@
 - ``niah_grid``          needle-in-a-haystack accuracy over lengths x depths (array (depth, length));
 - ``passkey_by_length``  passkey accuracy per length;
 - ``ppl_by_position``    perplexity of held-out text by position bucket at one length;
-- ``evaluate_eval_set``  any fixed set shipped in ``data/eval/`` (comparable across runs).
+- ``evaluate_eval_set``  any fixed set shipped in ``creamviz/resources/eval/`` (comparable across runs).
 
 Answers come from greedy decoding through ``model.generate`` (``do_sample=False``, the model's own
 generation config otherwise), batched with left padding and an explicit attention mask. Every result
@@ -14,7 +14,6 @@ has ``.records()``: a tidy list of dicts, one per example (or bucket), ready for
 
 from __future__ import annotations
 
-import numbers
 from collections import Counter
 from collections.abc import Sequence
 
@@ -37,15 +36,11 @@ from creamviz.scores import (  # re-exported: the result containers live torch-f
     niah_grid_from_records,
 )
 from creamviz.tasks import EVAL_DEPTHS, TaskExample
+from creamviz.validation import check_int
 
 MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windows are held at once)
 
 
-def _check_count(name: str, value, low: int = 1) -> int:
-    """An integer >= low, or a ValueError naming the parameter (zero-sized requests are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r} is out of range: valid is an integer >= {low}")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- generation
@@ -60,8 +55,8 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_toke
     generates at most up to it: no position beyond L is used. (The task generators size prompt plus
     answer to L, so the answer always fits.)
     """
-    batch_size = _check_count("batch_size", batch_size)
-    max_new_tokens = _check_count("max_new_tokens", max_new_tokens)
+    batch_size = check_int("batch_size", batch_size, 1)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
     _check_nonempty("prompts", prompts)
     if any(len(p) == 0 for p in prompts):
         raise ValueError(f"prompt {next(i for i, p in enumerate(prompts) if len(p) == 0)} is empty; "
@@ -113,7 +108,7 @@ def accuracy_by_depth(model, tokenizer, *, task: str = "kv", length: int = 2048,
     Generates ``n_per_depth`` examples per depth (seeds seed, seed+1, ...) unless ``examples`` given.
     """
     if examples is None:
-        _check_count("n_per_depth", n_per_depth)
+        check_int("n_per_depth", n_per_depth, 1)
         examples = tasks.depth_sweep(task, tokenizer, length, _check_nonempty("depths", depths),
                                      n_per_depth=n_per_depth, seed=seed)
     return depth_curve(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
@@ -124,7 +119,7 @@ def niah_grid(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
               examples: Sequence[TaskExample] | None = None, batch_size: int = 8) -> NiahGrid:
     """Needle-in-a-haystack accuracy over ``lengths`` x ``depths``."""
     if examples is None:
-        _check_count("n_per_cell", n_per_cell)
+        check_int("n_per_cell", n_per_cell, 1)
         examples = tasks.niah_grid(tokenizer, _check_nonempty("lengths", lengths),
                                    _check_nonempty("depths", depths), n_per_cell=n_per_cell, seed=seed)
     return niah_grid_from_records(evaluate_examples(model, tokenizer, examples, batch_size=batch_size))
@@ -133,7 +128,7 @@ def niah_grid(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
 def passkey_by_length(model, tokenizer, *, lengths: Sequence[int] = tasks.EVAL_LENGTHS,
                       n_per_length: int = 10, seed: int = 0, batch_size: int = 8) -> LengthCurve:
     """Passkey accuracy per length; depths drawn uniformly at random (seeded)."""
-    _check_count("n_per_length", n_per_length)
+    check_int("n_per_length", n_per_length, 1)
     tasks.check_example_count(n_per_length * len(lengths))
     examples = [tasks.passkey(tokenizer, int(L), seed=seed + i) for L in _check_nonempty("lengths", lengths)
                 for i in range(n_per_length)]
@@ -150,8 +145,8 @@ def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, 
     Windows come from ``text`` (default: the held-out CPython documentation topics, joined); position
     t's loss is that of predicting token t, so positions 1 ... L-1 are scored.
     """
-    bucket, length = _check_count("bucket", bucket), _check_count("length", length, 2)
-    n_seqs, batch_size = _check_count("n_seqs", n_seqs), _check_count("batch_size", batch_size)
+    bucket, length = check_int("bucket", bucket, 1), check_int("length", length, 2)
+    n_seqs, batch_size = check_int("n_seqs", n_seqs, 1), check_int("batch_size", batch_size, 1)
     if n_seqs * length > MAX_PPL_TOKENS:
         raise ValueError(f"n_seqs * length = {n_seqs} * {length} = {n_seqs * length} tokens exceed the limit "
                          f"{MAX_PPL_TOKENS}; ask for fewer or shorter sequences")
@@ -179,7 +174,7 @@ def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit
     -> DepthCurve. ``limit`` keeps the first ``limit`` examples per depth (per cell for niah)."""
     examples = tasks.load_eval_set(name, tokenizer)
     if limit is not None:
-        _check_count("limit", limit)
+        check_int("limit", limit, 1)
         seen: Counter = Counter()  # examples kept per depth (per cell for niah)
         kept = []
         for ex in examples:

@@ -3,7 +3,7 @@
 ``run_experiment(ExperimentConfig())`` fine-tunes the shipped tiny base (N = 256) to L = 2048 with
 each method and seed (same data, steps, learning rate, RoPE interpolation and seeds), keeps the
 untuned base (with the same RoPE interpolation) as the floor, and evaluates every model on the
-fixed sets shipped in ``data/eval/``: key-value retrieval by depth of the gold pair at L (the
+fixed sets shipped in ``creamviz/resources/eval/``: key-value retrieval by depth of the gold pair at L (the
 Lost-in-the-Middle curve), a needle-in-a-haystack grid, perplexity by position at L, and the
 attention depth profile of one key-value prompt. Runs already present in ``out/runs`` with the
 same configuration are reused, so an interrupted experiment continues where it stopped.
@@ -33,7 +33,7 @@ MIDDLE_DEPTHS = (0.25, 0.5, 0.75)  # depths counted as "the middle" of the conte
 @dataclass
 class ExperimentConfig:
     out: Path = Path("demo_out")  # runs go to out/runs/<method>-s<seed>
-    base: str = "tiny"  # the base checkpoint ("tiny" = data/tiny-base, or a local directory)
+    base: str = "tiny"  # the base checkpoint ("tiny" = creamviz/resources/tiny-base, or a local directory)
     target_len: int = 2048  # L; N is the base's window (256 for the tiny base)
     rope: str = "yarn"  # RoPE interpolation for every model, the base included: yarn | linear
     methods: tuple[str, ...] = ("cream", "pose")  # samplers compared

@@ -4,7 +4,7 @@
   1M parameters, small enough to train on 2 CPU cores, pre-trained window N = 256 tokens.
 - ``byte_tokenizer()``: transformers' ``ByT5Tokenizer`` (UTF-8 bytes, no vocabulary files):
   one token per byte (id = byte + 3), ``<pad>`` = 0, ``</s>`` = 1, ``<unk>`` = 2; 384 ids in all.
-- ``BASE_CHECKPOINT``: ``data/tiny-base/``, the shipped tiny model pre-trained at N = 256 (rebuilt by
+- ``BASE_CHECKPOINT``: ``creamviz/resources/tiny-base/``, the shipped tiny model pre-trained at N = 256 (rebuilt by
   ``creamviz pretrain``); ``load_model("tiny")`` loads it.
 - ``load_model(path, rope=..., factor=...)``: safetensors only, offline, no remote code; RoPE
   interpolation from N to the target length L = factor * N set through ``config.rope_parameters``.
@@ -21,8 +21,9 @@ import os
 import pathlib
 from dataclasses import asdict, dataclass
 
-DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
-BASE_CHECKPOINT = DATA_DIR / "tiny-base"  # the shipped pre-trained tiny model (N = 256)
+from creamviz.resources import resource_path
+
+BASE_CHECKPOINT = resource_path("tiny-base")  # the shipped pre-trained tiny model (N = 256)
 
 ROPE_TYPES = ("linear", "yarn", "dynamic")  # interpolation kinds load_model accepts
 MAX_TINY_PARAMS = 1 << 28  # tiny_llama refuses configurations above this many parameters (1 GiB of float32)

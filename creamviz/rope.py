@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from creamviz.validation import check_int, check_real
+
 __all__ = [
     "SCALINGS",
     "PRESETS",
@@ -74,17 +76,8 @@ DECAY_BLOCK = 1 << 20  # (distance, dimension) complex terms summed at once (16 
 
 
 # --------------------------------------------------------------------------- validation
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
-def _check_real(name: str, value, low: float, *, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or \
-            (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
-    return float(value)
 
 
 def _scaling_name(scaling) -> str:
@@ -155,8 +148,8 @@ def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope
     name = _scaling_name(scaling)
     config = base_config(model)
     window, theta = _window_and_theta(config)
-    big_n = window if train_len is None else _check_int("train_len", train_len, 2)
-    theta = theta if rope_theta is None else _check_real("rope_theta", rope_theta, 1.0, strict=True)
+    big_n = window if train_len is None else check_int("train_len", train_len, 2)
+    theta = theta if rope_theta is None else check_real("rope_theta", rope_theta, 1.0, low_open=True)
     config.max_position_embeddings = big_n
     config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
     if name == "default":
@@ -180,17 +173,17 @@ def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope
     models._apply_rope(config, name if name in models.ROPE_TYPES else "yarn", float(factor))
     params = dict(config.rope_parameters)
     if name == "yarn":
-        fast = YARN_DEFAULTS["beta_fast"] if beta_fast is None else _check_real("beta_fast", beta_fast, 0, strict=True)
-        slow = YARN_DEFAULTS["beta_slow"] if beta_slow is None else _check_real("beta_slow", beta_slow, 0, strict=True)
+        fast = YARN_DEFAULTS["beta_fast"] if beta_fast is None else check_real("beta_fast", beta_fast, 0, low_open=True)
+        slow = YARN_DEFAULTS["beta_slow"] if beta_slow is None else check_real("beta_slow", beta_slow, 0, low_open=True)
         if fast <= slow:
             raise ValueError(f"beta_fast={fast:g} must exceed beta_slow={slow:g} (rotations within N)")
         if beta_fast is not None or beta_slow is not None:
             params.update(beta_fast=fast, beta_slow=slow)
     elif name == "llama3":
-        low = _check_real("low_freq_factor", LLAMA3_DEFAULTS["low_freq_factor"] if low_freq_factor is None
-                          else low_freq_factor, 0, strict=True)
-        high = _check_real("high_freq_factor", LLAMA3_DEFAULTS["high_freq_factor"] if high_freq_factor is None
-                           else high_freq_factor, 0, strict=True)
+        low = check_real("low_freq_factor", LLAMA3_DEFAULTS["low_freq_factor"] if low_freq_factor is None
+                          else low_freq_factor, 0, low_open=True)
+        high = check_real("high_freq_factor", LLAMA3_DEFAULTS["high_freq_factor"] if high_freq_factor is None
+                           else high_freq_factor, 0, low_open=True)
         if high <= low:
             raise ValueError(f"high_freq_factor={high:g} must exceed low_freq_factor={low:g}")
         params.update(rope_type="llama3", low_freq_factor=low, high_freq_factor=high)
@@ -309,9 +302,9 @@ def spectrum_from_config(config, *, seq_len=None, target_len=None) -> RopeSpectr
     name = params["rope_type"]
     big_n, theta = _window_and_theta(config)
     factor = float(params.get("factor") or 1.0)
-    big_l = int(round(factor * big_n)) if target_len is None else _check_int("target_len", target_len, 2)
+    big_l = int(round(factor * big_n)) if target_len is None else check_int("target_len", target_len, 2)
     if name in ("dynamic", "longrope"):
-        seq_len = big_l if seq_len is None else _check_int("seq_len", seq_len, 1)
+        seq_len = big_l if seq_len is None else check_int("seq_len", seq_len, 1)
     else:
         seq_len = None  # the other types ignore the sequence length
     # the argument the model's forward passes (modeling_rope_utils.dynamic_rope_update): nothing up to N
@@ -389,8 +382,8 @@ def logit_decay(inv_freq, distances, *, attention_factor: float = 1.0) -> np.nda
 def decay_distances(max_distance: int, n_points: int = 1024) -> np.ndarray:
     """Distances to evaluate the decay at: 0 and about ``n_points`` geometrically spaced integers up
     to ``max_distance`` (every integer near 0), sorted and distinct. (R,) int64."""
-    max_distance = _check_int("max_distance", max_distance, 1)
-    n_points = _check_int("n_points", n_points, 2)
+    max_distance = check_int("max_distance", max_distance, 1)
+    n_points = check_int("n_points", n_points, 2)
     grid = np.unique(np.round(np.geomspace(1, max_distance, n_points)).astype(np.int64))
     return np.concatenate([[0], grid])
 
@@ -419,8 +412,8 @@ def phase_index(inv_freq, n_distances: int, n_bins: int) -> np.ndarray:
     equal bins of ``[0, 2π)`` (clipped to ``n_bins - 1`` against round-off).
     """
     turns_per_token = np.asarray(inv_freq, dtype=np.float64) / (2 * np.pi)
-    n_distances = _check_int("n_distances", n_distances, 1)
-    n_bins = _check_int("n_bins", n_bins, 1)
+    n_distances = check_int("n_distances", n_distances, 1)
+    n_bins = check_int("n_bins", n_bins, 1)
     r = np.arange(n_distances, dtype=np.float64)
     out = np.empty((len(turns_per_token), n_distances), dtype=np.int32)
     rows = max(1, PHASE_BLOCK // n_distances)
@@ -552,8 +545,8 @@ def phase_coverage(spectrum: RopeSpectrum, frequency, *, method: str = "", n_bin
         raise ValueError(f"frequency must have shape (L,) = ({big_l},) for target_len L = {big_l}, got {frequency.shape}")
     if np.any(frequency < 0) or not np.all(np.isfinite(frequency)):
         raise ValueError("frequency must be finite and >= 0")
-    n_bins = _check_int("n_bins", n_bins, 1)
-    n_distance_bins = min(_check_int("n_distance_bins", n_distance_bins, 1), big_l)
+    n_bins = check_int("n_bins", n_bins, 1)
+    n_distance_bins = min(check_int("n_distance_bins", n_distance_bins, 1), big_l)
     index, needed, edges, per_bin = _cells(spectrum.inv_freq.tobytes(), big_l, n_bins, n_distance_bins)
     if trained_inv_freq is None:
         trained = _histogram(index, frequency, n_bins)
@@ -584,7 +577,7 @@ def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *, max_id
     path) uses at most ``max_ids / N`` samples."""
     from creamviz import coverage
 
-    n_samples = _check_int("n_samples", n_samples, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
     if sampler.has_segments:
         return coverage.distance_frequency(sampler.sample(n_samples, seed=seed))
     n = max(1, min(n_samples, max_ids // sampler.train_len))

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
+from creamviz.validation import check_int, check_real
+
 __all__ = [
     "Segments",
     "Param",
@@ -65,32 +67,8 @@ RANDPOS_MAX_KEYS = 1 << 30  # n * L random keys per call (about 10 s on one core
 
 
 # --------------------------------------------------------------------------- validation helpers
-def _check_int(name: str, value: Any, low: int, high: int | None = None, hint: str = "") -> int:
-    """Return ``value`` as an int or raise a ValueError naming the parameter and the range."""
-    rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer {rng}{hint}, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is out of range: valid is {rng}{hint}")
-    return value
 
 
-def _check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False) -> float:
-    """Return ``value`` as a finite float inside the range or raise a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    lo_txt = "-inf" if low is None else f"{low:g}"
-    hi_txt = "inf" if high is None else f"{high:g}"
-    rng = f"{'(' if low_open or low is None else '['}{lo_txt}, {hi_txt}{']' if high is not None else ')'}"
-    bad = not np.isfinite(value)
-    bad |= low is not None and (value <= low if low_open else value < low)
-    bad |= high is not None and value > high
-    if bad:
-        raise ValueError(f"{name}={value:g} is out of range: valid is {rng}")
-    return value
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -98,12 +76,12 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None:
-        _check_int("seed", seed, low=0)
+        check_int("seed", seed, low=0)
     return np.random.default_rng(seed)
 
 
 def _check_n(n: Any) -> int:
-    return _check_int("n", n, low=1, high=MAX_SAMPLES,
+    return check_int("n", n, low=1, high=MAX_SAMPLES,
                       hint=" (draw more in several calls; each call holds a few arrays of n integers)")
 
 
@@ -160,8 +138,8 @@ class Segments:
             if not np.issubdtype(arr.dtype, np.integer):
                 raise ValueError(f"Segments.{name} must hold integers, got dtype {arr.dtype}")
             object.__setattr__(self, name, arr)
-        big_n = _check_int("train_len", self.train_len, low=1)
-        big_l = _check_int("target_len", self.target_len, low=big_n, high=MAX_TARGET_LEN,
+        big_n = check_int("train_len", self.train_len, low=1)
+        big_l = check_int("target_len", self.target_len, low=big_n, high=MAX_TARGET_LEN,
                            hint=" (L >= N)")
         if self.rand_factor is not None:
             rf = np.asarray(self.rand_factor)
@@ -312,8 +290,8 @@ class Param:
         low, high = self.bounds(train_len, target_len)
         if self.kind is int:
             hint = self.hint.format(train_len=train_len, target_len=target_len)
-            return _check_int(self.name, value, low=-(2**63) if low is None else low, high=high, hint=hint)
-        return _check_real(self.name, value, low=low, high=high, low_open=self.low_open)
+            return check_int(self.name, value, low=-(2**63) if low is None else low, high=high, hint=hint)
+        return check_real(self.name, value, low=low, high=high, low_open=self.low_open)
 
 
 _RESERVED = ("train_len", "target_len", "method", "name")
@@ -348,8 +326,8 @@ class Sampler:
     min_train_len: ClassVar[int] = 2
 
     def __init__(self, train_len: int, target_len: int, **params: Any) -> None:
-        self.train_len = _check_int("train_len", train_len, low=self.min_train_len)
-        self.target_len = _check_int("target_len", target_len, low=self.train_len + 1, high=MAX_TARGET_LEN,
+        self.train_len = check_int("train_len", train_len, low=self.min_train_len)
+        self.target_len = check_int("target_len", target_len, low=self.train_len + 1, high=MAX_TARGET_LEN,
                                      hint=" (must exceed train_len)")
         declared = {p.name for p in self.parameters}
         unknown = sorted(set(params) - declared)

@@ -15,7 +15,7 @@ training rows, so two arms are compared on the matrix of paired differences.
 - :func:`variance_parts`   prompt (binomial) and training (seed) variance of per-seed accuracy.
 - :func:`min_detectable_difference`  the difference a paired t-test on k seeds detects with the
   given power (noncentral t, ``scipy.stats.nct``).
-- :func:`summarize`  the study's summary (``data/study/summary.json``) from the record table.
+- :func:`summarize`  the study's summary (``creamviz/resources/study/summary.json``) from the record table.
 """
 
 from __future__ import annotations

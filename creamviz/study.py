@@ -6,7 +6,7 @@ probability; PoSE, RandPos, plain contiguous windows), with identical data, step
 interpolation and evaluation prompts. Seed s gives every arm the same training rows in the same
 order (the data and the torch seed), so arms are compared *paired by seed*; every model answers the
 same fixed prompts (paired by prompt): key-value retrieval by depth of the gold pair at L
-(``data/eval/kv100_L2048``, 100 prompts per depth) and the RULER-style tasks (100 prompts each).
+(``creamviz/resources/eval/kv100_L2048``, 100 prompts per depth) and the RULER-style tasks (100 prompts each).
 
 Runs execute in a fixed priority order (:meth:`StudyConfig.plan`): seeds ``0 .. seeds-1`` of every
 arm (seed-major, the key arms CREAM and PoSE first), then the extra seeds of the key arms, pairwise.
@@ -78,7 +78,7 @@ BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no 
 @dataclass
 class StudyConfig:
     out: Path = Path("study_out")  # runs go to out/runs/<arm>-s<seed>
-    base: str = "tiny"  # base checkpoint ("tiny" = data/tiny-base)
+    base: str = "tiny"  # base checkpoint ("tiny" = creamviz/resources/tiny-base)
     target_len: int = 2048  # L; N is the base's window (256)
     rope: str = "yarn"  # RoPE interpolation of every model, the base included
     steps: int = 300  # optimizer steps per run (the demo's)
@@ -89,7 +89,7 @@ class StudyConfig:
     arms: tuple[str, ...] = tuple(a.name for a in ARMS)  # arm names (see ARMS)
     seeds: int = 6  # seeds 0 .. seeds-1 for every arm
     key_seeds: int = 6  # seeds for the key arms (CREAM, PoSE); >= seeds
-    kv_set: str = tasks.STUDY_KV_SET  # key-value set at L: data/eval/<kv_set>.jsonl
+    kv_set: str = tasks.STUDY_KV_SET  # key-value set at L: creamviz/resources/eval/<kv_set>.jsonl
     kv_per_depth: int | None = None  # first prompts per depth of kv_set (None = all)
     ruler_tasks: tuple[str, ...] = tasks.RULER_TASKS  # RULER-style tasks evaluated
     ruler_prompts: int | None = None  # first prompts of each RULER-style set (None = all 100)

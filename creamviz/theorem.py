@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from creamviz.coverage import CONVENTIONS, _pieces, span_size_from_ids
-from creamviz.samplers import _check_int
+from creamviz.validation import check_int
 
 __all__ = [
     "TheoremAudit",
@@ -65,10 +65,10 @@ MAX_REGION_CELLS = 1 << 25  # head lengths x L cells of region_map() (several (H
 # --------------------------------------------------------------------------- validation
 def _check_config(train_len, target_len, head_len, tail_len) -> tuple[int, int, int, int, int]:
     """Validate (N, L, L_h, L_t) with three non-empty segments; return them and L_m."""
-    big_n = _check_int("train_len", train_len, 3, hint=" (head, middle and tail need a token each)")
-    big_l = _check_int("target_len", target_len, big_n + 1, hint=" (must exceed train_len)")
-    head_len = _check_int("head_len", head_len, 1, big_n - 2)
-    tail_len = _check_int("tail_len", tail_len, 1, big_n - 1 - head_len,
+    big_n = check_int("train_len", train_len, 3, hint=" (head, middle and tail need a token each)")
+    big_l = check_int("target_len", target_len, big_n + 1, hint=" (must exceed train_len)")
+    head_len = check_int("head_len", head_len, 1, big_n - 2)
+    tail_len = check_int("tail_len", tail_len, 1, big_n - 1 - head_len,
                           hint=f" (the middle needs >= 1 token when head_len={head_len})")
     return big_n, big_l, head_len, tail_len, big_n - head_len - tail_len
 
@@ -289,9 +289,9 @@ def audit_all(max_train_len: int, max_target_len: int, *, min_train_len: int = 3
               brute_force: bool | None = None) -> list[TheoremAudit]:
     """:func:`audit` at every ``3 <= N <= max_train_len``, ``N < L <= max_target_len``,
     ``L_h, L_t >= 1`` with ``L_h + L_t <= N - 1``. Returns the audits in that loop order."""
-    max_train_len = _check_int("max_train_len", max_train_len, 3)
-    min_train_len = _check_int("min_train_len", min_train_len, 3, max_train_len)
-    max_target_len = _check_int("max_target_len", max_target_len, max_train_len + 1,
+    max_train_len = check_int("max_train_len", max_train_len, 3)
+    min_train_len = check_int("min_train_len", min_train_len, 3, max_train_len)
+    max_target_len = check_int("max_target_len", max_target_len, max_train_len + 1,
                                 hint=" (must exceed max_train_len)")
     configs = placements_total = 0  # counted before anything runs
     for big_n in range(min_train_len, max_train_len + 1):
@@ -410,8 +410,8 @@ class RegionMap:
 def region_map(train_len: int, target_len: int, *, head_lens=None, tail_len: int | None = None) -> RegionMap:
     """Data for the region map: every head length in ``head_lens`` (default ``1 .. (N-1)//2``)
     with ``L_t = L_h`` (CREAM's symmetric branches) or a fixed ``tail_len``, every placement."""
-    big_n = _check_int("train_len", train_len, 3)
-    big_l = _check_int("target_len", target_len, big_n + 1, hint=" (must exceed train_len)")
+    big_n = check_int("train_len", train_len, 3)
+    big_l = check_int("target_len", target_len, big_n + 1, hint=" (must exceed train_len)")
     if head_lens is None:
         head_lens = np.arange(1, (big_n - 1) // 2 + 1) if tail_len is None else np.arange(1, big_n - tail_len)
     head_lens = np.atleast_1d(np.asarray(head_lens))

@@ -1,8 +1,8 @@
-"""Rebuild the tiny base checkpoint shipped in ``data/tiny-base/``: ``creamviz pretrain --out DIR``.
+"""Rebuild the tiny base checkpoint shipped in ``creamviz/resources/tiny-base/``: ``creamviz pretrain --out DIR``.
 
 Recipe (all defaults in ``PretrainConfig``): a ``tiny_llama()`` (about 1.1M parameters, byte tokens)
 pre-trained with window N = 256 on rows of exactly N tokens, each row one or several segments joined
-by ``</s>``: natural text (the CPython documentation corpus in ``data/corpus/``, train split) and the
+by ``</s>``: natural text (the CPython documentation corpus in ``creamviz/resources/corpus/``, train split) and the
 synthetic retrieval tasks of ``creamviz.tasks`` (key-value with extra queries, Lines, passkey, NIAH)
 at random lengths <= N. Plain next-token loss on every token, AdamW, cosine schedule, a plain torch
 loop (readable; no Trainer needed for a single CPU process). Every ``eval_every`` steps the in-window
@@ -178,7 +178,7 @@ def pretrain(cfg: PretrainConfig, *, progress: bool = True) -> dict:
 # ----------------------------------------------------------------------------- CLI
 
 def write_corpus(path: pathlib.Path = tasks.CORPUS_PATH) -> int:
-    """Regenerate ``data/corpus/pydoc_topics.txt`` from this Python's ``pydoc_data.topics``."""
+    """Regenerate ``creamviz/resources/corpus/pydoc_topics.txt`` from this Python's ``pydoc_data.topics``."""
     import pydoc_data.topics as topics
     import unicodedata
 

@@ -3,7 +3,7 @@
 Resumable background measurement: run it, stop it any time, run it again — finished contexts are
 kept in the JSON file and skipped. Seeds go in rounds of ``--block`` per length, alternating the
 lengths, so the depth curves at every length grow together; the first 10 seeds of each length are
-exactly the fixed set ``data/eval/real/kv_uuid_L{L}.jsonl``.
+exactly the fixed set ``creamviz/resources/eval/real/kv_uuid_L{L}.jsonl``.
 
     OMP_NUM_THREADS=1 python scripts/real_model_eval.py --out docs/real_model/lim_smollm2.json &
     python scripts/real_model_eval.py --out docs/real_model/lim_smollm2.json --summary

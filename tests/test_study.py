@@ -6,15 +6,15 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from creamviz import study, tasks
 from creamviz.models import FastByteTokenizer
+from creamviz.resources import resource_path
 
-SUMMARY = Path(__file__).resolve().parent.parent / "data" / "study" / "summary.json"
+SUMMARY = resource_path("study", "summary.json")
 
 
 def test_plan_is_seed_major_with_key_arms_first_then_extra_key_seeds():

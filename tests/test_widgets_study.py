@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from creamviz.resources import resource_path
 from creamviz.widgets.sampler import SamplerExplorer, nearest_study_arm
 
-SUMMARY = json.loads((Path(__file__).resolve().parent.parent / "data" / "study" / "summary.json").read_text())
+SUMMARY = json.loads(resource_path("study", "summary.json").read_text())
 
 
 @pytest.mark.parametrize("params, arm", [

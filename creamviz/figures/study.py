@@ -1,6 +1,6 @@
 """Figures of the sampler-parameter study: forest plots of arms and contrasts, accuracy by depth.
 
-Input: the study's summary (``data/study/summary.json``, :func:`creamviz.significance.summarize`);
+Input: the study's summary (``creamviz/resources/study/summary.json``, :func:`creamviz.significance.summarize`);
 builders only arrange it.
 """
 
@@ -23,7 +23,7 @@ ARM_COLORS = {  # CREAM variants in reds/oranges, peers in their method colours
 
 def _check(summary: Mapping) -> None:
     if not summary.get("arms"):
-        raise ValueError("summary has no arms (expected data/study/summary.json's layout)")
+        raise ValueError("summary has no arms (expected creamviz/resources/study/summary.json's layout)")
 
 
 def _label(name: str, arm: Mapping) -> str:

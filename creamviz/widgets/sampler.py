@@ -17,6 +17,7 @@ from creamviz import coverage, segment_stats
 from creamviz import figures as F
 from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
+from creamviz.resources import resource_path
 from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
 
@@ -156,7 +157,7 @@ def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
     return fig
 
 
-STUDY_SUMMARY = Path(__file__).resolve().parent.parent.parent / "data" / "study" / "summary.json"
+STUDY_SUMMARY = resource_path("study", "summary.json")
 CREAM_DEFAULTS = {"sigma": 3.0, "p_continuity": 0.5, "middle": "reference"}  # the study's reference arm
 
 
@@ -173,7 +174,7 @@ def nearest_study_arm(method: str, train_len: int, target_len: int, *, k=None, m
 
     if summary is None:
         if not STUDY_SUMMARY.is_file():
-            return {"arm": None, "distance": None, "text": "No study summary shipped (data/study/summary.json)."}
+            return {"arm": None, "distance": None, "text": "No study summary shipped (creamviz/resources/study/summary.json)."}
         summary = json.loads(STUDY_SUMMARY.read_text())
     cfg = summary.get("config", {})
     study_n, study_l = int(cfg.get("train_len", 256)), int(cfg.get("target_len", 2048))
