@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from creamviz import theorem
 from creamviz.validation import check_choice, check_int
 
 __all__ = [
@@ -222,9 +223,14 @@ class DistanceIntervals:
 
     layout: Layout
     intervals: dict[str, tuple[int, int]]  # within head / middle / tail, head–middle, middle–tail, head–tail
+    merged: dict[str, tuple[int, int]]  # the four intervals of claims 2-3: [0, W-1], head–middle, middle–tail, head–tail
+    overlaps: list[tuple[str, str, int, int]]  # (name, name, lo, hi) where two of the four overlap
     upper_bound: int  # W + 2N - 3, the sum of the four merged interval sizes
     paper_value: int  # max(L_h - 1, P_e - P_s, L_t - 1) + 2N
     span_size: int  # |D_r|: the size of the union
+    covered: list[tuple[int, int]]  # D_r as maximal runs (lo, hi) of consecutive distances
+    min_target_len: int  # L* = N + L_m + min(L_h, L_t) + 2W - 3
+    conditions: bool  # group A or group B holds (creamviz.theorem.conditions_hold)
 
 
 INTERVAL_NAMES = ("within head", "within middle", "within tail", "head–middle", "middle–tail", "head–tail")
@@ -241,8 +247,10 @@ def _six(big_l, head_len, mid_len, tail_len, mid_start, mid_end) -> list[tuple]:
 
 
 def distance_intervals(layout: Layout) -> DistanceIntervals:
-    """The six distance intervals of ``layout``, its ``|D_r|`` (size of their union), the bound
-    ``W + 2N - 3`` and the paper's constant — the data of the counterexample figure."""
+    """The six distance intervals of ``layout`` and the four they merge into, where those overlap,
+    ``|D_r|`` (the size of the union, counted), the bound ``W + 2N - 3``, the paper's constant,
+    ``L*`` and the conditions — the data of :func:`creamviz.figures.fig_layout_intervals`.
+    Plain Python: no solver needed."""
     if not isinstance(layout, Layout):
         raise ValueError(f"layout must be a creamviz.proof.Layout, got {type(layout).__name__}")
     lay = _check_layout(layout)
@@ -251,9 +259,31 @@ def distance_intervals(layout: Layout) -> DistanceIntervals:
     for lo, hi in six:
         covered.update(range(lo, hi + 1))
     width = max(lay.head_len, lay.mid_len, lay.tail_len)
-    return DistanceIntervals(lay, dict(zip(INTERVAL_NAMES, six, strict=True)), width + 2 * lay.train_len - 3,
+    merged = {"within (merged)": (0, width - 1), **dict(zip(INTERVAL_NAMES[3:], six[3:], strict=True))}
+    names = list(merged)
+    overlaps = []
+    for a in range(4):
+        for b in range(a + 1, 4):
+            lo, hi = max(merged[names[a]][0], merged[names[b]][0]), min(merged[names[a]][1], merged[names[b]][1])
+            if lo <= hi:
+                overlaps.append((names[a], names[b], lo, hi))
+    args = (lay.train_len, lay.target_len, lay.head_len, lay.tail_len)
+    return DistanceIntervals(lay, dict(zip(INTERVAL_NAMES, six, strict=True)), merged, overlaps,
+                             width + 2 * lay.train_len - 3,
                              max(lay.head_len - 1, lay.mid_len - 1, lay.tail_len - 1) + 2 * lay.train_len,
-                             len(covered))
+                             len(covered), _runs(sorted(covered)), theorem.min_target_len(lay.train_len, lay.head_len, lay.tail_len),
+                             bool(theorem.conditions_hold(*args, lay.mid_start)))
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct ints -> inclusive runs of consecutive values."""
+    runs: list[tuple[int, int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], v)
+        else:
+            runs.append((v, v))
+    return runs
 
 
 def _check_layout(layout: Layout) -> Layout:
