@@ -622,7 +622,8 @@ def prove_all(*, variants: bool = True) -> dict[str, ClaimResult]:
 
 def describe_result(result: ClaimResult) -> str:
     """One line per claim: verdict, solver time, and the counterexample or example if any."""
-    text = f"claim {result.key}: {result.verdict.upper()} in {result.seconds:.2f} s — {result.statement}"
+    label = f"claim {result.key}" if result.key.isdigit() else f"variant '{result.key}'"
+    text = f"{label}: {result.verdict.upper()} in {result.seconds:.2f} s — {result.statement}"
     if result.counterexample is not None:
         text += f"\n    counterexample: {result.counterexample}"
         if result.corrected:

@@ -310,3 +310,26 @@ def test_nothing_imports_z3_and_proof_says_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("ok")
+
+
+def test_explorer_says_what_is_proved_and_what_is_audited(tmp_path):
+    import ipywidgets as W
+
+    from creamviz.widgets.theorem import TheoremExplorer, proof_status_text
+
+    text = proof_status_text()
+    for spec in proof.CLAIMS + proof.VARIANTS:
+        assert spec.title in text
+    assert "Only audited" in text
+    ex = TheoremExplorer(train_len=12, target_len=60, head_len=2, tail_len=3)
+
+    def htmls(widget):
+        yield from ([widget.value] if isinstance(widget, W.HTML) else [])
+        for child in getattr(widget, "children", ()):
+            yield from htmls(child)
+
+    shown = [v for v in htmls(ex.widget) if "Proved vs audited" in v]
+    assert len(shown) == 1 and "claims 0–6" in shown[0]
+    ex.set_params(head_len=4)  # a redraw leaves the statement as it is
+    assert [v for v in htmls(ex.widget) if "Proved vs audited" in v] == shown
+    assert "Proved for every N and L" in ex.export_html(tmp_path / "t.html").read_text()
