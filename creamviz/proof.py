@@ -255,9 +255,12 @@ def distance_intervals(layout: Layout) -> DistanceIntervals:
         raise ValueError(f"layout must be a creamviz.proof.Layout, got {type(layout).__name__}")
     lay = _check_layout(layout)
     six = _six(lay.target_len, lay.head_len, lay.mid_len, lay.tail_len, lay.mid_start, lay.mid_end)
-    covered: set[int] = set()
-    for lo, hi in six:
-        covered.update(range(lo, hi + 1))
+    covered: list[tuple[int, int]] = []  # D_r as runs: merge the intervals in order of their start
+    for lo, hi in sorted(six):
+        if covered and lo <= covered[-1][1] + 1:
+            covered[-1] = (covered[-1][0], max(covered[-1][1], hi))
+        else:
+            covered.append((lo, hi))
     width = max(lay.head_len, lay.mid_len, lay.tail_len)
     merged = {"within (merged)": (0, width - 1), **dict(zip(INTERVAL_NAMES[3:], six[3:], strict=True))}
     names = list(merged)
@@ -267,23 +270,14 @@ def distance_intervals(layout: Layout) -> DistanceIntervals:
             lo, hi = max(merged[names[a]][0], merged[names[b]][0]), min(merged[names[a]][1], merged[names[b]][1])
             if lo <= hi:
                 overlaps.append((names[a], names[b], lo, hi))
-    args = (lay.train_len, lay.target_len, lay.head_len, lay.tail_len)
-    return DistanceIntervals(lay, dict(zip(INTERVAL_NAMES, six, strict=True)), merged, overlaps,
-                             width + 2 * lay.train_len - 3,
-                             max(lay.head_len - 1, lay.mid_len - 1, lay.tail_len - 1) + 2 * lay.train_len,
-                             len(covered), _runs(sorted(covered)), theorem.min_target_len(lay.train_len, lay.head_len, lay.tail_len),
-                             bool(theorem.conditions_hold(*args, lay.mid_start)))
-
-
-def _runs(values: list[int]) -> list[tuple[int, int]]:
-    """Sorted distinct ints -> inclusive runs of consecutive values."""
-    runs: list[tuple[int, int]] = []
-    for v in values:
-        if runs and v == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], v)
-        else:
-            runs.append((v, v))
-    return runs
+    lengths = (lay.train_len, lay.target_len, lay.head_len, lay.tail_len)
+    return DistanceIntervals(
+        layout=lay, intervals=dict(zip(INTERVAL_NAMES, six, strict=True)), merged=merged, overlaps=overlaps,
+        upper_bound=width + 2 * lay.train_len - 3,
+        paper_value=max(lay.head_len - 1, lay.mid_len - 1, lay.tail_len - 1) + 2 * lay.train_len,
+        span_size=sum(hi - lo + 1 for lo, hi in covered), covered=covered,
+        min_target_len=theorem.min_target_len(lay.train_len, lay.head_len, lay.tail_len),
+        conditions=bool(theorem.conditions_hold(*lengths, lay.mid_start)))
 
 
 def _check_layout(layout: Layout) -> Layout:

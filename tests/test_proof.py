@@ -219,6 +219,28 @@ def test_numpy_evaluation_is_z3s_own():
     assert fast["span_size"][-3] == th.spans(4096, 32768, 32, 32, 9000)  # closed form at N = 4096
 
 
+@needs_z3
+def test_encoding_agrees_with_the_closed_form_on_random_large_layouts():
+    """Beyond brute force's reach: 3,000 random layouts with N <= 5,000 and L <= 40,000, encoded |D_r|
+    against theorem.spans (the closed form, itself checked against brute force in test_theorem)."""
+    rng = np.random.default_rng(0)
+    layouts = []
+    while len(layouts) < 3000:
+        big_n = int(rng.integers(3, 5001))
+        big_l = int(rng.integers(big_n + 1, 8 * big_n + 2))
+        h = int(rng.integers(1, big_n - 1))
+        t = int(rng.integers(1, big_n - h))
+        m = big_n - h - t
+        layouts.append(proof.Layout(big_n, big_l, h, t, int(rng.integers(h, big_l - t - m + 1))))
+    enc = proof.encoding_at(layouts)
+    closed = [int(th.spans(lay.train_len, lay.target_len, lay.head_len, lay.tail_len, lay.mid_start))
+              for lay in layouts]
+    np.testing.assert_array_equal(enc["span_size"], closed)
+    np.testing.assert_array_equal(enc["span_size"], [proof.distance_intervals(lay).span_size for lay in layouts])
+    for ident in ("1a", "1b", "2", "3", "4a", "4b", "4c", "5a", "5b", "5c", "6a", "6b"):
+        assert enc[f"obligation_{ident}"].all(), ident
+
+
 # --------------------------------------------------------------------------- plain parts
 def test_distance_intervals_against_brute_force():
     for (big_n, big_l, h, t), lays in small_layouts(6):
@@ -246,7 +268,7 @@ def test_fig_layout_intervals():
     assert [tuple(tr.x)[:2] for tr in overlap] == [(0.5, 1.5), (1.5, 2.5)]  # d = 1 and d = 2 counted twice
     union = [tr for tr in fig.data if tr.name and tr.name.startswith("D_r")]
     assert sum(tr.x[0] for tr in union) == d.span_size == 5
-    big = fig_layout_intervals(proof.distance_intervals(proof.Layout(200, 900, 10, 20, 300)))
+    big = fig_layout_intervals(proof.distance_intervals(proof.Layout(200, 10**9, 10, 20, 300)))
     assert not any(tr.type == "scatter" and tr.mode == "markers+text" for tr in big.data)  # no marker per id
     assert any(tr.type == "scatter" and tr.mode == "markers+text" for tr in fig.data)
 
