@@ -340,6 +340,8 @@ def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: s
             raise ValueError(f"{where} must hold lists of integer token ids, got {feature}")
         keep = ["input_ids"] + [c for c in ("labels", "attention_mask") if c in ds.column_names]
         ds = ds.select_columns(keep)
+        if "labels" in keep:
+            _refuse_unequal_lengths(ds, "labels", path)
         if "attention_mask" in keep:
             ds = _apply_attention_mask(ds, path, num_proc)
         return ds, col
@@ -384,6 +386,20 @@ def _refuse_nulls(ds, columns, path) -> None:
             first = int(pc.index(pc.is_null(column), True).as_py())
             raise ValueError(f"data={str(path)!r}, column {name!r}: row {first} is null ({column.null_count} "
                              f"null row(s) in all); every row needs a value")
+
+
+def _refuse_unequal_lengths(ds, column, path) -> None:
+    """ValueError naming the first row whose ``column`` list is not as long as its ``input_ids``."""
+    import pyarrow.compute as pc
+
+    table = ds.with_format("arrow")[:] if ds._indices is not None else ds.data
+    ids_len = pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)
+    col_len = pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(ids_len != col_len)
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"data={str(path)!r}, column {column!r}: row {row} has {int(col_len[row])} values for "
+                         f"{int(ids_len[row])} input_ids ({bad.size} such row(s)); each row needs one per token")
 
 
 def _apply_attention_mask(ds, path, num_proc):

@@ -41,6 +41,7 @@ from creamviz.models import (
     cache_root,
     is_fetched,
     named_model_dir,
+    file_sha256,
     named_model_problem,
     weights_digest,
 )
@@ -183,7 +184,8 @@ def convert(gguf: pathlib.Path, out_dir: pathlib.Path, *, source: dict, bar=None
         _advance(bar)
         # the fingerprint load_model and `fetch-model --list` check the cached weights against
         meta = dict(source, max_abs_logit_diff=diff, check_text=CHECK_TEXT,
-                    weights_digest=weights_digest(tmp / "model.safetensors")["sha256"])
+                    weights_digest=weights_digest(tmp / "model.safetensors")["sha256"],
+                    config_sha256=file_sha256(tmp / "config.json"))
         (tmp / SOURCE_FILE).write_text(json.dumps(meta, indent=2) + "\n")  # last: marks completeness
         if out_dir.exists():  # left by an interrupted older layout or another process
             shutil.rmtree(out_dir)

@@ -227,7 +227,17 @@ def named_model_problem(name: str) -> str | None:
     recorded = source.get("weights_digest")
     if recorded is not None and recorded != digest["sha256"]:
         return "model.safetensors differs from the weights recorded at conversion (weights_digest)"
+    recorded = source.get("config_sha256")
+    if recorded is not None and recorded != file_sha256(d / "config.json"):
+        return "config.json differs from the one written at conversion (config_sha256)"
     return None
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a (small) file's bytes, e.g. config.json."""
+    import hashlib
+
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 def is_fetched(name: str) -> bool:
@@ -382,7 +392,7 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
         model, info = AutoModelForCausalLM.from_pretrained(
             where, config=config, attn_implementation=attn, local_files_only=True,
             trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32,
-            output_loading_info=True)
+            output_loading_info=True, ignore_mismatched_sizes=True)  # reported, then refused below
     check_loaded_weights(model, info, where)
     model.eval()
     return model

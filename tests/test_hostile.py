@@ -412,6 +412,9 @@ def _write_data(tmp_path, name):
                  "mask_values.parquet": [[2] * 300, [1] * 300],
                  "mask_length.parquet": [[1] * 299, [1] * 300]}[name]
         datasets.Dataset.from_dict({"input_ids": [[5] * 300, [6] * 300], "attention_mask": masks}).to_parquet(str(p))
+    elif name == "labels_short.jsonl":
+        p.write_text('{"input_ids": %s, "labels": %s}\n' % ([5] * 80, [5] * 80) +
+                     '{"input_ids": %s, "labels": %s}\n' % ([5] * 80, [5] * 70))
     elif name == "text_with_mask.jsonl":
         p.write_text('{"text": "hello", "attention_mask": [1, 1]}\n')
     return p
@@ -429,6 +432,7 @@ BAD_DATA = [  # file, what the one-line error must say
     ("mask_values.parquet", r"column 'attention_mask': row 0 holds values other than 0 and 1"),
     ("mask_length.parquet", r"column 'attention_mask': row 0 has 299 mask values for 300 input_ids"),
     ("text_with_mask.jsonl", r"text_with_mask\.jsonl' has an 'attention_mask' column"),
+    ("labels_short.jsonl", r"labels_short\.jsonl', column 'labels': row 1 has 70 values for 80 input_ids"),
 ]
 
 
@@ -506,7 +510,8 @@ def fake_cache(tmp_path, monkeypatch):
     else:
         (d / "tokenizer.json").write_text("{}")
     digest = models.weights_digest(d / "model.safetensors")["sha256"]
-    (d / models.SOURCE_FILE).write_text(json.dumps({"name": SMOL, "weights_digest": digest}))
+    (d / models.SOURCE_FILE).write_text(json.dumps({"name": SMOL, "weights_digest": digest,
+                                                    "config_sha256": models.file_sha256(d / "config.json")}))
     return d
 
 
@@ -537,9 +542,16 @@ def _damage(d, how):
         (d / "config.json").write_text("<html>not found</html>")
     elif how == "config without model_type":
         (d / "config.json").write_text('{"hidden_size": 4}')
+    elif how == "config of another shape":
+        import json
+
+        config = json.loads((d / "config.json").read_text())
+        config.update(hidden_size=64, intermediate_size=256)
+        (d / "config.json").write_text(json.dumps(config))
 
 
-CACHE_DAMAGE = ["missing tensor", "flipped bytes", "truncated", "zeroed", "garbage config", "config without model_type"]
+CACHE_DAMAGE = ["missing tensor", "flipped bytes", "truncated", "zeroed", "garbage config", "config without model_type",
+                "config of another shape"]
 
 
 @pytest.mark.parametrize("how", CACHE_DAMAGE)
@@ -562,6 +574,7 @@ def test_damaged_cache_is_neither_present_nor_loadable(fake_cache, how, capsys):
     ("unexpected tensor", r"1 tensor\(s\) unexpected: extra\.weight"),
     ("zeroed", r"holds zeroed tensor data"),
     ("one zeroed matrix", r"zeroed tensor data \(model\.layers\.0\.mlp\.up_proj\.weight\)"),
+    ("config of another shape", r"tensor\(s\) of the wrong shape: model\.embed_tokens\.weight"),
 ])
 def test_local_directory_with_missing_unexpected_or_zeroed_tensors_does_not_load(tmp_path, how, match):
     import shutil
@@ -572,6 +585,8 @@ def test_local_directory_with_missing_unexpected_or_zeroed_tensors_does_not_load
     from creamviz.models import BASE_CHECKPOINT, load_model
 
     shutil.copy(BASE_CHECKPOINT / "config.json", tmp_path / "config.json")
+    if how == "config of another shape":
+        _damage(tmp_path, how)
     state = load_file(BASE_CHECKPOINT / "model.safetensors")
     if how == "missing tensor":
         state.pop("model.norm.weight")
@@ -579,7 +594,7 @@ def test_local_directory_with_missing_unexpected_or_zeroed_tensors_does_not_load
         state["extra.weight"] = torch.ones(3)
     elif how == "zeroed":
         state = {k: torch.zeros_like(v) for k, v in state.items()}
-    else:
+    elif how == "one zeroed matrix":
         state["model.layers.0.mlp.up_proj.weight"] = torch.zeros_like(state["model.layers.0.mlp.up_proj.weight"])
     save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match=match) as info:
@@ -600,6 +615,7 @@ def test_conversion_records_the_digest_that_loading_checks(tmp_path, monkeypatch
     out = fetch.convert(tmp_path / "unused.gguf", tmp_path / "models" / "x", source={"name": "x"})
     source = json.loads((out / models.SOURCE_FILE).read_text())
     assert source["weights_digest"] == models.weights_digest(out / "model.safetensors")["sha256"]
+    assert source["config_sha256"] == models.file_sha256(out / "config.json")
     assert len(source["weights_digest"]) == 64
 
 

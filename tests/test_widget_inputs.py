@@ -248,3 +248,15 @@ def test_launcher_error_tells_the_present_state_after_a_refused_type():
     assert not launcher.set_params(lr="abc") and "steps" not in launcher.error  # nothing stale
     assert launcher.set_params(lr=1e-3) and launcher.error == ""
 
+
+
+@pytest.mark.parametrize("train_len", [0])
+def test_rope_explorer_names_train_len_instead_of_dividing_by_it(train_len):
+    from creamviz.widgets import RopeExplorer
+
+    ex = RopeExplorer(n_samples=100)
+    _ = ex.widget
+    before = _snapshot(ex)
+    assert not ex.set_params(train_len=train_len)
+    assert f"train_len={train_len}" in ex.error and "ZeroDivision" not in ex.error
+    assert _snapshot(ex) == before

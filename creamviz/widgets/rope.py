@@ -27,6 +27,7 @@ from creamviz import figures as F
 from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
+from creamviz.validation import check_int
 from creamviz.widgets.base import ExplorerBase, show_figure
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_traits
 
@@ -168,6 +169,7 @@ class RopeExplorer(ExplorerBase):
     def scaling_params(self) -> dict:
         """The keyword arguments of :func:`creamviz.rope.rope_spectrum` the traits describe."""
         big_n, big_l = self.train_len, self.target_len
+        check_int("train_len", big_n, 2)  # N before L / N
         if isinstance(big_l, bool) or big_l <= big_n or big_l > MAX_TARGET_LEN:
             raise ValueError(f"target_len={big_l} is out of range: valid is [train_len + 1 = {big_n + 1}, "
                              f"{MAX_TARGET_LEN}]")
