@@ -135,8 +135,8 @@ def check_position_ids(ids: Any, n: int, train_len: int, target_len: int, *, sam
 def _checked_position_ids(method: Callable) -> Callable:
     """Wrap a sampler class's ``position_ids`` with :func:`check_position_ids` (see ``__init_subclass__``)."""
     @functools.wraps(method)
-    def position_ids(self, n, seed=None):
-        ids = method(self, n, seed)
+    def position_ids(self, n, seed=None, *args, **kwargs):
+        ids = method(self, n, seed, *args, **kwargs)
         return check_position_ids(ids, _check_n(n), self.train_len, self.target_len, sampler=self.name)
 
     position_ids._checked = True
@@ -146,8 +146,8 @@ def _checked_position_ids(method: Callable) -> Callable:
 def _checked_sample(method: Callable) -> Callable:
     """Wrap a sampler class's ``sample``: the Segments must hold n layouts of the sampler's N and L."""
     @functools.wraps(method)
-    def sample(self, n, seed=None):
-        seg = method(self, n, seed)
+    def sample(self, n, seed=None, *args, **kwargs):
+        seg = method(self, n, seed, *args, **kwargs)
         if not isinstance(seg, Segments):
             raise ValueError(f"sampler {self.name!r}.sample returned {type(seg).__name__}; valid is a Segments")
         if (len(seg), seg.train_len, seg.target_len) != (_check_n(n), self.train_len, self.target_len):
