@@ -310,7 +310,7 @@ def _pick_column(ds, path, column):
 
 
 def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: str = "all",
-                   num_proc: int | None = None):
+                   num_proc: int | None = None, vocab_size: int | None = None):
     """Token rows of a ``datasets`` source: ``(dataset, column)``; the dataset has ``input_ids``
     (and ``labels`` for chat rows or when the source has them), one row per document.
 
@@ -322,6 +322,8 @@ def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: s
     ``chat_labels`` = "all" or "assistant"). Tokenizing runs through ``Dataset.map`` in batches, so
     the corpus streams through memory once and the result is cached where ``datasets`` caches
     (reused by the next run with the same tokenizer). ValueErrors name the file and the column.
+    Pre-tokenized ``input_ids`` must be >= 0 and, when ``vocab_size`` (the model's) is given, below it;
+    an ``attention_mask`` column is honoured (see :func:`_apply_attention_mask`).
     """
     ds = _open_dataset(path)
     if len(ds) == 0:
@@ -342,6 +344,7 @@ def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: s
         ds = ds.select_columns(keep)
         if "labels" in keep:
             _refuse_unequal_lengths(ds, "labels", path)
+        _refuse_out_of_vocab(ds, path, vocab_size)
         if "attention_mask" in keep:
             ds = _apply_attention_mask(ds, path, num_proc)
         return ds, col
@@ -386,6 +389,26 @@ def _refuse_nulls(ds, columns, path) -> None:
             first = int(pc.index(pc.is_null(column), True).as_py())
             raise ValueError(f"data={str(path)!r}, column {name!r}: row {first} is null ({column.null_count} "
                              f"null row(s) in all); every row needs a value")
+
+
+def _refuse_out_of_vocab(ds, path, vocab_size) -> None:
+    """ValueError naming the first row holding a token id < 0 or >= ``vocab_size`` (None: only < 0)."""
+    import pyarrow.compute as pc
+
+    table = ds.with_format("arrow")[:] if ds._indices is not None else ds.data
+    column = table.column("input_ids").combine_chunks()
+    flat = pc.list_flatten(column)
+    if len(flat) == 0:
+        return
+    bad = pc.less(flat, 0)
+    if vocab_size is not None:
+        bad = pc.or_(bad, pc.greater_equal(flat, int(vocab_size)))
+    if pc.any(bad).as_py():
+        first = int(pc.index(bad, True).as_py())
+        row = int(pc.list_parent_indices(column)[first].as_py())
+        valid = f"[0, {int(vocab_size)})" if vocab_size is not None else ">= 0"
+        raise ValueError(f"data={str(path)!r}, column 'input_ids': row {row} holds token id {flat[first].as_py()}; "
+                         f"valid ids are {valid} (the model's vocabulary)")
 
 
 def _refuse_unequal_lengths(ds, column, path) -> None:

@@ -457,6 +457,20 @@ def test_bad_data_sources_give_one_line_naming_file_and_place(isolated_datasets_
     _one_line(str(info.value))
 
 
+def test_token_ids_outside_the_vocabulary_are_refused_naming_the_row(isolated_datasets_cache):
+    import datasets
+
+    from creamviz.data import load_documents
+
+    path = isolated_datasets_cache / "ids.parquet"
+    for rows, vocab, match in (([[5, 6], [7, -1]], None, r"row 1 holds token id -1; valid ids are >= 0"),
+                               ([[5, 6], [7, 8], [384, 2]], 384, r"row 2 holds token id 384; valid ids are \[0, 384\)")):
+        datasets.Dataset.from_dict({"input_ids": rows}).to_parquet(str(path))
+        with pytest.raises(ValueError, match=match):
+            load_documents(str(path), None, vocab_size=vocab)
+    assert load_documents(str(path), None)[0]["input_ids"][2] == [384, 2]  # no vocabulary given: kept
+
+
 def test_attention_mask_padding_is_not_trained_as_text(isolated_datasets_cache):
     """Right- and left-padded pre-tokenized rows: the rows keep exactly their masked-in tokens (and
     labels), so the collator never sees the padding."""
