@@ -116,7 +116,7 @@ def render_chat(tokenizer, messages, *, labels: str = "all", where: str = "chat"
     ids = tokenizer(full, add_special_tokens=False)["input_ids"]
     edges = sorted({0, len(full), *(e for span in spans for e in span)})
     pieces, lab = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         tok = tokenizer(full[lo:hi], add_special_tokens=False)["input_ids"]
         pieces += tok
         lab += tok if any(b <= lo < e for b, e in spans) else [-100] * len(tok)

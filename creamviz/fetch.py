@@ -39,9 +39,9 @@ from creamviz.models import (
     SOURCE_FILE,
     NamedModel,
     cache_root,
+    file_sha256,
     is_fetched,
     named_model_dir,
-    file_sha256,
     named_model_problem,
     weights_digest,
 )

@@ -389,6 +389,8 @@ def _one_line(message: str) -> str:
 # --------------------------------------------------------------------------- datasets input (--data)
 def _write_data(tmp_path, name):
     """Hostile --data sources, each written here; returns the path."""
+    import json
+
     import datasets
 
     p = tmp_path / name
@@ -413,8 +415,7 @@ def _write_data(tmp_path, name):
                  "mask_length.parquet": [[1] * 299, [1] * 300]}[name]
         datasets.Dataset.from_dict({"input_ids": [[5] * 300, [6] * 300], "attention_mask": masks}).to_parquet(str(p))
     elif name == "labels_short.jsonl":
-        p.write_text('{"input_ids": %s, "labels": %s}\n' % ([5] * 80, [5] * 80) +
-                     '{"input_ids": %s, "labels": %s}\n' % ([5] * 80, [5] * 70))
+        p.write_text("".join(json.dumps({"input_ids": [5] * 80, "labels": [5] * k}) + "\n" for k in (80, 70)))
     elif name == "text_with_mask.jsonl":
         p.write_text('{"text": "hello", "attention_mask": [1, 1]}\n')
     return p

@@ -15,7 +15,6 @@ distances on the sampler's screen are the ones whose angles are shown here.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import ipywidgets as W
