@@ -1,0 +1,41 @@
+"""mkdocs hooks for the creamviz site (mkdocs.yml ``hooks:``).
+
+- nav entries whose page is not in docs_dir are dropped (pages other topics add later appear when
+  their file exists);
+- the mermaid loader that nbconvert's template inlines (a CDN import, never needed: no notebook
+  has a mermaid diagram) is removed, so every page loads only bundled files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MERMAID = re.compile(r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{\s*'
+                     r'const diagrams = document\.querySelectorAll\("\.jp-Mermaid.*?</script>', re.S)
+
+
+def _prune(nav, docs_dir: Path):
+    out = []
+    for item in nav:
+        if isinstance(item, str):
+            if (docs_dir / item).exists():
+                out.append(item)
+        elif isinstance(item, dict):
+            (title, value), = item.items()
+            if isinstance(value, list):
+                value = _prune(value, docs_dir)
+                if value:
+                    out.append({title: value})
+            elif (docs_dir / value).exists():
+                out.append(item)
+    return out
+
+
+def on_config(config, **kwargs):
+    config["nav"] = _prune(config["nav"], Path(config["docs_dir"]))
+    return config
+
+
+def on_post_page(output, page, config, **kwargs):
+    return MERMAID.sub("", output)
