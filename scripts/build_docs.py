@@ -66,7 +66,7 @@ def execute(path: Path, out: Path, timeout: int = 1800) -> float:
     env_before = {k: os.environ.get(k) for k in ("CREAMVIZ_QUICK", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.update(CREAMVIZ_QUICK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         for k, v in env_before.items():

@@ -2,6 +2,9 @@
 
 - nav entries whose page is not in docs_dir are dropped (pages other topics add later appear when
   their file exists);
+- MathJax 2 (bundled from jupyter-server-mathjax, with its STIX-Web fonts) is configured in every
+  page's head, before any page loads it: $…$ in the notebooks, \\(…\\) from arithmatex;
+- the docstrings' Sphinx roles (``:class:`X` ``) show as plain code;
 - the mermaid loader that nbconvert's template inlines (a CDN import, never needed: no notebook
   has a mermaid diagram) is removed, so every page loads only bundled files.
 """
@@ -37,5 +40,22 @@ def on_config(config, **kwargs):
     return config
 
 
+MATHJAX_CONFIG = """<script>
+window.MathJax = {
+  tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+            processEscapes: true},
+  // jupyter-server-mathjax ships the STIX-Web fonts only; its blank probe font would be an about:blank URL
+  "HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web", imageFont: null,
+               styles: {"@font-face": {"font-family": "MathJax_Blank", src: "local('MathJax_Blank')"}}},
+  messageStyle: "none",
+};
+</script>"""
+
+
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|attr|data|mod|obj|exc):(<code>)~?")  # docstrings' cross-reference roles
+
+
 def on_post_page(output, page, config, **kwargs):
+    output = output.replace("<head>", "<head>\n" + MATHJAX_CONFIG, 1)
+    output = SPHINX_ROLE.sub(r"\1", output)
     return MERMAID.sub("", output)
