@@ -28,13 +28,16 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 pytestmark = [pytest.mark.docs, pytest.mark.browser]
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
 def site():
     subprocess.run([sys.executable, "scripts/build_docs.py", "--executed", "test-artifacts/executed"],
                    cwd=ROOT, check=True, timeout=1800)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.RequestHandlerClass.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(SITE)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -109,8 +112,8 @@ def test_api_page_lists_the_sampler_methods(site, browser):
 
 def test_search_finds_theorem_b1(site, browser):
     page, errors, outside = open_page(browser, site, "")
-    page.click("label.md-search__icon, .md-search__input")
-    page.fill("input.md-search__input", "Theorem B.1")
+    page.click("input.md-search__input")
+    page.keyboard.type("Theorem B.1", delay=20)  # typed, as the theme searches on key events
     results = page.locator(".md-search-result__item")
     results.first.wait_for(timeout=30_000)
     assert "Theorem B.1" in page.inner_text(".md-search-result")
