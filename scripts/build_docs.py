@@ -46,9 +46,9 @@ WIDGET_NOTES = {
     "TheoremExplorer": "In the notebook the sliders change N, L, L_h and L_t; the span profile, the region "
                        "map and the verdict on Theorem B.1 follow (try N = 16, L = 44, L_h = L_t = 2, "
                        "below L*).",
-    "RopeExplorer": "In the notebook the controls change the scaling (none, linear, dynamic, YaRN, "
-                    "Llama 3), the factor, N, L, the base θ, YaRN's β and the sampler; the wavelength, "
-                    "decay and angle-coverage figures are redrawn.",
+    "RopeExplorer": "In the notebook the controls change the model geometry, the scaling (none, linear, "
+                    "dynamic, YaRN, LongRoPE, Llama 3), the factor, N, L, the base θ, YaRN's β, the sampler "
+                    "and the number of samples; the wavelength, decay and angle-coverage figures are redrawn.",
     "TrainingLauncher": "In the notebook this is a launch / cancel / resume panel: it fine-tunes the tiny "
                         "model with the sampler set above, draws the loss live and evaluates the run. It "
                         "needs a running kernel, so the site shows no figure for it.",
