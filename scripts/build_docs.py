@@ -54,6 +54,11 @@ WIDGET_NOTES = {
                         "needs a running kernel, so the site shows no figure for it.",
 }
 WIDGET_CLASSES = "|".join(WIDGET_NOTES)
+# under each notebook's title on the site
+QUICK_NOTE = ('<div class="admonition note"><p class="admonition-title">Rendered from a quick run</p><p>The outputs '
+              'below come from running this notebook with <code>CREAMVIZ_QUICK=1</code> (toy sizes, a few training '
+              'steps), so its numbers are not results: the measured ones are on the findings pages. Run it yourself '
+              'with <code>make lab</code> (<code>notebooks/{name}</code>).</p></div>')
 EXPLORER_RE = re.compile(rf"(\w+)\s*=\s*({WIDGET_CLASSES})\(")
 
 
@@ -201,6 +206,7 @@ def assemble(executed: dict[str, Path]) -> None:
     for name, path in executed.items():
         nb = with_outputs(NOTEBOOKS / name, path)
         make_static(nb, Path(name).stem)
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(QUICK_NOTE.format(name=name)))
         nbformat.write(nb, learn / name)
     assets = SRC / "assets"
     assets.mkdir(exist_ok=True)
