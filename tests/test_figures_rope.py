@@ -80,9 +80,9 @@ def test_distance_dimension_and_dimension_coverage(view):
     pre = next(t for t in many.data if t.name == "pre-training")
     np.testing.assert_allclose(pre.z, view.coverages["pre-training"].familiar)  # all seen here: no code
     fig = F.fig_dimension_coverage(view.coverages)
-    assert [t.name for t in fig.data] == ["cream", "contiguous", "pre-training"]  # pre-training drawn last
+    assert [t.name for t in fig.data] == ["CREAM", "contiguous windows", "pre-training"]  # pre-training drawn last
     for trace in fig.data:
-        np.testing.assert_allclose(trace.y, view.coverages[trace.name].covered_fraction)
+        np.testing.assert_allclose(trace.y, view.coverages[trace.legendgroup.removeprefix("cov-")].covered_fraction)
     with pytest.raises(ValueError, match="PhaseCoverage"):
         F.fig_dimension_coverage({"x": np.ones(3)})
 

@@ -26,7 +26,7 @@ def _explorer(**params) -> SamplerExplorer:
 def test_fig_loss_curve_lines_per_run_and_empty_runs():
     logs = {"cream": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], "pose": []}
     fig = F.fig_loss_curve(logs, total_steps=10)
-    assert [t.name for t in fig.data] == ["cream", "cream, moving average (0.9)", "pose", "pose, moving average (0.9)"]
+    assert [t.name for t in fig.data] == ["CREAM", "CREAM, moving average (0.9)", "PoSE", "PoSE, moving average (0.9)"]
     assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [2.0, 1.5]
     # debiased EMA by hand: s1 = 0.1*2 / 0.1 = 2; s2 = (0.9*0.2 + 0.1*1.5) / (1 - 0.81) = 0.33 / 0.19
     np.testing.assert_allclose(fig.data[1].y, [2.0, 0.33 / 0.19])
@@ -37,7 +37,7 @@ def test_fig_loss_curve_lines_per_run_and_empty_runs():
     empty = F.fig_loss_curve({"cream": []})
     assert empty.layout.title.text and [a.text for a in empty.layout.annotations] == ["no steps yet"]
     raw = F.fig_loss_curve(logs, smoothing=None)
-    assert [t.name for t in raw.data] == ["cream", "pose"]
+    assert [t.name for t in raw.data] == ["CREAM", "PoSE"]
     with pytest.raises(ValueError, match="logs"):
         F.fig_loss_curve({})
     with pytest.raises(ValueError, match="smoothing"):
@@ -154,7 +154,7 @@ def test_launch_trains_in_the_background_then_evaluates(tmp_path):
     curve = la.eval_result
     assert curve.length == 2048 and list(curve.n) == [1] * 5
     evaluation = la.figures["evaluation"]
-    assert len(evaluation.data) == 1 and evaluation.data[0].name == "cream"
+    assert len(evaluation.data) == 1 and evaluation.data[0].name == "CREAM"
     assert list(evaluation.data[0].x) == pytest.approx([0, 25, 50, 75, 100])
     assert "L = 2,048" in evaluation.layout.title.text
     assert all(0 <= y <= 100 for y in evaluation.data[0].y)
@@ -200,7 +200,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     assert la.progress.description == "step 2 / 2" and not la.message.startswith("done")
     ppl = la.eval_result
     assert ppl.length == 2048 and (ppl.nll > 0).all()
-    assert la.figures["evaluation"].data[0].name == "cream"
+    assert la.figures["evaluation"].data[0].name == "CREAM"
     assert pathlib.Path(la.export_html(tmp_path / "run.html")).stat().st_size > 0
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from creamviz.attention_result import AttentionMaps, NeedleSweep
-from creamviz.figures.style import TEMPLATE
+from creamviz.figures.style import FALLBACK_COLORS, TEMPLATE
 
 __all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves"]
 
@@ -103,7 +103,7 @@ def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], 
     if not isinstance(sweep, NeedleSweep):
         raise ValueError(f"sweep must be a NeedleSweep, got {type(sweep).__name__}")
     fig = go.Figure()
-    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    palette = FALLBACK_COLORS  # heads, not methods: none of the method colours
     x = 100 * sweep.depths
     for i, (layer, head) in enumerate(heads):
         if layer not in sweep.layers or head not in sweep.heads:

@@ -14,7 +14,7 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.figures.style import TEMPLATE, display_name, method_color, scaling_color
 from creamviz.rope import PhaseCoverage, RopeSpectrum
 
 __all__ = ["fig_rope_wavelengths", "fig_rope_rotations", "fig_rope_decay", "fig_phase_coverage",
@@ -169,12 +169,12 @@ def _check_curves(curves) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _decay_traces(fig, curves, row=None, col=None, legend=True) -> None:
     where = {"row": row, "col": col} if row else {}
-    palette = ["#8c564b", "#17becf", "#e377c2", "#bcbd22"]
-    for k, (name, (x, y)) in enumerate(curves.items()):
-        color = PRETRAINING_COLOR if name.startswith("pre-trained") else palette[k % len(palette)]
+    for name, (x, y) in curves.items():  # colour by scaling (same in every figure, whatever the order)
+        color = PRETRAINING_COLOR if name.startswith("pre-trained") else scaling_color(name)
         keep = x > 0  # a log axis has no r = 0
         fig.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="lines", name=name, showlegend=legend and x.size > 0,
-                                 line={"color": color, "width": 1.2}, legendgroup=f"decay-{name}",
+                                 line={"color": color, "width": 1.2, "dash": "dot" if "attention factor" in name else "solid"},
+                                 legendgroup=f"decay-{name}",
                                  hovertemplate="r %{x:,}<br>bound %{y:.3g}<extra>" + name + "</extra>"), **where)
 
 
@@ -286,7 +286,7 @@ def _coverage_traces(fig, coverages, row=None, col=None, legend=True) -> None:
     for k, (name, cov) in enumerate(ordered):
         pre = name == "pre-training"
         fig.add_trace(go.Scatter(
-            x=np.arange(len(cov.covered_fraction)), y=cov.covered_fraction, mode="lines+markers", name=name,
+            x=np.arange(len(cov.covered_fraction)), y=cov.covered_fraction, mode="lines+markers", name=display_name(name),
             showlegend=legend, legendgroup=f"cov-{name}", marker={"size": 4},
             line={"color": PRETRAINING_COLOR if pre else method_color(name, k), "dash": "dash" if pre else "solid",
                   "width": 2.5 if pre else 1.5},
