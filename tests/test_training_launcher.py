@@ -198,6 +198,8 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     assert [r["loss"] for r in la.loss_log] == [r["loss"] for r in la.result.loss_log]
     assert list(la.figures["loss"].data[0].x) == [1, 2]  # the live curve keeps step 1
     assert la.progress.description == "step 2 / 2" and not la.message.startswith("done")
+    # this launch ran one step (2 of 2, resumed at 1): the message counts that one, not the run's total
+    assert la.message.startswith("1 steps in ") and "steps 2–2 of 2, resumed at 1" in la.message, la.message
     ppl = la.eval_result
     assert ppl.length == 2048 and (ppl.nll > 0).all()
     assert la.figures["evaluation"].data[0].name == "CREAM"
@@ -217,3 +219,21 @@ def test_progress_text_counts_steps_and_eta():
     assert progress_text(2, 10, 4.0, 0) == "step 2 / 10 · ETA 0:16"  # 2 s per step, 8 steps left
     assert progress_text(7, 10, 60.0, 5) == "step 7 / 10 · ETA 1:30"  # resumed at 5: 30 s per step
     assert progress_text(10, 10, 9.0, 0) == "step 10 / 10"
+
+
+def test_live_loss_curve_is_redrawn_at_most_every_live_redraw_s(monkeypatch):
+    # many loss reports in a burst: one redraw per LIVE_REDRAW_S, not one per step
+    from creamviz.widgets import training as launcher_module
+
+    la = TrainingLauncher(target_len=2048, **{**RUN, "steps": 500})
+    drawn = []
+    monkeypatch.setattr(la, "_show", lambda name, fig: drawn.append((name, len(fig.data[0].x))))
+    clock = iter(100 + i * 0.01 for i in range(10_000))  # each report 10 ms after the previous one
+    monkeypatch.setattr(launcher_module.time, "perf_counter", lambda: next(clock))
+    for step in range(1, 201):  # 2 s of reports
+        la._add_loss(step, 1.0)
+    redraws = [n for name, n in drawn if name == "loss"]
+    assert 3 <= len(redraws) <= 2.0 / launcher_module.LIVE_REDRAW_S + 1, redraws
+    assert redraws == sorted(redraws) and redraws[0] == 1  # points are appended, the first drawn at once
+    la._redraw_loss()  # what the run's end does: the last points appear
+    assert drawn[-1] == ("loss", 200)
