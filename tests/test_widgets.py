@@ -143,3 +143,55 @@ def test_theorem_explorer():
     assert ex.audit.tail_len == 3
     figs, audit = theorem_figures(12, 60, 4, 3)
     assert describe_audit(audit) == ex.verdict
+
+
+def test_randpos_coverage_curve_matches_brute_force():
+    # the explorer's RandPos coverage (direct pair differences, or the FFT path past the budget) is the
+    # running union of D_r = {p_j - p_i : i <= j}, computed here with Python sets
+    from creamviz.samplers import RandPosSampler
+    from creamviz.widgets import sampler as sampler_module
+
+    for big_n, big_l, n in ((5, 40, 30), (12, 60, 20), (30, 500, 8)):
+        ids = RandPosSampler(big_n, big_l).position_ids(n, seed=1)
+        seen, expected = set(), []
+        for row in ids.tolist():
+            seen |= {b - a for i, a in enumerate(row) for b in row[i:]}
+            expected.append(len(seen) / big_l)
+        np.testing.assert_allclose(sampler_module.ids_coverage_curve(ids, big_l), expected)
+        # the FFT path (forced by a zero pair budget) agrees on the samples it uses
+        budget = sampler_module.COVERAGE_PAIRS_BUDGET
+        try:
+            sampler_module.COVERAGE_PAIRS_BUDGET = 0
+            fft = sampler_module.ids_coverage_curve(ids, big_l)
+        finally:
+            sampler_module.COVERAGE_PAIRS_BUDGET = budget
+        np.testing.assert_allclose(fft, expected[:len(fft)])
+
+
+def test_randpos_explorer_at_the_largest_settings_is_bounded():
+    # N = 8192, L = 262144, 200k samples asked: the ids, keys and FFT work are capped, the strip is a
+    # heatmap (not 98k markers), and the figures say how many samples they show
+    from creamviz.samplers import RandPosSampler
+
+    figs = sampler_figures(RandPosSampler(8192, 262144), 200_000, 0)
+    assert figs["strip"].data[0].type == "heatmap" and np.asarray(figs["strip"].data[0].z).shape == (12, 512)
+    z = np.asarray(figs["strip"].data[0].z)
+    np.testing.assert_allclose(z.sum(axis=1) * 512, 8192)  # each row: N ids spread over 512 bins of 512 positions
+    assert "16 samples" in figs["segment_density"].layout.title.text
+    assert figs["coverage"].layout.title.text.endswith("after 1 … 4 samples")
+    assert sum(len(f.to_json()) for f in figs.values()) < 300_000  # was 2.2 MB of strip markers
+
+
+def test_randpos_distance_frequency_matches_brute_force():
+    # the RoPE explorer's RandPos distance frequency: the share of samples whose D_r holds d, by sets
+    from creamviz.samplers import RandPosSampler
+    from creamviz.widgets import sampler as sampler_module
+
+    for big_n, big_l in ((5, 40), (16, 300)):
+        sampler = RandPosSampler(big_n, big_l)
+        freq, n = sampler_module.ids_distance_frequency(sampler, 25, seed=2)
+        ids = sampler.position_ids(n, seed=2).tolist()
+        sets = [{b - a for i, a in enumerate(row) for b in row[i:]} for row in ids]
+        np.testing.assert_allclose(freq, [sum(d in s for s in sets) / n for d in range(big_l)])
+    freq, n = sampler_module.ids_distance_frequency(RandPosSampler(16384, 262144), 20_000)
+    assert n == 4 and freq[0] == 1.0 and freq.shape == (262144,)  # FFT path, 2^20 / L samples

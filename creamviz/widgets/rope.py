@@ -26,7 +26,7 @@ from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
 from creamviz.widgets.base import ExplorerBase, show_figure
-from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_traits
+from creamviz.widgets.sampler import SamplerExplorer, build_sampler, ids_distance_frequency, sampler_traits
 
 __all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS"]
 
@@ -37,7 +37,6 @@ MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config
 MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
 DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
 DISTANCE_BINS = 128  # distance bins of the distance x pair map
-RANDPOS_MAX_IDS = 100_000  # RandPos ids per update (FFT path): 24 samples at N = 4096, each holds ~all distances
 
 
 def rope_figures(spectrum: rope.RopeSpectrum, frequency, method: str, *, n_bins: int = 64,
@@ -103,7 +102,7 @@ class RopeExplorer(ExplorerBase):
     ``high_freq_factor`` (Llama 3), ``short_factor`` / ``long_factor`` (LongRoPE, required for it),
     ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method`` and one trait per
     registered sampler parameter (CREAM's ``k``, ``mu``, ``sigma``, …, as the SamplerExplorer), and
-    ``n_samples`` (RandPos: at most ``100k / N`` of them, its FFT path is the slow one), ``seed``,
+    ``n_samples`` (RandPos: fewer, see :func:`~creamviz.widgets.sampler.ids_distance_frequency`), ``seed``,
     ``n_bins`` (phase bins).
     ``.spectrum`` is the last valid :class:`~creamviz.rope.RopeSpectrum`.
     """
@@ -175,8 +174,10 @@ class RopeExplorer(ExplorerBase):
             sampler = build_sampler(method, self.train_len, self.target_len, **dict(key[3]))
             if len(self._frequencies) > 16:
                 self._frequencies.clear()
-            self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed,
-                                                                     max_ids=RANDPOS_MAX_IDS)
+            if sampler.has_segments:  # closed form from the segments
+                self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed)
+            else:  # RandPos: ids within the explorers' time budget (see ids_distance_frequency)
+                self._frequencies[key] = ids_distance_frequency(sampler, self.n_samples, self.seed)[0]
         return self._frequencies[key]
 
     def _compute(self) -> dict[str, go.Figure]:

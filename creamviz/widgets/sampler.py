@@ -22,10 +22,15 @@ from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
-           "nearest_study_arm"]
+           "nearest_study_arm", "ids_coverage_curve", "ids_distance_frequency"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
 MAX_RANDPOS_IDS = 1 << 17  # samplers without segments (RandPos, …): bound the ids they materialise (a redraw < 1 s)
+RANDPOS_KEYS_BUDGET = 1 << 22  # RandPos draws one random key per position of [0, L) per sample: samples x L
+COVERAGE_FFT_BUDGET = 1 << 20  # samplers without segments: coverage samples x L (one FFT of 2L per sample)
+COVERAGE_PAIRS_BUDGET = 1 << 24  # ... or coverage samples x N^2 when the pairs are counted directly
+STRIP_MAX_MARKERS = 4096  # ids of the strip drawn one marker each; denser rows are drawn as ids per bin
+STRIP_BINS = 512  # bins of [0, L) per row of a dense strip
 MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
 STYLE = {"description_width": "110px"}
 
@@ -93,8 +98,8 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
     """Every explorer figure for ``sampler``: strip, segment density, middle placement, coverage.
 
     ``n_samples`` samples feed the statistics (samplers without segments, such as RandPos: at most
-    ``2^17 / N`` of them, since their ids are materialised); the coverage curve uses the first
-    ``coverage_samples``.
+    ``2^17 / N`` and ``2^22 / L`` of them, since their ids are materialised); the coverage curve uses
+    the first ``coverage_samples`` (RandPos: see :func:`ids_coverage_curve`).
     """
     if sampler.has_segments:
         seg = sampler.sample(n_samples, seed=seed)
@@ -107,7 +112,7 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
             "middle_placement": F.fig_middle_placement(segment_stats.middle_placement(seg), rand_factor_pmf=pmf),
         }
     else:  # no segments (RandPos, a user's free-form scheme): ids only
-        n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len))
+        n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len, RANDPOS_KEYS_BUDGET // sampler.target_len))
         ids = sampler.position_ids(n, seed=seed)
         usage = segment_stats.position_usage(ids, target_len=sampler.target_len)
         figs = {
@@ -117,10 +122,47 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
             "middle_placement": _empty_figure(f"{_label(sampler)} has no middle segment"),
         }
         cov_input = ids[: max(1, min(coverage_samples, n, 50))]
-    curve = coverage.coverage_curve(cov_input, sampler.target_len)
+    curve = coverage.coverage_curve(cov_input, sampler.target_len) if sampler.has_segments else \
+        ids_coverage_curve(cov_input, sampler.target_len)
     figs["coverage"] = F.fig_coverage_curves({sampler.name: curve},
                                              title=f"Relative distances covered after 1 … {len(curve):,} samples")
     return figs
+
+
+def ids_coverage_curve(ids: np.ndarray, target_len: int) -> np.ndarray:
+    """:func:`creamviz.coverage.coverage_curve` of raw ids (n, N) within a time budget: the pairs
+    counted directly (N² per sample) while ``n · N² <= COVERAGE_PAIRS_BUDGET``, else the FFT path
+    on the first ``COVERAGE_FFT_BUDGET / L`` samples (a 2L-point transform each; at N = 8192 one
+    sample's 33 M pairs already cover all of [0, L) but its far end). The curve's length says how
+    many samples it used."""
+    n, big_n = ids.shape
+    if n * big_n * big_n <= COVERAGE_PAIRS_BUDGET:
+        first = np.full(target_len, n, dtype=np.int64)  # first sample whose D_r holds d
+        for k in range(n - 1, -1, -1):  # last to first: the smallest index is written last
+            row = ids[k].astype(np.int64)
+            diffs = row[None, :] - row[:, None]  # (N, N)
+            first[diffs[diffs >= 0]] = k
+        return np.cumsum(np.bincount(first[first < n], minlength=n)) / target_len
+    return coverage.coverage_curve(ids[: max(1, COVERAGE_FFT_BUDGET // target_len)], target_len)
+
+
+def ids_distance_frequency(sampler, n_samples: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Per distance ``d in [0, L)`` the fraction of samples whose ``D_r`` holds d, for a sampler
+    without segments (RandPos), within the explorers' time budget: at most ``2^17 / N`` and
+    ``2^22 / L`` samples; their pairs counted directly while ``n · N² <= COVERAGE_PAIRS_BUDGET``,
+    else by FFT on at most ``COVERAGE_FFT_BUDGET / L`` of them. Returns ``(frequency (L,), samples used)``."""
+    big_n, big_l = sampler.train_len, sampler.target_len
+    n = max(1, min(n_samples, MAX_RANDPOS_IDS // big_n, RANDPOS_KEYS_BUDGET // big_l))
+    if n * big_n * big_n > COVERAGE_PAIRS_BUDGET:
+        n = max(1, min(n, COVERAGE_FFT_BUDGET // big_l))
+        return coverage.distance_frequency(sampler.position_ids(n, seed=seed), big_l), n
+    counts = np.zeros(big_l, dtype=np.int64)
+    for row in sampler.position_ids(n, seed=seed).astype(np.int64):
+        diffs = row[None, :] - row[:, None]  # (N, N)
+        has = np.zeros(big_l, dtype=bool)
+        has[diffs[diffs >= 0]] = True
+        counts += has
+    return counts / n, n
 
 
 def _study_summary() -> dict | None:
@@ -146,7 +188,25 @@ def _label(sampler) -> str:
 
 def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
     """Rows of ids as one marker trace with numeric rows (string categories per point cost seconds
-    to validate and send at N = 8192)."""
+    to validate and send at N = 8192); past ``STRIP_MAX_MARKERS`` ids, a heatmap of the share of
+    each row's ids per bin of [0, L) (``STRIP_BINS`` bins: what the markers would show, at a size
+    a browser draws at once)."""
+    if ids.size > STRIP_MAX_MARKERS:
+        n_bins = min(STRIP_BINS, target_len)
+        edges = np.linspace(0, target_len, n_bins + 1)
+        counts = np.stack([np.histogram(row, bins=edges)[0] for row in ids])  # (rows, bins)
+        share = counts / np.diff(edges)[None, :]  # fraction of the bin's positions that are ids
+        fig = go.Figure(go.Heatmap(x=(edges[:-1] + edges[1:]) / 2, y=np.arange(len(ids)), z=share, zmin=0,
+                                   colorscale=[[0, "#ffffff"], [1, "#9467bd"]], name="ids per position",
+                                   colorbar={"title": {"text": "ids per<br>position", "side": "right"}, "len": 0.9},
+                                   hovertemplate="sample #%{y}<br>positions ≈ %{x:,.0f}: %{z:.3f} of them are ids"
+                                                 "<extra></extra>"))
+        fig.update_layout(template=TEMPLATE, title=f"{len(ids)} {label} position vectors (N = {ids.shape[1]:,} ids each, "
+                                                   f"share per bin of {target_len / n_bins:,.0f} positions)",
+                          xaxis={"title": "position id", "range": [0, target_len]},
+                          yaxis={"autorange": "reversed", "title": "sample", "tickvals": list(range(len(ids))),
+                                 "ticktext": [f"#{i}" for i in range(len(ids))]})
+        return fig
     rows = np.repeat(np.arange(len(ids)), ids.shape[1])  # (rows * N,)
     fig = go.Figure(go.Scattergl(x=ids.ravel().astype(np.float64), y=rows.astype(np.float64), mode="markers",
                                  showlegend=False, marker={"size": 3, "color": "#9467bd"}))
