@@ -195,3 +195,17 @@ def test_randpos_distance_frequency_matches_brute_force():
         np.testing.assert_allclose(freq, [sum(d in s for s in sets) / n for d in range(big_l)])
     freq, n = sampler_module.ids_distance_frequency(RandPosSampler(16384, 262144), 20_000)
     assert n == 4 and freq[0] == 1.0 and freq.shape == (262144,)  # FFT path, 2^20 / L samples
+
+
+def test_auto_parameters_show_a_plain_grey_value_not_an_editable_readout():
+    ex = SamplerExplorer(train_len=256, target_len=2048)
+    _ = ex.widget
+    k, note, auto = ex.controls["k"], ex.controls["k_note"], ex.controls["k_auto"]
+    assert ex.k is None and auto.value and k.disabled and not k.readout  # no contenteditable readout
+    assert "= 32 (auto: 4·L/N)" in note.value and "color:#888" in note.value  # 4 L / N at N = 256, L = 2048
+    ex.target_len = 4096
+    assert "= 64 (auto" in note.value
+    auto.value = False  # untick: the slider and its readout take over, with the value it showed
+    assert ex.k == 64 and not k.disabled and k.readout and note.value == ""
+    ex.k = None
+    assert k.disabled and "(auto" in note.value and auto.value

@@ -25,7 +25,7 @@ from creamviz import figures as F
 from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
-from creamviz.widgets.base import ExplorerBase, show_figure
+from creamviz.widgets.base import ExplorerBase, show_auto, show_figure
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler, ids_distance_frequency, sampler_traits
 
 __all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS"]
@@ -245,32 +245,37 @@ class RopeExplorer(ExplorerBase):
         factor_box = self._auto_control(
             "factor", W.FloatSlider(min=1, max=64, step=0.5, description="factor", style=style,
                                     layout=W.Layout(width="270px"), continuous_update=False),
-            default=lambda: self.target_len / max(1, self.train_len), refresh_on=("train_len", "target_len"))
+            default=lambda: self.target_len / max(1, self.train_len), refresh_on=("train_len", "target_len"),
+            rule="L/N")
         theta_box = self._auto_control(
             "rope_theta", W.FloatLogSlider(min=2, max=7, step=0.05, base=10, description="base θ", style=style,
                                            layout=W.Layout(width="270px"), continuous_update=False),
-            default=self._model_theta, refresh_on=("model",))
+            default=self._model_theta, refresh_on=("model",), rule="the model's")
         return [c["model"], c["scaling"], factor_box, c["train_len"], c["target_len"], theta_box, c["beta_fast"],
                 c["beta_slow"], c["method"], c["n_samples"], c["n_bins"]]
 
-    def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...]) -> W.Widget:
+    def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...],
+                      rule: str = "") -> W.Widget:
         """A bound slider plus an 'auto' checkbox: checked = trait None, the slider (disabled) shows
         ``default()``; neither ever rewrites the state on its own."""
         self.bind(name, control)
         auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
                           layout=W.Layout(width="60px"))
+        note = W.HTML(layout=W.Layout(width="auto"))  # "= 8 (auto: L/N)" while auto
         key = f"{name}_auto"
         self.controls[key] = auto
+        self.controls[f"{name}_note"] = note
 
         def show(_=None):  # state -> checkbox and the slider's shown default
             self._syncing.update((key, name))
             try:
-                auto.value = control.disabled = getattr(self, name) is None
+                auto.value = getattr(self, name) is None
                 if auto.value:
                     try:
                         control.value = default()
                     except (ValueError, ZeroDivisionError, TypeError):
                         pass
+                show_auto(control, note, auto.value, rule)
             finally:
                 self._syncing.difference_update((key, name))
 
@@ -281,7 +286,7 @@ class RopeExplorer(ExplorerBase):
         auto.observe(from_checkbox, "value")
         self.observe(show, [name, *refresh_on])
         show()
-        return W.HBox([control, auto])
+        return W.HBox([control, note, auto], layout=W.Layout(align_items="center"))
 
     def _model_theta(self) -> float:
         try:

@@ -19,7 +19,7 @@ from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.resources import resource_path
 from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
-from creamviz.widgets.base import ExplorerBase
+from creamviz.widgets.base import ExplorerBase, show_auto
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
            "nearest_study_arm", "ids_coverage_curve", "ids_distance_frequency"]
@@ -377,6 +377,7 @@ class SamplerExplorer(ExplorerBase):
                 control.value = value
             finally:
                 self._syncing.discard(name)
+            show_auto(control, self.controls[f"{name}_note"], True, param.auto_text or "")
 
     def _param_control(self, param: Param) -> W.Widget:
         """A declared parameter's control; one with a default rule gets an 'auto' checkbox
@@ -388,14 +389,17 @@ class SamplerExplorer(ExplorerBase):
         name = param.name
         auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
                           layout=W.Layout(width="60px"), tooltip=f"default: {param.auto_text}")
+        note = W.HTML(layout=W.Layout(width="auto"))  # "= 32 (auto: 4·L/N)" while auto
         self.controls[f"{name}_auto"] = auto
+        self.controls[f"{name}_note"] = note
 
         key = f"{name}_auto"
 
-        def show_auto(_=None):  # state -> checkbox, without writing back
+        def show_state(_=None):  # state -> checkbox, without writing back
             self._syncing.add(key)
             try:
-                auto.value = control.disabled = getattr(self, name) is None
+                auto.value = getattr(self, name) is None
+                show_auto(control, note, auto.value, param.auto_text or "")
             finally:
                 self._syncing.discard(key)
 
@@ -404,9 +408,9 @@ class SamplerExplorer(ExplorerBase):
                 setattr(self, name, None if change["new"] else control.value)
 
         auto.observe(from_checkbox, "value")
-        self.observe(show_auto, name)
-        show_auto()
-        return W.HBox([control, auto])
+        self.observe(show_state, name)
+        show_state()
+        return W.HBox([control, note, auto], layout=W.Layout(align_items="center"))
 
     def export_html(self, path: str | Path = "creamviz_sampler.html") -> Path:
         """Write the current figures to one standalone HTML file (plotly.js embedded)."""
