@@ -209,3 +209,23 @@ def test_auto_parameters_show_a_plain_grey_value_not_an_editable_readout():
     assert ex.k == 64 and not k.disabled and k.readout and note.value == ""
     ex.k = None
     assert k.disabled and "(auto" in note.value and auto.value
+
+
+def test_target_len_slider_steps_over_valid_l_only_in_reference_mode():
+    from creamviz.widgets import RopeExplorer
+
+    ex = SamplerExplorer(train_len=256, target_len=2048)
+    _ = ex.widget
+    slider = ex.controls["target_len"]
+    # every value the slider can land on is a valid reference-mode L = m N, m >= 2
+    values = range(slider.min, slider.max + 1, slider.step)
+    assert (slider.step, slider.min) == (256, 512) and all(v % 256 == 0 and v >= 512 for v in values)
+    ex.middle = "truncnorm"
+    assert (slider.step, slider.min) == (16, 32) and ex.target_len == 2048  # the state is never touched
+    rope_ex = RopeExplorer()
+    _ = rope_ex.widget
+    rope_ex.target_len = 40000  # typed: the error names a control the explorer has
+    assert "middle='truncnorm'" in rope_ex.error and "middle" in rope_ex.controls
+    assert rope_ex.controls["middle"].layout.display == "" and rope_ex.controls["target_len"].step == 4096
+    rope_ex.middle = "truncnorm"
+    assert rope_ex.error == "" and rope_ex.controls["target_len"].step == 64

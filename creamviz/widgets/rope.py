@@ -235,6 +235,8 @@ class RopeExplorer(ExplorerBase):
             "beta_slow": W.FloatSlider(min=0.25, max=16, step=0.25, description="YaRN β_slow", style=style,
                                        layout=layout, continuous_update=False),
             "method": W.Dropdown(options=list(SAMPLERS), description="sampler", style=style, layout=layout),
+            "middle": W.Dropdown(options=list(sampler_parameters()["middle"].choices), description="CREAM middle",
+                                 style=style, layout=layout),
             "n_samples": W.IntSlider(min=100, max=20_000, step=100, description="samples", style=style,
                                      layout=layout, continuous_update=False),
             "n_bins": W.IntSlider(min=8, max=256, step=8, description="phase bins", style=style, layout=layout,
@@ -251,8 +253,15 @@ class RopeExplorer(ExplorerBase):
             "rope_theta", W.FloatLogSlider(min=2, max=7, step=0.05, base=10, description="base θ", style=style,
                                            layout=W.Layout(width="270px"), continuous_update=False),
             default=self._model_theta, refresh_on=("model",), rule="the model's")
+        self.observe(self._refresh_sampler_controls, ["method", "middle", "train_len"])
+        self._refresh_sampler_controls()
         return [c["model"], c["scaling"], factor_box, c["train_len"], c["target_len"], theta_box, c["beta_fast"],
-                c["beta_slow"], c["method"], c["n_samples"], c["n_bins"]]
+                c["beta_slow"], c["method"], c["middle"], c["n_samples"], c["n_bins"]]
+
+    def _refresh_sampler_controls(self, _change=None) -> None:
+        """CREAM's middle control shows with CREAM only; the L slider steps over valid L only."""
+        self.controls["middle"].layout.display = "" if self.method == "cream" else "none"
+        SamplerExplorer._step_target_len(self, self.train_len, default_step=64, default_min=128)
 
     def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...],
                       rule: str = "") -> W.Widget:

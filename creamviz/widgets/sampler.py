@@ -81,6 +81,14 @@ def param_control(param: Param, train_len: int, target_len: int) -> W.Widget:
     return W.FloatSlider(min=low, max=high, step=step, continuous_update=False, readout_format=".3g", **common)
 
 
+def target_len_steps(method: str, middle: str, train_len: int, default_step: int, default_min: int) -> tuple[int, int]:
+    """``(step, min)`` of the L slider: CREAM's reference middle needs L a multiple of N (L = m·N,
+    m >= 2), so there the slider steps by N from 2N (a drag lands on valid L only); else the defaults."""
+    if method == "cream" and middle == "reference" and isinstance(train_len, int) and train_len >= 1:
+        return train_len, 2 * train_len
+    return default_step, default_min
+
+
 def control_range(param: Param, train_len: int, target_len: int) -> tuple:
     """``(min, max, step)`` of a parameter's slider at (N, L): the valid range where bounded,
     else the declared ``ui`` range."""
@@ -362,6 +370,7 @@ class SamplerExplorer(ExplorerBase):
         'auto' parameter's slider shows the default rule's value."""
         declared = {p.name for p in SAMPLERS[self.method].parameters} if self.method in SAMPLERS else set()
         big_n, big_l = self._window()
+        self._step_target_len(big_n, default_step=16, default_min=32)
         for name, param in sampler_parameters().items():
             self.param_boxes[name].layout.display = "" if name in declared else "none"
             if param.kind is str:
@@ -378,6 +387,24 @@ class SamplerExplorer(ExplorerBase):
             finally:
                 self._syncing.discard(name)
             show_auto(control, self.controls[f"{name}_note"], True, param.auto_text or "")
+
+    def _step_target_len(self, big_n: int, *, default_step: int, default_min: int) -> None:
+        """The L slider steps over valid L only (see :func:`target_len_steps`); the state is not touched."""
+        control = self.controls.get("target_len")
+        if control is None:
+            return
+        step, low = target_len_steps(self.method, self.middle, big_n, default_step, default_min)
+        if (control.step, control.min) == (step, min(low, control.max)):
+            return
+        self._syncing.add("target_len")
+        try:
+            control.step = step
+            control.min = min(low, control.max)
+            control.description_tooltip = (f"steps of N = {step}: the reference middle needs L a multiple of N"
+                                           if step != default_step else "")
+        finally:
+            self._syncing.discard("target_len")
+        self._show_in_control("target_len")
 
     def _param_control(self, param: Param) -> W.Widget:
         """A declared parameter's control; one with a default rule gets an 'auto' checkbox
