@@ -46,8 +46,10 @@ def fig_middle_placement(placement: MiddlePlacement, *,
     pmf = dict(rand_factor_pmf or {})
     has_factor = bool(pmf) or len(placement.rand_factor_values) > 0
     if has_factor:
+        # short panel titles: centred over panels of ~300 and ~180 px in a narrow output area, longer
+        # ones ran into each other (the legend names P_s, P_e and the centre)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
-                            subplot_titles=("middle placement: P_s, P_e, centre", "rand_factor distribution"))
+                            subplot_titles=("middle placement", "rand_factor"))
     else:
         fig = make_subplots(rows=1, cols=1, subplot_titles=("middle placement: P_s, P_e, centre",))
     centers = (placement.edges[:-1] + placement.edges[1:] - 1) / 2.0

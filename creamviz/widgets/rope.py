@@ -195,9 +195,11 @@ class RopeExplorer(ExplorerBase):
         self._shown = {"spectrum": spectrum_key, "coverage": coverage_key}  # figures unchanged otherwise
         return figs
 
-    uses_figure_widgets = True  # in-place plotly updates (update_in_place): one redraw per figure
+    # go.Figures in the responsive grid (FigureWidgets keep plotly's 700 px and cut colour bars and
+    # titles in narrower output areas); only the figures whose content changed are redrawn
+    uses_figure_widgets = False
 
-    def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
+    def _show_figure(self, widget: go.Figure, fig: go.Figure) -> None:
         if not update_in_place(widget, fig):  # same structure: one redraw instead of three
             show_figure(widget, fig)
 
