@@ -220,9 +220,9 @@ def fig_phase_coverage(coverage: PhaseCoverage, *, title: str | None = None) -> 
                              colorbar={"title": "exercise<br>rate", "tickvals": [t for t, _ in ticks],
                                        "ticktext": [t for _, t in ticks]},
                              hovertemplate="pair %{y}<br>angle %{x:.2f} rad<br>%{z:.3g}<extra></extra>"))
-    who = coverage.method or "trained distances"
-    fig.update_layout(template=TEMPLATE, height=430, margin={"t": 60},
-                      title=title or f"Which angles {who} exercises per rotary pair "
+    who = display_name(coverage.method) if coverage.method else "trained distances"
+    fig.update_layout(template=TEMPLATE, height=430, margin={"t": 80},  # two title lines: fits 500 px
+                      title=title or f"Which angles {who} exercises per rotary pair<br>"
                                      f"({coverage.unseen.sum():,} needed cells never seen, red)",
                       xaxis={"title": f"angle r·θ' mod 2π ({coverage.n_bins} bins)", "range": [0, 2 * np.pi],
                              "tickvals": np.pi * np.array([0, 0.5, 1, 1.5, 2]),
@@ -257,14 +257,15 @@ def fig_distance_dimension(coverages, *, title: str | None = None) -> go.Figure:
     ``PhaseCoverage.familiar`` (the share of the bin's distances on an angle pre-training produced)."""
     coverages = _check_coverages(coverages)
     names = list(coverages)
-    titles = [f"{n} (1 = angle seen in pre-training, no per-sample rate)" if n == "pre-training" else n for n in names]
+    titles = [f"{n} (1 = angle seen in pre-training, no per-sample rate)" if n == "pre-training" else display_name(n)
+              for n in names]
     title = title or "Where a length-L input meets angles fine-tuning never produced"
     if len(names) == 1:  # one panel: no subplot grid (cheaper to redraw in an explorer)
         cov = coverages[names[0]]
         fig = go.Figure()
         _rate_traces(fig, cov, True, {})
         fig.add_vline(x=cov.train_len, line={"color": "#444444", "dash": "dash", "width": 1})
-        fig.update_layout(template=TEMPLATE, height=400, margin={"t": 60}, title=f"{title}: {titles[0]}",
+        fig.update_layout(template=TEMPLATE, height=400, margin={"t": 80}, title=f"{title}:<br>{titles[0]}",
                           xaxis={"title": "relative distance r (dashed: N)"},
                           yaxis={"title": "rotary pair i", "autorange": "reversed"})
         return fig
