@@ -48,7 +48,7 @@ TEMPLATE = go.layout.Template(layout={
     "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": "#2a3f5f"},
     "xaxis": _AXIS, "yaxis": _AXIS, "hoverlabel": {"align": "left"},
     "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692"],
-    "title": {"x": 0.05, "xanchor": "left", "automargin": True},
+    "title": {"x": 0.05},
     "autosize": True,
 })
 _WORD = re.compile(r"[a-z0-9]+")
