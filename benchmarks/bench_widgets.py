@@ -75,6 +75,7 @@ def randpos_at_largest_settings() -> bool:
             samples = []
             for _ in range(3):
                 explorer.method = "cream" if method == "randpos" else "randpos"
+                getattr(explorer, "_frequencies", {}).clear()  # RoPE: no cached frequency, a fresh draw
                 start = time.perf_counter()
                 explorer.method = method
                 samples.append(time.perf_counter() - start)
