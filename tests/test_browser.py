@@ -567,16 +567,19 @@ def test_cancel_late_in_a_long_run_stops_within_two_steps(lab):
         while step_number(launcher) < LATE_CANCEL["cancel_at"] and time.time() < deadline:
             assert "failed" not in launcher.inner_text(), launcher.inner_text()
             page.wait_for_timeout(100)
-        shown = step_number(launcher)
         record["frames_while_training"] = page.evaluate(FRAMES_STOP_JS)
         page.evaluate(FRAMES_START_JS)
+        cancel = launcher.get_by_role("button", name="cancel")
+        shown = step_number(launcher)  # what the page shows the moment the button is pressed
         t_click = time.perf_counter()
-        launcher.get_by_role("button", name="cancel").click()
+        cancel.click()
         page.wait_for_function("(root) => /cancelled/.test(root.innerText)", arg=launcher.element_handle(),
                                timeout=120_000)
         record["frames_while_cancelling"] = page.evaluate(FRAMES_STOP_JS)
         stopped = step_number(launcher)
+        pressed = re.search(r"cancel pressed at step (\d+)", launcher.inner_text())
         record.update(shown_at_click=shown, stopped_at=stopped, steps=LATE_CANCEL["steps"],
+                      kernel_step_at_cancel=int(pressed.group(1)) if pressed else None,
                       cancel_to_cancelled_s=round(time.perf_counter() - t_click, 2),
                       training_s=round(t_click - t0, 1))
         loss_x = launcher.evaluate(LOSS_X_JS)
@@ -586,7 +589,11 @@ def test_cancel_late_in_a_long_run_stops_within_two_steps(lab):
         (ARTIFACTS / "late-cancel.json").write_text(json.dumps(record, indent=1))
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
         page.close()
-    assert shown <= stopped <= shown + 2, record  # the cancel lands within two steps
+    # the cancel reaches the training loop and lands within two steps of the step the kernel had
+    # reported; the page's counter may trail the kernel by a step or two under load
+    assert record["kernel_step_at_cancel"] is not None, record
+    assert shown <= record["kernel_step_at_cancel"] <= stopped <= record["kernel_step_at_cancel"] + 2, record
+    assert stopped <= shown + 4, record
     assert max(loss_x) == stopped, record  # the curve shows every step up to the checkpoint
     frames = record["frames_while_training"]
     # a responsive page: frames keep coming (before, a redraw per step left them ~300 ms apart)

@@ -174,6 +174,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     ckpt = run_dir / "checkpoint-1"
     assert (ckpt / "model.safetensors").is_file()
     assert la.step == 1 and la.result.final_model is None and str(ckpt) in la.message
+    assert "(cancel pressed at step 0)" in la.message  # pressed before the first step reported
     assert not la.message.startswith("cancelled") and la.progress.description == "step 1 / 2"
     assert "Evaluation" in la.figures["evaluation"].layout.title.text  # a placeholder, no stale title
 

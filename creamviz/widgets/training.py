@@ -148,6 +148,7 @@ class TrainingLauncher(ExplorerBase):
         self._windows: dict[str, int] = {}  # model -> pre-trained window N
         self._clock = (0.0, 0)  # (start time, first step) of the current launch, for the ETA
         self._loss_drawn_at = 0.0  # perf_counter of the last live redraw of the loss curve
+        self.cancelled_at_step: int | None = None  # step reported when cancel was pressed (this launch)
         self._loss_title = ""
         if explorer is not None:  # shared parameters given here are set on the explorer first
             shared = {n: params.pop(n) for n in self.shared if n in params}
@@ -245,6 +246,7 @@ class TrainingLauncher(ExplorerBase):
             return False
         self.error = ""
         self.result, self.eval_result = None, None
+        self.cancelled_at_step = None
         self.loss_log = checkpoint_losses(out) if cfg.resume else []  # a resume keeps the earlier losses
         self.run_dir = out
         self.total_steps = cfg.steps
@@ -267,6 +269,7 @@ class TrainingLauncher(ExplorerBase):
         launch with ``resume=True`` continues from it). Returns whether a run was going."""
         if not self.run_control.cancel():
             return False
+        self.cancelled_at_step = self.step  # the step the run had reported when cancel was pressed
         if self.status == "running":
             self.message = "stopping after the current step and saving a checkpoint …"
         return True
@@ -306,7 +309,8 @@ class TrainingLauncher(ExplorerBase):
             self.progress_label = progress_text(result.steps_done, cfg.steps, 0.0, result.steps_done)  # no ETA
             if not result.completed:
                 kept = result.checkpoints[-1] if result.checkpoints else None
-                self.message = (f"at step {result.steps_done} / {cfg.steps}; checkpoint kept in {kept}. "
+                pressed = "" if self.cancelled_at_step is None else f" (cancel pressed at step {self.cancelled_at_step})"
+                self.message = (f"at step {result.steps_done} / {cfg.steps}{pressed}; checkpoint kept in {kept}. "
                                 "Tick 'resume' and launch again to continue this run.")
                 self.status = "cancelled"
                 return
