@@ -623,6 +623,10 @@ def test_reopened_page_on_a_running_kernel_shows_every_widget(lab):
     try:
         for attempt in range(2):
             page = browser.new_page(viewport=VIEWPORT)
+            console = []
+            page.on("console", lambda msg, console=console: console.append(f"{msg.type}: {msg.text}"[:300])
+                    if msg.type in ("error", "warning") else None)
+            t_open = time.perf_counter()
             page.goto(f"{url}/lab/tree/{name}?token={token}")  # no ?reset: the running session is reused
             page.wait_for_function(f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                 return w && w.context && w.context.path.endsWith({json.dumps(name)}) && ({KERNEL_IDLE_JS})(); }}""",
@@ -635,7 +639,8 @@ def test_reopened_page_on_a_running_kernel_shows_every_widget(lab):
                 pass
             text = page.evaluate("() => document.body.innerText")
             views = page.evaluate("() => document.querySelectorAll('.creamviz-explorer').length")
-            seen.append({"attempt": attempt, "views": views, "model_not_found": "model not found" in text})
+            seen.append({"attempt": attempt, "views": views, "model_not_found": "model not found" in text,
+                         "seconds": round(time.perf_counter() - t_open, 1), "console": console[:12]})
             page.screenshot(path=str(ARTIFACTS / f"reopen-{attempt}.png"))
             if attempt == 0:
                 page.close()

@@ -115,7 +115,7 @@ def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], 
                              line={"color": "#444", "width": 2, "dash": "dot"}))
     fig.add_trace(go.Scatter(x=x, y=sweep.uniform.mean(1), mode="lines", name="uniform share",
                              line={"color": "#555", "dash": "dash", "width": 1}))
-    fig.update_layout(template=TEMPLATE, height=420, width=760, legend_title="head",
+    fig.update_layout(template=TEMPLATE, height=420, legend_title="head",  # width: the page's (autosize)
                       xaxis_title="depth of the relevant item in the context (%)",
                       yaxis_title="attention mass of the question on it",
                       yaxis={"type": "log"} if log_y else {"rangemode": "tozero"},

@@ -340,7 +340,7 @@ def fig_rope_summary(spectrum: RopeSpectrum, decay: Mapping, coverages, *, famil
     fig.update_xaxes(title_text="rotary pair i", row=1, col=1)
     fig.update_xaxes(title_text="rotary pair i", row=1, col=2)
     fig.update_xaxes(title_text="relative distance r", row=2, col=2)
-    fig.update_layout(template=TEMPLATE, height=760, width=1200, margin={"t": 80},
+    fig.update_layout(template=TEMPLATE, height=760, margin={"t": 80},  # width: the page's (autosize)
                       title=title or f"{_describe(spectrum)}: N = {spectrum.train_len:,}, L = {spectrum.target_len:,}",
                       legend={"orientation": "h", "y": -0.1})
     return fig
