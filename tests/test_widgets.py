@@ -229,3 +229,15 @@ def test_target_len_slider_steps_over_valid_l_only_in_reference_mode():
     assert rope_ex.controls["middle"].layout.display == "" and rope_ex.controls["target_len"].step == 4096
     rope_ex.middle = "truncnorm"
     assert rope_ex.error == "" and rope_ex.controls["target_len"].step == 64
+
+
+def test_hiding_the_middle_control_hides_nothing_else():
+    # the RoPE explorer hides CREAM's middle control for other samplers: no other control shares its layout
+    from creamviz.widgets import RopeExplorer
+
+    ex = RopeExplorer(model="tiny", train_len=256, target_len=2048)
+    _ = ex.widget
+    ex.method = "randpos"
+    assert ex.controls["middle"].layout.display == "none"
+    hidden = [k for k, c in ex.controls.items() if k != "middle" and c.layout.display == "none"]
+    assert hidden == [], hidden

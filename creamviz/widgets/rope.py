@@ -238,7 +238,7 @@ class RopeExplorer(ExplorerBase):
                                        layout=layout, continuous_update=False),
             "method": W.Dropdown(options=list(SAMPLERS), description="sampler", style=style, layout=layout),
             "middle": W.Dropdown(options=list(sampler_parameters()["middle"].choices), description="CREAM middle",
-                                 style=style, layout=layout),
+                                 style=style, layout=W.Layout(width="340px")),  # its own: it is hidden alone
             "n_samples": W.IntSlider(min=100, max=20_000, step=100, description="samples", style=style,
                                      layout=layout, continuous_update=False),
             "n_bins": W.IntSlider(min=8, max=256, step=8, description="phase bins", style=style, layout=layout,
