@@ -400,7 +400,7 @@ class SamplerExplorer(ExplorerBase):
         try:
             control.step = step
             control.min = min(low, control.max)
-            control.description_tooltip = (f"steps of N = {step}: the reference middle needs L a multiple of N"
+            control.tooltip = (f"steps of N = {step}: the reference middle needs L a multiple of N"
                                            if step != default_step else "")
         finally:
             self._syncing.discard("target_len")
