@@ -28,7 +28,12 @@ from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
 from creamviz.validation import check_int
 from creamviz.widgets.base import ExplorerBase, show_auto, show_figure
-from creamviz.widgets.sampler import SamplerExplorer, build_sampler, ids_distance_frequency, sampler_traits
+from creamviz.widgets.sampler import (
+    SamplerExplorer,
+    build_sampler,
+    ids_distance_frequency,
+    sampler_traits,
+)
 
 __all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS", "FiniteLink"]
 
