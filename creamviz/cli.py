@@ -167,7 +167,8 @@ def _fail(prog: str, parser: argparse.ArgumentParser, err: BaseException) -> int
     message = " ".join(str(err).split()) or type(err).__name__
     if not isinstance(err, ValueError):
         message = f"{type(err).__name__}: {message}"
-    where = flag_for_error(message, parser)
+    param = getattr(err, "parameter", None)
+    where = flag(param) if param and flag(param) in parser._option_string_actions else flag_for_error(message, parser)
     print(f"{prog}: error: {f'argument {where}: ' if where else ''}{message}", file=sys.stderr)
     if os.environ.get("CREAMVIZ_TRACEBACK"):
         import traceback
@@ -208,15 +209,16 @@ def _train_run(ns: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from creamviz.samplers import sampler_parameters
-    from creamviz.training import TrainConfig, describe_lengths, lengths_report, train
+    from creamviz.training import TrainConfig, train
 
     params = {k: getattr(ns, k) for k in sampler_parameters() if getattr(ns, k, None) is not None}
     config = dataclass_from_args(TrainConfig, ns, sampler_params=params)
     config.validate()
-    config.with_model_window().make_sampler()  # what cannot run is refused before anything is printed
-    if PartialState().is_main_process:  # N, L, the model's window W, the sampler's and RoPE's factors
-        print(describe_lengths(lengths_report(config)), flush=True)
-    result = train(config)
+    lengths = config.lengths()  # N, L, the model's window W, the sampler's and RoPE's factors
+    config.make_sampler(lengths)  # what cannot run is refused before anything is printed
+    if PartialState().is_main_process:
+        print(lengths.describe(config.sampler, config.sampler_params), flush=True)
+    result = train(config, lengths=lengths)
 
     if PartialState().is_main_process:
         last = result.loss_log[-1]["loss"] if result.loss_log else float("nan")

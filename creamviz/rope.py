@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from creamviz.lengths import window_of
 from creamviz.validation import check_int, check_real
 
 __all__ = [
@@ -121,11 +122,7 @@ def _window_and_theta(config) -> tuple[int, float]:
     theta = params.get("rope_theta", getattr(config, "rope_theta", None))
     if theta is None:
         raise ValueError("the config has no rope_theta: not a RoPE model")
-    window = params.get("original_max_position_embeddings")
-    if not window:  # linear keeps no N: load_model set max_position_embeddings = factor * N
-        factor = params.get("factor") if params.get("rope_type") == "linear" else None
-        window = round(config.max_position_embeddings / factor) if factor else config.max_position_embeddings
-    return int(window), float(theta)
+    return window_of(config), float(theta)
 
 
 def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope_theta=None,

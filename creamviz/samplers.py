@@ -38,6 +38,7 @@ __all__ = [
     "load_sampler_plugins",
     "check_n",
     "make_rng",
+    "sampler_defaults",
     "CreamSampler",
     "PoseSampler",
     "RandPosSampler",
@@ -66,18 +67,15 @@ TRUNCNORM_MIN_WIDTH = 1e-9  # truncnorm axis [2, 2f] in units of sigma below whi
 RANDPOS_MAX_KEYS = 1 << 30  # n * L random keys per call (about 10 s on one core)
 
 
-# --------------------------------------------------------------------------- validation helpers
-
-
-
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None:
-        check_int("seed", seed, low=0)
-    return np.random.default_rng(seed)
+# --------------------------------------------------------------------------- argument helpers
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` (an int >= 0, a SeedSequence, a Generator used as is, or None
+    for fresh entropy), its errors as one ValueError naming ``seed``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"seed={seed!r} is not a valid seed ({err}); valid: an integer >= 0, a "
+                         "np.random.Generator or None") from None
 
 
 def _check_n(n: Any) -> int:
@@ -99,7 +97,6 @@ def _check_ids_size(n: int, big_n: int) -> None:
 
 
 check_n = _check_n  # public: a sampler's `n` argument as an int >= 1, or a ValueError
-make_rng = _rng  # public: a np.random.Generator from a sampler's `seed` argument
 
 
 # --------------------------------------------------------------------------- the data container
@@ -556,7 +553,7 @@ class CreamSampler(Sampler):
         ``branch_block == 1``), the uniforms ``u`` for rand_factor, and the uniforms placing ``P_e``.
         """
         n = _check_n(n)
-        rng = _rng(seed)
+        rng = make_rng(seed)
         big_n, big_l = self.train_len, self.target_len
         dtype = _index_dtype(big_l)
         # one (6, n) block for every output row: a single large allocation (the kernel backs it with
@@ -619,7 +616,7 @@ class PoseSampler(Sampler):
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         n = _check_n(n)
-        rng = _rng(seed)
+        rng = make_rng(seed)
         big_n, big_l = self.train_len, self.target_len
         dtype = _index_dtype(big_l)
         rt1 = rng.integers(1, (big_n + 1) // 2, size=n, endpoint=True).astype(dtype)
@@ -675,7 +672,7 @@ class RandPosSampler(Sampler):
         if n * big_l > RANDPOS_MAX_KEYS:
             raise ValueError(f"n * target_len = {n} * {big_l} = {n * big_l} random keys exceed the RandPos limit "
                              f"{RANDPOS_MAX_KEYS} (about {n * big_l / 1e8:.0f} s at 1e8 keys/s); pass a smaller n")
-        rng = _rng(seed)
+        rng = make_rng(seed)
         out = np.empty((n, big_n), dtype=np.int64)
         rows_per_block = max(1, self.block_elements // big_l)
         for start in range(0, n, rows_per_block):  # blocks of rows, not samples one by one
@@ -732,6 +729,18 @@ def sampler_parameters() -> dict[str, Param]:
         for p in cls.parameters:
             out.setdefault(p.name, p)
     return out
+
+
+def sampler_defaults(name: str, train_len: int, target_len: int, params: dict | None = None) -> dict:
+    """Sampler ``name``'s parameters at (N, L) = (``train_len``, ``target_len``): the given ones
+    (``params``, None = not given) as given, the others from their :class:`Param` declaration
+    (``default``, or the rule ``auto(N, L)``: CREAM's k = 4·L/N and μ = 1 + L/N). Nothing is validated:
+    build the sampler for that. ``Param.bounds(N, L)`` gives each valid range (CREAM: k <= (N-1)//2)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(sorted(SAMPLERS))}")
+    params = params or {}
+    return {p.name: params[p.name] if params.get(p.name) is not None else p.default_for(train_len, target_len)
+            for p in SAMPLERS[name].parameters}
 
 
 def load_sampler_plugins() -> list[str]:

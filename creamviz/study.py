@@ -260,6 +260,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
     """Train (unless ``arm_name == "base"``) and evaluate one run; reuse it when already done.
     Returns the run's result: ``{"arm", "seed", "key", "train_seconds", "eval_seconds",
     "final_loss", "device", "records": [{"set", "prompt", "depth", "correct", "generated"}]}``."""
+    from creamviz.lengths import Lengths
     from creamviz.models import load_model, load_tokenizer
 
     out = run_dir(cfg, arm_name, seed)
@@ -276,19 +277,18 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
     tokenizer = load_tokenizer(cfg.base)
     train_seconds, final_loss = 0.0, None
     start = time.perf_counter()
+    lengths = Lengths.resolve(cfg.base, cfg.target_len, rope=cfg.rope)  # N = W, L, factor L / W
     if arm_name == BASE:
-        from creamviz.training import model_window
-
-        model = load_model(cfg.base, rope=cfg.rope, factor=cfg.target_len / model_window(cfg.base))
+        model = lengths.load_model(cfg.base)
     else:
-        from creamviz.training import model_window, train
+        from creamviz.training import train
 
         tcfg = _train_config(cfg, ARM_BY_NAME[arm_name], seed, out / "train")
         dataset = None
         if cfg.data == "mix+ruler":
-            dataset = RulerMixDataset(tokenizer, model_window(cfg.base), cfg.steps * cfg.batch_size, seed,
+            dataset = RulerMixDataset(tokenizer, lengths.train_len, cfg.steps * cfg.batch_size, seed,
                                       ruler_share=cfg.ruler_share, ruler_tasks=cfg.ruler_tasks)
-        result = train(tcfg, dataset=dataset)
+        result = train(tcfg, dataset=dataset, lengths=lengths)
         train_seconds = time.perf_counter() - start
         final_loss = float(result.loss_log[-1]["loss"]) if result.loss_log else None
         model = load_model(result.final_model)
@@ -417,7 +417,7 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
 
     write_records(results, Path(cfg.out) / "records.csv.gz")
     df = add_partial_scores(load_records(Path(cfg.out) / "records.csv.gz"), study_examples(cfg, load_tokenizer(cfg.base)))
-    from creamviz.training import model_window
+    from creamviz.lengths import model_window
 
     config = {**cfg.record(), "train_len": model_window(cfg.base), "provenance": provenance(results)}
     summary = significance.summarize(df, config, seed=0,

@@ -227,9 +227,10 @@ def phase_b(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
 
     run_dir = work / "b_fsdp"
     shutil.rmtree(run_dir, ignore_errors=True)
-    from creamviz.training import model_window
+    from creamviz.lengths import Lengths
 
-    factor = max(1.0, sizes["target"] / model_window(model))  # L / W (see phase_a)
+    lengths = Lengths.resolve(model, sizes["target"], train_len=sizes["window"], rope="yarn")
+    factor = max(1.0, lengths.rope_factor)  # L / W (see phase_a)
     cfg = dict(model=model, sampler="cream", rope="yarn", factor=factor, train_len=sizes["window"],
                target_len=sizes["target"],
                steps=sizes["b_steps"], batch_size=sizes["b_batch"], lr=1e-5, warmup_steps=0, seed=SEED,
@@ -309,17 +310,17 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
     import torch
 
     from creamviz import evaluate, tasks
+    from creamviz.lengths import Lengths
     from creamviz.models import load_model, load_tokenizer
-    from creamviz.training import TrainConfig, lengths_report, train
+    from creamviz.training import TrainConfig, train
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
-    from creamviz.training import model_window
-
     big_n, big_l = sizes["window"], sizes["target"]
+    lengths = Lengths.resolve(model, big_l, train_len=big_n, rope="yarn")
     # RoPE is interpolated from the model's window W to L (= L / N here, where N = W); a CPU smoke run of
     # SmolLM2 with L below its window keeps factor 1 (no interpolation worth the name)
-    factor = max(1.0, big_l / model_window(model))
+    factor = max(1.0, lengths.rope_factor)
     rec = out.results["phases"].setdefault("a_cream_vs_pose", {})
     rec["setting"] = {"model": model, "N": big_n, "L": big_l, "rope": "yarn", "rope_factor": factor,
                       "steps": sizes["steps"], "batch": sizes["batch"], "lr": sizes["lr"],
@@ -349,7 +350,7 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
                           warmup_steps=sizes["warmup"], seed=SEED, save_every=10**6, bf16=dev == "cuda", data=sizes["data"],
                           gradient_checkpointing=True, progress=False, out=str(work / f"a_{method}"))
         shutil.rmtree(cfg.out, ignore_errors=True)
-        rec.setdefault("lengths", lengths_report(cfg))
+        rec.setdefault("lengths", cfg.lengths().report(method, cfg.sampler_params))
         t = time.time()
         result = train(cfg)
         finals[method] = result.final_model

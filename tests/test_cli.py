@@ -52,7 +52,7 @@ def test_a_new_config_field_appears_without_touching_the_cli():
     (["--sampler", "bogus"], "--sampler", "bogus"),
     (["--sampler", "pose", "--k", "3"], "--k", "unknown parameter(s) k for sampler 'pose'"),
     (["--steps", "x"], "--steps", "steps must be int"),
-    (["--lr", "-1"], "--lr", "lr=-1.0"),
+    (["--lr", "-1"], "--lr", "lr=-1 is out of range"),
     (["--factor", "inf"], "--factor", "factor=inf"),
     (["--middle", "gauss"], "--middle", "invalid choice"),
     (["--train-len", "128"], "--k", "k defaults to 4·L/N = 64"),  # N below the window: default k too big

@@ -360,10 +360,10 @@ def test_resume_loses_and_repeats_no_step(base_dir, small_corpus, tmp_path):
     assert any(not torch.equal(w, base[name]) for name, w in w_whole.items())  # training moved them
     rows = [json.loads(x) for x in (tmp_path / "cut" / "positions.jsonl").read_text().splitlines()]
     assert sorted(r["sample_index"] for r in rows) == list(range(8))  # 4 steps x batch_size 2, each once
+    from creamviz.lengths import model_window
     from creamviz.models import load_model
-    from creamviz.training import model_window
 
-    # the saved model holds L in max_position_embeddings (linear RoPE); its window is still N
+    # the saved model holds L in max_position_embeddings (YaRN, the default RoPE); its window is still N
     assert load_model(resumed.final_model).config.max_position_embeddings == L
     assert model_window(str(resumed.final_model)) == N
 

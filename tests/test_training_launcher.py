@@ -81,7 +81,7 @@ def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
     la.controls["steps"].value = 5
     assert la.error == "" and error_html.value == ""
     la.controls["lr"].value = -1.0
-    assert "lr=-1.0" in la.error
+    assert "lr=-1 " in la.error
     la.controls["lr"].value = 1e-3
     ex.train_len = 128  # N below the tiny model's window: CREAM's default k = 4 L / N = 64 > (N - 1) / 2
     assert "k defaults to 4·L/N = 64" in la.error and "N = 128" in la.error

@@ -18,7 +18,7 @@ from creamviz import figures as F
 from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.resources import resource_path
-from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
+from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_defaults, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
@@ -184,7 +184,8 @@ def nearest_study_arm(method: str, train_len: int, target_len: int, *, k=None, m
         return {"arm": None, "distance": None,
                 "text": f"No study arm is near: the study ran at factor L/N = {study_l / study_n:g} ({where}), "
                         f"these parameters have {factor:g}."}
-    if method == "cream" and ((k is not None and k != 4 * factor) or (mu is not None and mu != 1 + factor)):
+    rule = sampler_defaults("cream", train_len, target_len)  # k = 4·L/N, μ = 1 + L/N (their Param declarations)
+    if method == "cream" and ((k is not None and k != rule["k"]) or (mu is not None and mu != rule["mu"])):
         return {"arm": None, "distance": None,
                 "text": "No study arm is near: the study used the default k = 4·L/N and μ = 1 + L/N."}
     best, best_d = None, np.inf
