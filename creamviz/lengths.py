@@ -60,7 +60,12 @@ class Lengths:
         N = ``train_len`` (None -> W). Reads the config once; ValueError names a bad argument."""
         from creamviz.models import MAX_POSITION
 
-        window = model_window(model)
+        try:
+            window = model_window(model)
+        except ParameterError:
+            raise
+        except ValueError as err:
+            raise ParameterError("model", f"model={str(model)!r}: {err}") from None
         big_l = check_int("target_len", target_len, 2, MAX_POSITION,
                           hint=" (float32 RoPE angles are exact below 2**24 positions)")
         big_n = window if train_len is None else check_int("train_len", train_len, 1, big_l - 1,

@@ -284,8 +284,7 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
 
     if attn not in ("sdpa", "eager", "flash_attention_2"):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
-    config = load_config(path, rope=rope, factor=factor)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = load_config(path, rope=rope, factor=factor)  # offline: local_files_only everywhere, no env change
     with no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(
             _resolve(path), config=config, attn_implementation=attn, local_files_only=True,

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
-from creamviz.validation import check_int, check_real
+from creamviz.validation import ParameterError, check_int, check_real
 
 __all__ = [
     "Segments",
@@ -275,14 +275,14 @@ class Param:
             try:
                 return self.resolve(self.auto(train_len, target_len), train_len, target_len)
             except ValueError as err:
-                raise ValueError(f"{err}; {self.name} is the default {self.auto_text or 'rule'} at "
+                raise ParameterError(self.name, f"{err}; {self.name} is the default {self.auto_text or 'rule'} at "
                                  f"train_len={train_len}, target_len={target_len}: set {self.name} explicitly "
                                  "or change N / L") from None
         if value is None:
             value = self.default
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
-                raise ValueError(f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")
+                raise ParameterError(self.name, f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")
             return value
         low, high = self.bounds(train_len, target_len)
         if self.kind is int:
@@ -330,7 +330,7 @@ class Sampler:
         unknown = sorted(set(params) - declared)
         if unknown:
             accepted = ", ".join(["train_len", "target_len", *(p.name for p in self.parameters)])
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for sampler {self.name!r}; "
+            raise ParameterError(unknown[0], f"unknown parameter(s) {', '.join(unknown)} for sampler {self.name!r}; "
                              f"accepted: {accepted}")
         for p in self.parameters:
             setattr(self, p.name, p.resolve(params.get(p.name), self.train_len, self.target_len))
@@ -428,12 +428,14 @@ class CreamSampler(Sampler):
     def check(self) -> None:
         big_n, big_l = self.train_len, self.target_len
         if self.middle != "uniform" and self.factor > MAX_RAND_FACTOR_FACTOR:
-            raise ValueError(
+            raise ParameterError(
+                "target_len",
                 f"target_len / train_len = {self.factor:g} is out of range for middle={self.middle!r}: valid is "
                 f"<= {MAX_RAND_FACTOR_FACTOR} (rand_factor tables hold 2 L / N values per branch); "
                 "use middle='uniform' for larger factors")
         if self.middle == "reference" and big_l % big_n:
-            raise ValueError(
+            raise ParameterError(
+                "target_len",
                 f"target_len={big_l} must be a multiple of train_len={big_n} in middle='reference' "
                 f"(factor L/N = {big_l / big_n:g} is not an integer; valid: L = m*N for m >= 2); "
                 "use middle='truncnorm' or 'uniform' for non-integer factors")
@@ -441,7 +443,8 @@ class CreamSampler(Sampler):
             edges = self._truncnorm_edges
             if not (np.isfinite(edges).all() and (np.diff(edges) >= 0).all()):
                 lo, hi = (2.0 - self.mu) / self.sigma, (2.0 * self.factor - self.mu) / self.sigma
-                raise ValueError(
+                raise ParameterError(
+                    "mu",
                     f"mu={self.mu:g}, sigma={self.sigma:g} give a truncated normal on [2, {2 * self.factor:g}] whose "
                     f"CDF scipy cannot evaluate (standardised bounds {lo:.3g}, {hi:.3g}); valid: finite mu and "
                     "sigma > 0 with a finite, non-decreasing CDF there (move mu towards the axis or shrink sigma; "

@@ -26,13 +26,12 @@ runs the plan and writes ``DIR/summary.json`` and ``DIR/records.csv.gz``.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -428,38 +427,10 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
 
 # --------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="creamviz study", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="output directory (runs/, summary.json, records)")
-    p.add_argument("--quick", action="store_true", help="two arms, two seeds, a few steps (< 60 s)")
-    p.add_argument("--arms", default=None, help=f"comma-separated arms (default all: {','.join(ARM_BY_NAME)})")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per arm")
-    p.add_argument("--key-seeds", type=int, default=None, help="seeds for CREAM and PoSE (>= --seeds)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--deadline-s", type=float, default=None, help="start no run after this many seconds")
-    p.add_argument("--eval-batch-size", type=int, default=None, help="prompts per generation batch")
-    p.add_argument("--runs-only", action="store_true", help="run the plan, skip the summary")
-    args = p.parse_args(argv)
-    cfg = StudyConfig.quick(out=args.out) if args.quick else StudyConfig(out=args.out)
-    over = {"jobs": args.jobs, "deadline_s": args.deadline_s}
-    if args.arms:
-        over["arms"] = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    if args.seeds is not None:
-        over["seeds"] = args.seeds
-        over["key_seeds"] = max(args.seeds, cfg.key_seeds if args.key_seeds is None else args.key_seeds)
-    if args.key_seeds is not None:
-        over["key_seeds"] = args.key_seeds
-    if args.eval_batch_size is not None:
-        over["eval_batch_size"] = args.eval_batch_size
-    cfg = replace(cfg, **over)
-    results = run_study(cfg)
-    print(f"[study] {len(results)} runs finished in {cfg.out}")
-    if args.runs_only:
-        return 0
-    from creamviz import significance
+    """``creamviz study ...`` (parsed in :mod:`creamviz.cli`)."""
+    from creamviz.cli import main as cli_main
 
-    summary = summarize_dir(cfg, results, n_resamples=1000 if args.quick else 10_000)
-    significance.print_summary(summary)
-    return 0
+    return cli_main(["study", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -173,14 +173,16 @@ def valid_text(field: dataclasses.Field, tp: Any) -> str:
     return ""
 
 
-def check_fields(obj: Any) -> None:
+def check_fields(obj: Any, *, skip: Iterable[str] = ()) -> None:
     """Check every :func:`option` field of dataclass instance ``obj`` against its declaration
     (type from the annotation: ``int``, ``float``, ``bool``, ``str``, optionally ``| None``);
-    the first bad one raises :class:`ParameterError` naming the field, the value and the valid range."""
+    the first bad one raises :class:`ParameterError` naming the field, the value and the valid range.
+    Fields named in ``skip`` are left alone."""
     hints = typing.get_type_hints(type(obj))
+    skip = set(skip)
     for f in dataclasses.fields(obj):
         check = f.metadata.get("check")
-        if check is None:
+        if check is None or f.name in skip:
             continue
         value = getattr(obj, f.name)
         base, optional = _base_type(hints[f.name])
