@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from creamviz.lengths import window_of
+from creamviz.samplers import RANDPOS_MAX_IDS
 from creamviz.validation import ParameterError, check_int, check_real
 
 __all__ = [
@@ -622,7 +623,8 @@ def pretraining_coverage(spectrum: RopeSpectrum, *, n_bins: int = 64, n_distance
                           n_distance_bins=n_distance_bins, trained_inv_freq=spectrum.base_inv_freq)
 
 
-def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *, max_ids: int = 400_000) -> np.ndarray:
+def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *,
+                               max_ids: int = RANDPOS_MAX_IDS) -> np.ndarray:
     """Per distance ``r in [0, L)``: the fraction of ``n_samples`` samples of ``sampler`` whose
     ``D_r`` contains r, (L,). Samplers with segments use the closed form; RandPos (raw ids, FFT
     path) uses at most ``max_ids / N`` samples."""
@@ -668,7 +670,7 @@ def rope_overview(spectrum: RopeSpectrum, methods=("cream", "pose", "randpos", "
             used[method] = None  # given by the caller
         else:
             frequencies[method] = sampler_distance_frequency(sampler, n_samples, seed)
-            used[method] = n_samples if sampler.has_segments else max(1, min(n_samples, 400_000 // big_n))
+            used[method] = n_samples if sampler.has_segments else max(1, min(n_samples, RANDPOS_MAX_IDS // big_n))
         coverages[method] = phase_coverage(spectrum, frequencies[method], method=method, n_bins=n_bins,
                                            n_distance_bins=n_distance_bins)
     return RopeOverview(spectrum=spectrum, decay=decay, coverages=coverages, n_samples=used)

@@ -46,6 +46,7 @@ __all__ = [
     "SAMPLERS",
     "make_sampler",
     "MIDDLE_MODES",
+    "RANDPOS_MAX_IDS",
     "CONTINUITY",
     "RELATIVITY",
 ]
@@ -65,6 +66,7 @@ INT32_SAFE = 1 << 30  # Segments use int32 when L stays below this (sums of two 
 RANDPOS_MAX_TARGET_LEN = 1 << 26  # RandPos holds L random keys per sample (512 MiB of float64)
 TRUNCNORM_MIN_WIDTH = 1e-9  # truncnorm axis [2, 2f] in units of sigma below which the law is refused
 RANDPOS_MAX_KEYS = 1 << 30  # n * L random keys per call (about 10 s on one core)
+RANDPOS_MAX_IDS = 1 << 17  # ids a sampler without segments (RandPos) materialises for one statistic or figure (1 MiB of int64, a redraw < 1 s)
 
 
 # --------------------------------------------------------------------------- argument helpers

@@ -109,11 +109,11 @@ def test_worker_thread_output_is_kept_off_the_notebook():
     import io
     import threading
 
-    from creamviz.widgets.training import _ThreadOutput
+    from creamviz.widgets.run_control import ThreadOutput
 
     sink, passed = [], io.StringIO()
     worker = threading.Thread(target=lambda: print("from the worker", file=stream))
-    stream = _ThreadOutput(passed, worker, sink)
+    stream = ThreadOutput(passed, worker, sink)
     worker.start()
     worker.join()
     print("from the main thread", file=stream)

@@ -37,7 +37,6 @@ MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config
 MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
 DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
 DISTANCE_BINS = 128  # distance bins of the distance x pair map
-RANDPOS_MAX_IDS = 100_000  # RandPos ids per update (FFT path): 24 samples at N = 4096, each holds ~all distances
 
 
 def rope_figures(spectrum: rope.RopeSpectrum, frequency, method: str, *, n_bins: int = 64,
@@ -176,7 +175,7 @@ class RopeExplorer(ExplorerBase):
             if len(self._frequencies) > 16:
                 self._frequencies.clear()
             self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed,
-                                                                     max_ids=RANDPOS_MAX_IDS)
+                                                                     max_ids=rope.RANDPOS_MAX_IDS)
         return self._frequencies[key]
 
     def _compute(self) -> dict[str, go.Figure]:

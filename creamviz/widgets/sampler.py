@@ -18,14 +18,21 @@ from creamviz import figures as F
 from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.resources import resource_path
-from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_defaults, sampler_parameters
+from creamviz.samplers import (
+    RANDPOS_MAX_IDS,
+    SAMPLERS,
+    Param,
+    make_sampler,
+    sampler_defaults,
+    sampler_parameters,
+)
 from creamviz.widgets.base import ExplorerBase
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
            "nearest_study_arm"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
-MAX_RANDPOS_IDS = 1 << 17  # samplers without segments (RandPos, …): bound the ids they materialise (a redraw < 1 s)
+MAX_RANDPOS_IDS = RANDPOS_MAX_IDS  # samplers without segments (RandPos, …): one cap, creamviz.samplers'
 MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
 STYLE = {"description_width": "110px"}
 

@@ -43,13 +43,12 @@ from creamviz.evaluate import EVALUATIONS, check_evaluation
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
-from creamviz.widgets.run_control import RunControl, ThreadOutput
+from creamviz.widgets.run_control import RunControl
 from creamviz.widgets.sampler import SamplerExplorer, sampler_traits
 
 __all__ = ["TrainingLauncher", "EVALUATIONS", "shared_params", "progress_text"]
 
 STATUSES = ("idle", "running", "evaluating", "done", "cancelled", "failed")
-_ThreadOutput = ThreadOutput  # the name the tests and older code import
 
 
 def shared_params() -> tuple[str, ...]:
