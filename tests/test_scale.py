@@ -32,8 +32,6 @@ from creamviz.training import (
 
 N, L = 64, 256
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, max_position_embeddings=N)
 
 
 @pytest.fixture(autouse=True)
@@ -43,13 +41,7 @@ def _datasets_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> pathlib.Path:
-    from creamviz.models import tiny_llama
-
-    path = tmp_path_factory.mktemp("tiny-base")
-    tiny_llama(**TINY).save_pretrained(path)
-    return path
+# base_dir (the N = 64 tiny Llama) and small_corpus: session fixtures in conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -42,22 +42,8 @@ def _tiny_model(seed=0):
     return tiny_llama(**TINY, seed=seed)
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> pathlib.Path:
-    """A tiny random Llama (N = 64) saved as safetensors."""
-    path = tmp_path_factory.mktemp("tiny-base")
-    _tiny_model().save_pretrained(path)
-    return path
+# base_dir (the N = 64 tiny Llama) and small_corpus: session fixtures in conftest.py
 
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> pathlib.Path:
-    """The first 20 kB of the shipped corpus (tokenising all of it costs ~0.5 s per run)."""
-    from creamviz.data import read_corpus
-
-    path = tmp_path_factory.mktemp("corpus") / "small.txt"
-    path.write_text(read_corpus()[:20_000], encoding="utf-8")
-    return path
 
 
 def _examples(lengths, seed=0, vocab=300, as_tensor=False):
