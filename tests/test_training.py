@@ -434,8 +434,9 @@ def test_accelerate_launch_cpu_flag_finishes_and_loads(base_dir, small_corpus, t
     ("attn", "flash"), ("data", "/no/such/file.txt"), ("sampler", "bogus"), ("tokens", "both"),
 ])
 def test_train_config_refuses_every_bad_field(field, value):
-    with pytest.raises(ValueError, match=re.escape(field)):
+    with pytest.raises(ValueError, match=re.escape(field)) as err:
         TrainConfig(**{field: value}).validate()
+    assert err.value.parameter == field  # what the command line turns into the flag it blames
 
 
 def test_train_config_refuses_out_naming_a_file_and_target_not_above_train(tmp_path):
