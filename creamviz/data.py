@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from creamviz import tasks
+from creamviz.validation import option
 
 __all__ = ["DOC_COLUMNS", "DocumentDataset", "MIN_BUDGET", "MixtureConfig", "Mixture", "MixtureDataset",
            "WindowDataset", "is_dataset_source", "load_documents", "read_corpus", "row_lengths"]
@@ -30,14 +31,15 @@ _WINDOW_KEY, _MIX_KEY = 2, 3  # tags keeping the seed streams apart (the collato
 class MixtureConfig:
     """The tiny base's data mixture: rows of ``seq_len`` tokens mixing text and retrieval tasks."""
 
-    batch_size: int = 32  # rows per step (8192 tokens)
-    seq_len: int = 256  # pre-trained window N, tokens per row
-    mix: dict = field(default_factory=lambda: {  # sampling weights of segment kinds
+    batch_size: int = option(32, "rows per step (8192 tokens)", low=1)
+    seq_len: int = option(256, "pre-trained window N, tokens per row", low=2)
+    mix: dict = option(help="sampling weights of segment kinds", cli=False, default_factory=lambda: {
         "text": 0.2, "copy": 0.15, "kv": 0.35, "lines": 0.1, "passkey": 0.1, "niah": 0.1})
-    text_weight: float = 0.3  # loss weight of natural-text tokens (task answers / copies weigh 1)
-    full_row_prob: float = 0.5  # chance a row is one full-length task segment (else packed)
-    kv_extra_queries: int = 8  # up to this many extra "key:value" queries after a kv prompt
-    seed: int = 0  # seeds data and init
+    text_weight: float = option(0.3, "loss weight of natural-text tokens (task answers / copies weigh 1)", low=0.0)
+    full_row_prob: float = option(0.5, "chance a row is one full-length task segment (else packed)", low=0.0,
+                                  high=1.0)
+    kv_extra_queries: int = option(8, "up to this many extra key:value queries after a kv prompt", low=0)
+    seed: int = option(0, "seeds data and init", low=0)
 
 
 def read_corpus(path: str | pathlib.Path | None = None) -> str:

@@ -22,18 +22,20 @@ from creamviz.experiment import ExperimentConfig, run_experiment
 from creamviz.figures.style import display_name
 from creamviz.report import Section, write_report
 from creamviz.samplers import CreamSampler, PoseSampler, RandPosSampler, make_sampler
+from creamviz.validation import option
 
 
 @dataclass
 class DemoConfig:
-    out: Path = Path("demo_out")  # where report.html and results.json go
-    train_len: int = 4096  # N for the sampling figures (the paper's Llama-2 window)
-    target_len: int = 32768  # L for the sampling figures (factor 8)
-    n_samples: int = 200_000  # samples behind every sampling statistic
-    seed: int = 0  # one seed for every draw of the demo
-    quick: bool = False  # smaller everything, for a < 3 minute run
-    experiment: ExperimentConfig | None = None  # None: ExperimentConfig(out=out) (or .quick)
-    skip_experiment: bool = False  # sampling, coverage and theorem only (seconds, no torch runs)
+    out: Path = option(Path("demo_out"), "where report.html and results.json go")
+    train_len: int = option(4096, "N for the sampling figures (the paper's Llama-2 window)", low=3)
+    target_len: int = option(32768, "L for the sampling figures (factor 8)", low=4)
+    n_samples: int = option(200_000, "samples behind every sampling statistic (the command line's default: "
+                            "20,000 with --quick)", low=1)
+    seed: int = option(0, "one seed for every draw of the demo", low=0)
+    quick: bool = option(False, "smaller everything, for a < 3 minute run")
+    experiment: ExperimentConfig | None = option(None, "None: ExperimentConfig(out=out) (or .quick)", cli=False)
+    skip_experiment: bool = option(False, "sampling, coverage and theorem only (seconds, no torch runs)")
 
 
 def sampling_section(cfg: DemoConfig) -> tuple[Section, dict]:

@@ -185,7 +185,6 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     cfg.out = Path(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(cfg.base)
-    factor = None  # L / N, filled from the base's window
     runs: dict[str, Path | str] = {"base": cfg.base}
     train_seconds, final_losses = {}, {}
     jobs = [(m, s) for m in cfg.methods for s in cfg.seeds]
@@ -198,9 +197,9 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     prompt_ids, prompt_info = _attention_prompt(tokenizer, cfg)
     for name, path in tqdm(runs.items(), desc="evaluating", disable=not cfg.progress):
         if name == "base":
-            base_window = load_model(cfg.base).config.max_position_embeddings
-            factor = cfg.target_len / base_window
-            model = load_model(cfg.base, rope=cfg.rope, factor=factor)
+            from creamviz.lengths import Lengths
+
+            model = Lengths.resolve(cfg.base, cfg.target_len, rope=cfg.rope).load_model(cfg.base)
         else:
             model = load_model(path)  # saved with its RoPE interpolation
         model.eval()

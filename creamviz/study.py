@@ -26,13 +26,12 @@ runs the plan and writes ``DIR/summary.json`` and ``DIR/records.csv.gz``.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +259,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
     """Train (unless ``arm_name == "base"``) and evaluate one run; reuse it when already done.
     Returns the run's result: ``{"arm", "seed", "key", "train_seconds", "eval_seconds",
     "final_loss", "device", "records": [{"set", "prompt", "depth", "correct", "generated"}]}``."""
+    from creamviz.lengths import Lengths
     from creamviz.models import load_model, load_tokenizer
 
     out = run_dir(cfg, arm_name, seed)
@@ -276,19 +276,18 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
     tokenizer = load_tokenizer(cfg.base)
     train_seconds, final_loss = 0.0, None
     start = time.perf_counter()
+    lengths = Lengths.resolve(cfg.base, cfg.target_len, rope=cfg.rope)  # N = W, L, factor L / W
     if arm_name == BASE:
-        from creamviz.training import model_window
-
-        model = load_model(cfg.base, rope=cfg.rope, factor=cfg.target_len / model_window(cfg.base))
+        model = lengths.load_model(cfg.base)
     else:
-        from creamviz.training import model_window, train
+        from creamviz.training import train
 
         tcfg = _train_config(cfg, ARM_BY_NAME[arm_name], seed, out / "train")
         dataset = None
         if cfg.data == "mix+ruler":
-            dataset = RulerMixDataset(tokenizer, model_window(cfg.base), cfg.steps * cfg.batch_size, seed,
+            dataset = RulerMixDataset(tokenizer, lengths.train_len, cfg.steps * cfg.batch_size, seed,
                                       ruler_share=cfg.ruler_share, ruler_tasks=cfg.ruler_tasks)
-        result = train(tcfg, dataset=dataset)
+        result = train(tcfg, dataset=dataset, lengths=lengths)
         train_seconds = time.perf_counter() - start
         final_loss = float(result.loss_log[-1]["loss"]) if result.loss_log else None
         model = load_model(result.final_model)
@@ -417,7 +416,7 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
 
     write_records(results, Path(cfg.out) / "records.csv.gz")
     df = add_partial_scores(load_records(Path(cfg.out) / "records.csv.gz"), study_examples(cfg, load_tokenizer(cfg.base)))
-    from creamviz.training import model_window
+    from creamviz.lengths import model_window
 
     config = {**cfg.record(), "train_len": model_window(cfg.base), "provenance": provenance(results)}
     summary = significance.summarize(df, config, seed=0,
@@ -428,38 +427,10 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
 
 # --------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="creamviz study", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="output directory (runs/, summary.json, records)")
-    p.add_argument("--quick", action="store_true", help="two arms, two seeds, a few steps (< 60 s)")
-    p.add_argument("--arms", default=None, help=f"comma-separated arms (default all: {','.join(ARM_BY_NAME)})")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per arm")
-    p.add_argument("--key-seeds", type=int, default=None, help="seeds for CREAM and PoSE (>= --seeds)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--deadline-s", type=float, default=None, help="start no run after this many seconds")
-    p.add_argument("--eval-batch-size", type=int, default=None, help="prompts per generation batch")
-    p.add_argument("--runs-only", action="store_true", help="run the plan, skip the summary")
-    args = p.parse_args(argv)
-    cfg = StudyConfig.quick(out=args.out) if args.quick else StudyConfig(out=args.out)
-    over = {"jobs": args.jobs, "deadline_s": args.deadline_s}
-    if args.arms:
-        over["arms"] = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    if args.seeds is not None:
-        over["seeds"] = args.seeds
-        over["key_seeds"] = max(args.seeds, cfg.key_seeds if args.key_seeds is None else args.key_seeds)
-    if args.key_seeds is not None:
-        over["key_seeds"] = args.key_seeds
-    if args.eval_batch_size is not None:
-        over["eval_batch_size"] = args.eval_batch_size
-    cfg = replace(cfg, **over)
-    results = run_study(cfg)
-    print(f"[study] {len(results)} runs finished in {cfg.out}")
-    if args.runs_only:
-        return 0
-    from creamviz import significance
+    """``creamviz study ...`` (parsed in :mod:`creamviz.cli`)."""
+    from creamviz.cli import main as cli_main
 
-    summary = summarize_dir(cfg, results, n_resamples=1000 if args.quick else 10_000)
-    significance.print_summary(summary)
-    return 0
+    return cli_main(["study", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import json
 import pathlib
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -28,27 +28,29 @@ from torch.nn.utils.rnn import pad_sequence
 from creamviz import tasks
 from creamviz.data import MIN_BUDGET, Mixture, MixtureConfig
 from creamviz.models import BASE_CHECKPOINT, FastByteTokenizer, tiny_llama
+from creamviz.validation import option
 
 
 @dataclass
 class PretrainConfig(MixtureConfig):
     """The tiny base's pre-training recipe: the data mixture (:class:`MixtureConfig`) plus the loop."""
 
-    out: str = str(BASE_CHECKPOINT)  # output directory (safetensors checkpoint + recipe + loss log)
-    steps: int = 8000  # length of the lr schedule (optimizer steps)
-    stop_after: int | None = 6000  # stop (and save) after this many steps; None = run all `steps`
-    lr: float = 2e-3  # peak AdamW learning rate
-    min_lr: float = 1e-4  # cosine floor
-    warmup: int = 100  # linear warm-up steps
-    weight_decay: float = 0.05  # AdamW decoupled weight decay
-    grad_clip: float = 1.0  # max global grad norm
-    threads: int = 2  # torch.set_num_threads
-    device: str = "cpu"  # "cpu" or "cuda" (the shipped checkpoint's device is stated in its README)
-    eval_every: int = 250  # steps between in-window accuracy checks
-    n_checks: int = 200  # kv examples in the in-window check (lines / passkey / niah: a quarter each)
-    save_every: int = 1000  # steps between checkpoint saves (the out dir is overwritten)
-    log_every: int = 10  # steps between loss-log lines
-    model: dict = field(default_factory=dict)  # TinyConfig overrides
+    out: str = option(str(BASE_CHECKPOINT), "output directory (safetensors checkpoint + recipe + loss log; "
+                      "required on the command line)")
+    steps: int = option(8000, "length of the lr schedule (optimizer steps)", low=1)
+    stop_after: int | None = option(6000, "stop (and save) after this many steps; none = run all steps", low=1)
+    lr: float = option(2e-3, "peak AdamW learning rate", low=0.0, low_open=True)
+    min_lr: float = option(1e-4, "cosine floor", low=0.0)
+    warmup: int = option(100, "linear warm-up steps", low=0)
+    weight_decay: float = option(0.05, "AdamW decoupled weight decay", low=0.0)
+    grad_clip: float = option(1.0, "max global grad norm", low=0.0, low_open=True)
+    threads: int = option(2, "torch.set_num_threads", low=1)
+    device: str = option("cpu", "the shipped checkpoint's device is stated in its README", choices=("cpu", "cuda"))
+    eval_every: int = option(250, "steps between in-window accuracy checks", low=1)
+    n_checks: int = option(200, "kv examples in the in-window check (lines / passkey / niah: a quarter each)", low=1)
+    save_every: int = option(1000, "steps between checkpoint saves (the out dir is overwritten)", low=1)
+    log_every: int = option(10, "steps between loss-log lines", low=1)
+    model: dict = option(help="TinyConfig overrides", default_factory=dict, cli=False)
 
 
 def weighted_lm_loss(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ position ids, a strictly increasing vector inside ``[0, L)`` for the target leng
   ``L_t`` tokens), so position id and text offset agree.
 - :class:`TrainConfig` / :func:`train` run a short fine-tuning of ``"tiny"`` (the shipped base) or
   any local HF causal LM with RoPE interpolation (linear / YaRN, ``factor = L / W`` for the model's
-  window W; the sampler's factor is ``L / N``, :func:`lengths_report` says which is which), safetensors
+  window W; the sampler's factor is ``L / N``, :class:`Lengths` says which is which), safetensors
   checkpoints every K steps, exact resume, and a ``creamviz_run.json`` beside the final model.
 
 Reproducibility: every row's position ids come from their own ``np.random.Generator`` seeded by
@@ -38,8 +38,11 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import PrinterCallback, TrainerCallback
 
-from creamviz.data import MixtureDataset, WindowDataset, read_corpus
+from creamviz.data import DOC_COLUMNS, MixtureDataset, WindowDataset, read_corpus
+from creamviz.lengths import ROPE_CHOICES, Lengths
+from creamviz.models import MAX_POSITION
 from creamviz.samplers import check_position_ids
+from creamviz.validation import ParameterError, check_fields, option
 
 __all__ = [
     "PositionCollator",
@@ -50,10 +53,7 @@ __all__ = [
     "train",
     "ROPE_CHOICES",
     "RUN_METADATA",
-    "model_window",
-    "lengths_report",
-    "describe_lengths",
-    "check_lengths",
+    "Lengths",
     "training_dataset",
     "distributed_info",
     "NonFiniteLossError",
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 TOKEN_MODES = ("contiguous", "aligned")
-ROPE_CHOICES = ("linear", "yarn", "none")  # "dynamic" would rescale from the largest id seen (see docs/CREAM.md, section 2)
 RUN_METADATA = "creamviz_run.json"  # written beside the final model
 CONFIG_FILE = "creamviz_train_config.json"  # written in the out dir at the start (checked on resume)
 _COUNTER_KEY, _INDEX_KEY = 0, 1  # tags keeping the seed streams apart (creamviz.data uses 2, 3)
@@ -246,139 +245,113 @@ class PositionCollator:
 
 
 # --------------------------------------------------------------------------- config and result
+def _sampler_names():
+    from creamviz.samplers import SAMPLERS
+
+    return tuple(SAMPLERS)
+
+
+def _scheduler_names():
+    from transformers import SchedulerType
+
+    return tuple(t.value for t in SchedulerType)
+
+
+def _optimizer_names():
+    from transformers.training_args import OptimizerNames
+
+    return tuple(o.value for o in OptimizerNames)
+
+
+SHORT_DOC_MODES = ("error", "skip", "keep")  # what to do with dataset rows shorter than the window
+CHAT_LABEL_MODES = ("all", "assistant")  # chat rows: loss on every token (official) or assistant turns
+
+
 @dataclass
 class TrainConfig:
-    """One fine-tuning run. N = ``train_len`` tokens per window, ids inside ``[0, L)``, L = ``target_len``."""
+    """One fine-tuning run. N = ``train_len`` tokens per window, ids inside ``[0, L)``, L = ``target_len``.
 
-    model: str = "tiny"  # "tiny" (shipped base, N = 256) or a local HF causal-LM directory (safetensors)
-    sampler: str = "cream"  # position sampler: cream | pose | randpos | contiguous
-    sampler_params: dict = field(default_factory=dict)  # extra sampler args, e.g. {"k": 32, "middle": "uniform"}
-    tokens: str = "contiguous"  # "contiguous" N-token windows, or "aligned" tokens at the sampled offsets
-    rope: str = "linear"  # RoPE interpolation: linear | yarn | none
-    factor: float | None = None  # RoPE scaling factor; None -> L / the model's pre-trained window
-    train_len: int | None = None  # N, tokens per window; None -> the model's pre-trained window
-    target_len: int = 2048  # L, the context length to extend to
-    steps: int = 200  # optimizer steps
-    lr: float = 3e-4  # peak learning rate (official CREAM on 7B: 2e-5; the tiny model wants more)
-    lr_schedule: str = "constant_with_warmup"  # any transformers scheduler name
-    warmup_steps: int = 10  # linear warm-up steps
-    weight_decay: float = 0.0  # AdamW weight decay
-    max_grad_norm: float = 1.0  # gradient clipping
-    batch_size: int = 8  # windows per device per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step
-    seed: int = 0  # seeds windows, position ids, data order and torch
-    save_every: int = 50  # checkpoint (safetensors) every K steps
-    keep_checkpoints: int | None = 2  # newest checkpoints kept; None keeps all
-    out: str = "runs/train"  # output directory
-    resume: bool = False  # continue from the last checkpoint in out
-    data: str | None = None  # None: corpus text; "mix": text + tasks; a .txt file; a save_to_disk dir or .jsonl/.json/.parquet
-    data_column: str | None = None  # dataset column: "input_ids", "text" or "messages" (chat); None -> the one present
-    short_docs: str = "error"  # dataset rows shorter than the window (N; aligned: L): "error", "skip" or "keep" (padded)
-    chat_labels: str = "all"  # chat rows: loss on "all" tokens (official CREAM-Chat) or "assistant" turns only
-    attn: str = "sdpa"  # attention implementation: sdpa | eager
-    bf16: bool = False  # bf16 mixed precision (GPUs that support it)
-    gradient_checkpointing: bool = False  # recompute activations in backward (the model's own); saves memory
-    optim: str | None = None  # TrainingArguments optimizer, e.g. adamw_torch_fused; None -> its default (adamw_torch)
-    cpu: bool | None = None  # force CPU; None -> CPU when CUDA is absent (multi-process CPU runs need it)
-    progress: bool = True  # tqdm progress bar
-    record_positions: bool = True  # write the sampled layouts to positions*.jsonl
+    Every field declares its valid values (:func:`creamviz.validation.option`); :meth:`validate`
+    checks them and ``creamviz train --help`` prints them, from the same declaration."""
+
+    model: str = option("tiny", "'tiny' (shipped base, N = 256), a fetched model name or a local HF "
+                        "causal-LM directory (safetensors)")
+    sampler: str = option("cream", "position sampler (any register_sampler'ed scheme)", choices=_sampler_names)
+    sampler_params: dict = option(help="extra sampler args, e.g. {'k': 32, 'middle': 'uniform'}",
+                                  default_factory=dict, cli=False)
+    tokens: str = option("contiguous", "'contiguous' N-token windows, or 'aligned' tokens at the sampled "
+                         "offsets", choices=TOKEN_MODES)
+    rope: str = option("yarn", "RoPE interpolation from the model's window W to L", choices=ROPE_CHOICES)
+    factor: float | None = option(None, "RoPE scaling factor; none -> L / W (the model's pre-trained window)",
+                                  low=1.0)
+    train_len: int | None = option(None, "N, tokens per window; none -> the model's pre-trained window W",
+                                   low=1, high=MAX_POSITION - 1)
+    target_len: int = option(2048, "L, the context length to extend to", low=2, high=MAX_POSITION,
+                             hint=" (float32 RoPE angles are exact below 2**24 positions)")
+    steps: int = option(200, "optimizer steps", low=1)
+    lr: float = option(3e-4, "peak learning rate (official CREAM on 7B: 2e-5; the tiny model wants more)",
+                       low=0.0, low_open=True)
+    lr_schedule: str = option("constant_with_warmup", "transformers scheduler name", choices=_scheduler_names)
+    warmup_steps: int = option(10, "linear warm-up steps", low=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", low=0.0)
+    max_grad_norm: float = option(1.0, "gradient clipping (0 turns it off)", low=0.0)
+    batch_size: int = option(8, "windows per device per micro-batch", low=1)
+    grad_accum: int = option(1, "micro-batches per optimizer step", low=1)
+    seed: int = option(0, "seeds windows, position ids, data order and torch", low=0, high=2**32 - 1,
+                       hint=" (numpy's legacy seeding in transformers.set_seed takes 32 bits)")
+    save_every: int = option(50, "checkpoint (safetensors) every K steps", low=1)
+    keep_checkpoints: int | None = option(2, "newest checkpoints kept; none keeps all", low=1)
+    out: str = option("runs/train", "output directory")
+    resume: bool = option(False, "continue from the last checkpoint in out")
+    data: str | None = option(None, "'mix' (corpus text + synthetic retrieval tasks), a UTF-8 .txt file, a "
+                              "datasets save_to_disk directory or a .jsonl/.json/.parquet file (input_ids, text "
+                              "or messages column), or none (the shipped corpus, train split)")
+    data_column: str | None = option(None, "dataset column; none -> the one present", choices=DOC_COLUMNS)
+    short_docs: str = option("error", "dataset rows shorter than the window (N; aligned: L)",
+                             choices=SHORT_DOC_MODES)
+    chat_labels: str = option("all", "chat rows: loss on all tokens (official CREAM-Chat) or assistant "
+                              "turns only", choices=CHAT_LABEL_MODES)
+    attn: str = option("sdpa", "attention implementation", choices=("sdpa", "eager"))
+    bf16: bool = option(False, "bf16 mixed precision (GPUs that support it)")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward (the model's own); "
+                                          "saves memory")
+    optim: str | None = option(None, "TrainingArguments optimizer, e.g. adamw_torch_fused; none -> "
+                               "adamw_torch", choices=_optimizer_names)
+    cpu: bool | None = option(None, "force CPU; none -> CPU when CUDA is absent")
+    progress: bool = option(True, "tqdm progress bar")
+    record_positions: bool = option(True, "write the sampled layouts to positions*.jsonl")
 
     def validate(self, *, data_is_label: bool = False) -> None:
-        """Check every field; a ValueError names the field, the value and the valid range.
+        """Check every field against its declaration, then the rules tying fields to the disk or to
+        each other; a ValueError (:class:`~creamviz.validation.ParameterError`) names the field.
         ``data_is_label``: the rows come from a dataset passed to :func:`train`, ``data`` only names them."""
-        from transformers import SchedulerType
-
-        from creamviz.models import MAX_POSITION
-        from creamviz.samplers import SAMPLERS
-
-        def need_int(name, low, high=None):
-            v = getattr(self, name)
-            rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-            if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
-                raise ValueError(f"{name}={v!r} is out of range: valid is an integer {rng}")
-
-        def need_real(name, low, *, low_open=False):
-            v = getattr(self, name)
-            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-            ok = ok and (v > low if low_open else v >= low)
-            if not ok:
-                raise ValueError(f"{name}={v!r} is out of range: valid is a finite number "
-                                 f"{'>' if low_open else '>='} {low:g}")
-
-        def need_bool(name):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
-
-        if self.train_len is not None:
-            need_int("train_len", 1, MAX_POSITION - 1)
-        need_int("target_len", 2, MAX_POSITION)  # float32 RoPE angles are exact below 2**24 positions
+        check_fields(self)
+        out = pathlib.Path(self.out)
+        if out.exists() and not out.is_dir():
+            raise ParameterError("out", f"out={self.out!r} is an existing file; valid: a directory (new or existing)")
+        if not data_is_label and self.data not in (None, "mix") and not pathlib.Path(self.data).exists():
+            raise ParameterError("data", f"data={self.data!r} does not exist; valid: none (corpus), 'mix', a UTF-8 "
+                                 "text file or a dataset (save_to_disk directory, jsonl / json / parquet file)")
         if self.train_len is not None and self.target_len <= self.train_len:
-            raise ValueError(f"target_len={self.target_len} is out of range: valid is > train_len={self.train_len}")
-        for name, low in (("steps", 1), ("batch_size", 1), ("grad_accum", 1),
-                          ("save_every", 1), ("warmup_steps", 0)):
-            need_int(name, low)
-        need_int("seed", 0, 2**32 - 1)  # numpy's legacy seeding (transformers.set_seed) takes 32 bits
-        need_real("lr", 0.0, low_open=True)
-        need_real("weight_decay", 0.0)
-        need_real("max_grad_norm", 0.0)  # 0 turns clipping off
-        for name in ("resume", "bf16", "progress", "record_positions"):
-            need_bool(name)
-        if self.cpu is not None:
-            need_bool("cpu")
-        if not isinstance(self.sampler_params, dict):
-            raise ValueError(f"sampler_params={self.sampler_params!r} must be a dict of sampler arguments")
-        if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"model={self.model!r} must be 'tiny' or a local model directory")
-        if not isinstance(self.out, str) or not self.out.strip():
-            raise ValueError(f"out={self.out!r} must name an output directory (not empty)")
-        if pathlib.Path(self.out).exists() and not pathlib.Path(self.out).is_dir():
-            raise ValueError(f"out={self.out!r} is an existing file; valid: a directory (new or existing)")
-        if not data_is_label and self.data not in (None, "mix") and not (
-                isinstance(self.data, str) and pathlib.Path(self.data).exists()):
-            raise ValueError(f"data={self.data!r} does not exist; valid: None (corpus), 'mix', a UTF-8 text file "
-                             "or a dataset (save_to_disk directory, jsonl / json / parquet file)")
-        if self.attn not in ("sdpa", "eager"):
-            raise ValueError(f"attn={self.attn!r}; valid: sdpa, eager")
-        try:
-            SchedulerType(self.lr_schedule)
-        except ValueError:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r} is not a transformers scheduler; valid: "
-                             f"{', '.join(t.value for t in SchedulerType)}") from None
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler={self.sampler!r} is unknown; valid: {', '.join(SAMPLERS)}")
-        if self.tokens not in TOKEN_MODES:
-            raise ValueError(f"tokens={self.tokens!r}; valid: {', '.join(TOKEN_MODES)}")
-        if self.rope not in ROPE_CHOICES:
-            raise ValueError(f"rope={self.rope!r}; valid: {', '.join(ROPE_CHOICES)}")
-        if self.factor is not None:
-            need_real("factor", 1.0)
-        if self.keep_checkpoints is not None:
-            need_int("keep_checkpoints", 1)
-        _validate_scale_fields(self)
+            raise ParameterError("target_len", f"target_len={self.target_len} is out of range: valid is > "
+                                 f"train_len={self.train_len}")
+        if self.short_docs == "keep" and self.tokens == "aligned":
+            raise ParameterError("short_docs", "short_docs='keep' needs tokens='contiguous' (aligned rows need "
+                                 "documents of L tokens)")
 
-    def with_model_window(self) -> TrainConfig:
-        """A copy with ``train_len`` resolved (None -> the model's pre-trained window W), after
-        :func:`check_lengths`: an N other than W is allowed (the sampler's factor L / N and the RoPE
-        factor L / W then differ, see :func:`lengths_report`); what cannot run raises ValueError
-        with the fix (e.g. CREAM's default k = 4·L/N too large for N)."""
-        resolved = replace(self, train_len=model_window(self.model) if self.train_len is None else self.train_len)
-        check_lengths(resolved)
-        return resolved
+    def lengths(self) -> Lengths:
+        """N, L, the model's window W and both factors (reads the model's config once), checked:
+        what cannot run (L inside W, a sampler default that does not fit N) raises ValueError."""
+        lengths = Lengths.resolve(self.model, self.target_len, train_len=self.train_len, rope=self.rope,
+                                  factor=self.factor)
+        return lengths.check(self.sampler, self.sampler_params)
 
-    @property
-    def rope_factor(self) -> float | None:
-        """The RoPE factor used: ``factor`` or ``L / W`` (W = the model's pre-trained window, see
-        :func:`model_window`); None without interpolation. The sampler's factor is ``L / N``."""
-        if self.rope == "none":
-            return None
-        if self.factor is not None:
-            return float(self.factor)
-        return self.target_len / model_window(self.model)
-
-    def make_sampler(self):
+    def make_sampler(self, lengths: Lengths | None = None):
+        """The position sampler at (N, L) (``lengths``, or :meth:`lengths` resolved now)."""
         from creamviz.samplers import make_sampler
 
-        return make_sampler(self.sampler, train_len=self.train_len, target_len=self.target_len,
+        lengths = lengths or self.lengths()
+        return make_sampler(self.sampler, train_len=lengths.train_len, target_len=lengths.target_len,
                             **self.sampler_params)
 
 
@@ -544,21 +517,6 @@ def _git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def model_window(path: str) -> int:
-    """The pre-trained window N of ``path`` (``"tiny"`` or a local directory): the RoPE
-    ``original_max_position_embeddings`` when set, ``max_position_embeddings / factor`` for a model
-    saved with linear interpolation (its config holds L), else ``max_position_embeddings``."""
-    from creamviz import models
-
-    cfg = models.load_config(path)
-    rope = getattr(cfg, "rope_parameters", None) or {}
-    if rope.get("original_max_position_embeddings"):
-        return int(rope["original_max_position_embeddings"])
-    if rope.get("rope_type") == "linear" and rope.get("factor"):  # saved as L = factor * N
-        return int(round(cfg.max_position_embeddings / float(rope["factor"])))
-    return int(cfg.max_position_embeddings)
-
-
 def _version() -> str | None:
     try:
         from importlib.metadata import version
@@ -593,98 +551,7 @@ def _loss_log(log_history: list[dict]) -> list[dict]:
     return [rows[s] for s in sorted(rows)]
 
 
-# --------------------------------------------------------------------------- lengths, data, scale
-SHORT_DOC_MODES = ("error", "skip", "keep")  # what to do with dataset rows shorter than the window
-CHAT_LABEL_MODES = ("all", "assistant")  # chat rows: loss on every token (official) or assistant turns
-
-
-def _validate_scale_fields(config: TrainConfig) -> None:
-    """Choices of the data / memory fields (data_column, short_docs, chat_labels, optim)."""
-    from creamviz.data import DOC_COLUMNS
-
-    if config.data_column is not None and config.data_column not in DOC_COLUMNS:
-        raise ValueError(f"data_column={config.data_column!r}; valid: {', '.join(DOC_COLUMNS)} or None")
-    if config.short_docs not in SHORT_DOC_MODES:
-        raise ValueError(f"short_docs={config.short_docs!r}; valid: {', '.join(SHORT_DOC_MODES)}")
-    if config.short_docs == "keep" and config.tokens == "aligned":
-        raise ValueError("short_docs='keep' needs tokens='contiguous' (aligned rows need documents of L tokens)")
-    if config.chat_labels not in CHAT_LABEL_MODES:
-        raise ValueError(f"chat_labels={config.chat_labels!r}; valid: {', '.join(CHAT_LABEL_MODES)}")
-    if config.optim is not None:
-        from transformers.training_args import OptimizerNames
-
-        valid = [o.value for o in OptimizerNames]
-        if config.optim not in valid:
-            raise ValueError(f"optim={config.optim!r} is not a TrainingArguments optimizer; valid: {', '.join(valid)}")
-
-
-def lengths_report(config: TrainConfig) -> dict:
-    """Which length and which factor is which, for ``config`` (its model's window read from disk).
-
-    Returns ``{"train_len" N, "target_len" L, "model_window" W, "sampler_factor" L / N,
-    "rope_factor" (``factor`` or L / W; None for rope='none'), "sampler_defaults" (CREAM's k =
-    4·L/N and mu = 1 + L/N as they resolve), "notes": [str], "problems": [str]}``. The sampler
-    spreads N tokens over ``[0, L)`` (its factor is L / N); RoPE is interpolated from the model's
-    window W to L (factor L / W). They coincide only when N = W. ``problems`` lists what cannot run
-    (with what to change); :func:`check_lengths` raises them.
-    """
-    window = model_window(config.model)
-    big_n = config.train_len if config.train_len is not None else window
-    big_l = config.target_len
-    sampler_factor = big_l / big_n
-    rope_factor = None if config.rope == "none" else (
-        float(config.factor) if config.factor is not None else big_l / window)
-    notes: list[str] = []
-    problems: list[str] = []
-    defaults: dict = {}
-    if big_n != window:
-        notes.append(f"N = {big_n} training tokens differ from the model's window W = {window}: the sampler "
-                     f"spreads N tokens over L = {big_l} (factor L/N = {sampler_factor:g}) while RoPE is "
-                     f"interpolated from W to L (factor L/W = {big_l / window:g})")
-    if big_n > window:
-        notes.append(f"N = {big_n} exceeds the pre-trained window W = {window}: windows longer than the model "
-                     "ever saw, before any position trick")
-    if big_l <= big_n:
-        problems.append(f"target_len={big_l} must exceed N = train_len = {big_n}")
-    elif rope_factor is not None and rope_factor < 1:
-        problems.append(f"target_len={big_l} is inside the model's window W = {window} (RoPE factor "
-                        f"{rope_factor:g} < 1): use a larger target_len, or rope='none' (no interpolation needed)")
-    if config.sampler == "cream" and big_l > big_n:
-        params = {name: v for name, v in (config.sampler_params or {}).items() if v is not None}
-        k_max = (big_n - 1) // 2
-        k = params.get("k", (4 * big_l) // big_n)
-        defaults = {"k": k, "k_max": k_max, "mu": params.get("mu", 1 + sampler_factor)}
-        if "k" not in params and k > k_max:
-            fit = max(1, min(k_max, int(round(4 * (rope_factor or sampler_factor)))))
-            problems.append(
-                f"CREAM's continuity length k defaults to 4·L/N = {k} (the official k = 4·factor with the "
-                f"sampler's factor L/N = {sampler_factor:g}), which does not fit N = {big_n} tokens "
-                f"(head + tail = 2k must leave a middle: k <= (N-1)/2 = {k_max}). Pass k explicitly, e.g. "
-                f"sampler_params={{'k': {fit}}} (--k {fit}: 4 x the RoPE factor, at most (N-1)/2)")
-    return {"train_len": big_n, "target_len": big_l, "model_window": window,
-            "sampler_factor": sampler_factor, "rope_factor": rope_factor, "rope": config.rope,
-            "sampler_defaults": defaults, "notes": notes, "problems": problems}
-
-
-def describe_lengths(report: dict) -> str:
-    """Two or more lines for a console / widget: N, L, W and the two factors, then notes/problems."""
-    rope = "none" if report["rope_factor"] is None else f"{report['rope']} x{report['rope_factor']:g} (L / W)"
-    lines = [f"N = {report['train_len']} tokens per window -> L = {report['target_len']} positions; model "
-             f"window W = {report['model_window']}",
-             f"sampler factor L/N = {report['sampler_factor']:g}; RoPE: {rope}"]
-    lines += [f"note: {n}" for n in report["notes"]]
-    lines += [f"does not fit: {p}" for p in report["problems"]]
-    return "\n".join(lines)
-
-
-def check_lengths(config: TrainConfig) -> dict:
-    """:func:`lengths_report`, raising ValueError listing its problems when there are any."""
-    report = lengths_report(config)
-    if report["problems"]:
-        raise ValueError("; ".join(report["problems"]))
-    return report
-
-
+# --------------------------------------------------------------------------- data and arguments
 def training_dataset(config: TrainConfig, tokenizer, window: int, n_windows: int, *, process_first=None):
     """The fine-tuning rows of ``config.data`` (``n_windows`` items of ``window`` tokens).
 
@@ -763,59 +630,42 @@ def distributed_info(trainer) -> dict:
     return info
 
 
-# --------------------------------------------------------------------------- the run
-def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> TrainResult:
-    """Fine-tune ``config.model`` for ``config.steps`` steps with sampled position ids.
-
-    Each training example is a window cut from the corpus at a seeded offset (N tokens for
-    ``tokens="contiguous"``, L tokens for ``"aligned"``); :class:`PositionCollator` turns it into N
-    tokens with the sampler's ids. RoPE is interpolated by ``factor`` (default L / W, W = the
-    model's pre-trained window; the sampler's own factor is L / N, see :func:`lengths_report`) through
-    ``config.rope_parameters``. ``data`` may also be a ``datasets`` source (:func:`training_dataset`). Checkpoints (``model.safetensors`` + optimizer/scheduler/RNG state)
-    go to ``out/checkpoint-<step>`` every ``save_every`` steps; ``resume=True`` continues from the
-    newest one with the same data, ids and RNG states, so the resumed run equals an uninterrupted
-    one step for step. A completed run saves ``out/final`` (safetensors, tokenizer,
-    :data:`RUN_METADATA`). ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
-    ``dataset`` replaces the one ``config.data`` names (a map-style dataset of at least
-    ``steps * batch_size * grad_accum`` rows in the collator's format; ``config.data`` is then a label).
-    Works unchanged under ``accelerate launch`` (every process calls ``train``; rank 0 writes).
-    """
-    from transformers import Trainer, TrainingArguments
+# --------------------------------------------------------------------------- the run, step by step
+def _resume_point(out: pathlib.Path, config: TrainConfig) -> pathlib.Path | None:
+    """The checkpoint to continue from (``resume=True``), or None for a fresh run. Refuses a fresh
+    run over existing checkpoints and a resume whose config differs; warns about skipped ones."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from creamviz import models
-
-    config.validate(data_is_label=dataset is not None)
-    asked = config  # as given (saved, and compared on resume)
-    config = config.with_model_window()  # N resolved; N vs the model's window W and both factors checked
-    lengths = lengths_report(config)  # for the run metadata
-    sampler = config.make_sampler()  # ValueErrors for bad sampler params come early
-    out = pathlib.Path(config.out)
     complete, incomplete = complete_checkpoints(out) if out.is_dir() else ([], {})
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if last is not None and not config.resume:
-        raise ValueError(f"out={str(out)!r} already holds checkpoints ({pathlib.Path(last).name}); "
-                         "pass resume=True to continue that run, or choose a new out directory")
-    if config.resume:
-        _check_resume_config(out, asked)
-        newer = {k: v for k, v in incomplete.items()
-                 if not complete or int(k.split("-")[-1]) > int(complete[-1].name.split("-")[-1])}
-        if newer:
-            warnings.warn(f"resume: skipping incomplete checkpoint(s) in {out} "
-                          f"({'; '.join(f'{k}: {v}' for k, v in newer.items())}); "
-                          + (f"resuming from {complete[-1].name}" if complete else "no complete one is left"),
-                          stacklevel=2)
-        if not complete and not newer:  # nothing to resume yet: a normal first run, not a problem
+        raise ParameterError("out", f"out={str(out)!r} already holds checkpoints ({pathlib.Path(last).name}); "
+                             "pass resume=True to continue that run, or choose a new out directory")
+    if not config.resume:
+        return None
+    if out.is_dir():
+        _check_resume_config(out, config)
+    newest = int(complete[-1].name.split("-")[-1]) if complete else -1
+    newer = {k: v for k, v in incomplete.items() if int(k.split("-")[-1]) > newest}
+    if newer:
+        warnings.warn(f"resume: skipping incomplete checkpoint(s) in {out} "
+                      f"({'; '.join(f'{k}: {v}' for k, v in newer.items())}); "
+                      + (f"resuming from {complete[-1].name}" if complete else "no complete one is left"),
+                      stacklevel=3)
+    if not complete:
+        if not newer:  # nothing to resume yet: a normal first run, not a problem
             logging.getLogger(__name__).info("resume=True and %s holds no checkpoint yet: starting a fresh run", out)
-    resumed_from = complete[-1] if (config.resume and complete) else None
+        return None
+    return complete[-1]
 
-    rope_factor = config.rope_factor
-    model = models.load_model(config.model, rope=None if config.rope == "none" else config.rope,
-                              factor=rope_factor, attn=config.attn)
-    tokenizer = models.load_tokenizer(config.model)
 
-    args = TrainingArguments(
-        output_dir=str(out),
+def _training_arguments(config: TrainConfig):
+    """The ``transformers.TrainingArguments`` of the run (one loss per step, safetensors checkpoints,
+    sequential order: the windows are already random and ``sample_index`` orders them)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=config.out,
         max_steps=config.steps,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
@@ -842,38 +692,146 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
         ddp_find_unused_parameters=False,  # every parameter is used; skips an autograd traversal
         use_cpu=(not torch.cuda.is_available()) if config.cpu is None else config.cpu,
     )
-    window = config.train_len if config.tokens == "contiguous" else config.target_len
-    per_step = config.batch_size * config.grad_accum * max(1, args.world_size)  # examples per step
-    n_windows = config.steps * per_step
+
+
+def _training_rows(config: TrainConfig, lengths: Lengths, tokenizer, args, dataset=None, *, vocab_size: int):
+    """The rows the run consumes: ``dataset`` (checked for size) or :func:`training_dataset` —
+    N-token windows (contiguous) or L-token documents (aligned). A source that cannot be read or
+    holds bad rows (e.g. token ids outside the model's ``vocab_size``) is blamed on ``data``."""
+    window = lengths.train_len if config.tokens == "contiguous" else lengths.target_len
+    n_windows = config.steps * config.batch_size * config.grad_accum * max(1, args.world_size)
     if dataset is not None:
         if len(dataset) < n_windows:
-            raise ValueError(f"dataset has {len(dataset)} rows; the run needs n_windows={n_windows}")
+            raise ParameterError("data", f"dataset has {len(dataset)} rows; the run needs n_windows={n_windows}")
+        return dataset
+    try:
+        rows = training_dataset(config, tokenizer, window, n_windows,
+                                process_first=lambda: args.main_process_first(desc="data"))
+        _check_token_ids(rows, vocab_size)
+    except ParameterError:
+        raise
+    except ValueError as err:
+        raise ParameterError("data", f"data={config.data!r}: {err}") from None
+    return rows
+
+
+def _check_token_ids(rows, vocab_size: int, *, probe: int = 64) -> None:
+    """Refuse rows holding token ids outside ``[0, vocab_size)`` (an embedding lookup would fail
+    mid-run); the first ``probe`` rows are read."""
+    for i in range(min(probe, len(rows))):
+        ids = np.asarray(rows[i]["input_ids"])
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
+            raise ValueError(f"row {i} holds token id {bad}, outside the model's vocabulary [0, {vocab_size})")
+
+
+def _start_run_dir(out: pathlib.Path, config: TrainConfig, resumed_from) -> None:
+    """Create ``out`` and, for a fresh run, record the config as given (compared on resume)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if resumed_from is None:
+        (out / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+
+
+def _position_log(config: TrainConfig, out: pathlib.Path, collator, args, resumed_from) -> list:
+    """The callback writing the sampled layouts to ``positions*.jsonl`` (``record_positions``), with
+    rows drawn after the resume point dropped (they are drawn again)."""
+    if not config.record_positions:
+        return []
+    per_step = config.batch_size * config.grad_accum * max(1, args.world_size)  # examples per step
+    suffix = "" if args.world_size <= 1 else f".rank{args.process_index}"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"positions{suffix}.jsonl"
+    if resumed_from is None:
+        path.unlink(missing_ok=True)  # stale records of an earlier, restarted run
     else:
-        dataset = training_dataset(config, tokenizer, window, n_windows,
-                                   process_first=lambda: args.main_process_first(desc="data"))
+        resumed_step = json.loads((resumed_from / "trainer_state.json").read_text())["global_step"]
+        _trim_positions(path, int(resumed_step) * per_step)
+    return [_PositionLogWriter(collator, path, per_step)]
+
+
+def _write_loss_log(out: pathlib.Path, loss_log: list[dict]) -> None:
+    """``out/loss_log.jsonl``: one row per optimizer step (the only place it is written)."""
+    with (out / "loss_log.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in loss_log)
+
+
+def _run_metadata(config: TrainConfig, lengths: Lengths, sampler, model, trainer, args, *, steps: int,
+                  wall: float, resumed_from, loss_log: list[dict]) -> dict:
+    """What :data:`RUN_METADATA` records beside the final model."""
+    import transformers
+
+    return {
+        "creamviz_version": _version(),
+        "git": _git_commit(),
+        "sampler": {"name": config.sampler, "params": sampler.params},
+        "tokens": config.tokens,
+        "rope": {"type": config.rope, "factor": lengths.rope_factor,
+                 "rope_parameters": getattr(model.config, "rope_parameters", None)},
+        "seed": config.seed,
+        "base_model": config.model,
+        "train_len": lengths.train_len,
+        "target_len": lengths.target_len,
+        "lengths": lengths.report(config.sampler, config.sampler_params),  # N, L, W, L/N, L/W
+        "distributed": distributed_info(trainer),
+        "memory": {"bf16": config.bf16, "gradient_checkpointing": config.gradient_checkpointing,
+                   "optim": args.optim if isinstance(args.optim, str) else getattr(args.optim, "value", None)},
+        "steps": steps,
+        "world_size": args.world_size,
+        "wall_time_s": wall,
+        "resumed_from": str(resumed_from) if resumed_from else None,
+        "final_loss": loss_log[-1]["loss"] if loss_log else None,
+        "config": asdict(replace(config, train_len=lengths.train_len)),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
+def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None,
+          lengths: Lengths | None = None) -> TrainResult:
+    """Fine-tune ``config.model`` for ``config.steps`` steps with sampled position ids.
+
+    Each training example is a window cut from the corpus at a seeded offset (N tokens for
+    ``tokens="contiguous"``, L tokens for ``"aligned"``); :class:`PositionCollator` turns it into N
+    tokens with the sampler's ids. RoPE is interpolated by ``factor`` (default L / W, W = the
+    model's pre-trained window; the sampler's own factor is L / N, see :class:`Lengths`).
+    ``data`` may also be a ``datasets`` source (:func:`training_dataset`). Checkpoints
+    (``model.safetensors`` + optimizer/scheduler/RNG state) go to ``out/checkpoint-<step>`` every
+    ``save_every`` steps; ``resume=True`` continues from the newest one with the same data, ids and
+    RNG states, so the resumed run equals an uninterrupted one step for step. A completed run saves
+    ``out/final`` (safetensors, tokenizer, :data:`RUN_METADATA`). ``callbacks`` are extra
+    ``transformers.TrainerCallback`` objects. ``dataset`` replaces the one ``config.data`` names (a
+    map-style dataset of at least ``steps * batch_size * grad_accum`` rows in the collator's format;
+    ``config.data`` is then a label). ``lengths``: the run's :class:`Lengths` when the caller has
+    resolved them already (else :meth:`TrainConfig.lengths`). Works unchanged under
+    ``accelerate launch`` (every process calls ``train``; rank 0 writes).
+    """
+    from transformers import Trainer
+
+    from creamviz import models
+
+    config.validate(data_is_label=dataset is not None)
+    if lengths is None:
+        lengths = config.lengths()
+    elif (lengths.target_len, lengths.rope, lengths.factor) != (config.target_len, config.rope, config.factor) \
+            or config.train_len not in (None, lengths.train_len):
+        raise ValueError(f"lengths={lengths} do not belong to this config (target_len={config.target_len}, "
+                         f"train_len={config.train_len}, rope={config.rope!r}, factor={config.factor})")
+    sampler = config.make_sampler(lengths)  # bad sampler parameters fail before anything is loaded
+    out = pathlib.Path(config.out)
+    resumed_from = _resume_point(out, config)
+    args = _training_arguments(config)
+    tokenizer = models.load_tokenizer(config.model)
+    model = lengths.load_model(config.model, attn=config.attn)
+    rows = _training_rows(config, lengths, tokenizer, args, dataset,  # before anything is written
+                          vocab_size=model.get_input_embeddings().num_embeddings)
     collator = PositionCollator(sampler, tokenizer, tokens=config.tokens, seed=config.seed,
                                 record=config.record_positions)
-
     is_main = args.process_index == 0
-    cbs = list(callbacks)
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        if resumed_from is None:  # a fresh run (or one stopped before its first checkpoint)
-            (out / CONFIG_FILE).write_text(json.dumps(asdict(asked), indent=2))
-    if config.record_positions:
-        suffix = "" if args.world_size <= 1 else f".rank{args.process_index}"
-        out.mkdir(parents=True, exist_ok=True)
-        positions_file = out / f"positions{suffix}.jsonl"
-        if resumed_from is None:
-            positions_file.unlink(missing_ok=True)  # stale records of an earlier, restarted run
-        else:  # rows written after the checkpoint (a kill) are drawn again: drop them
-            resumed_step = json.loads((resumed_from / "trainer_state.json").read_text())["global_step"]
-            _trim_positions(positions_file, int(resumed_step) * per_step)
-        cbs.append(_PositionLogWriter(collator, positions_file, per_step))
-    guard = _FiniteGuard()
-    cbs.append(guard)  # last: it may cancel a save the others asked for
+        _start_run_dir(out, config, resumed_from)
+    guard = _FiniteGuard()  # last: it may cancel a save the others asked for
+    cbs = [*callbacks, *_position_log(config, out, collator, args, resumed_from), guard]
 
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator,
                       processing_class=tokenizer, callbacks=cbs)
     if not config.progress:  # without tqdm, Trainer prints every log dict; the loss log keeps them anyway
         trainer.remove_callback(PrinterCallback)
@@ -884,51 +842,24 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
 
     steps_done = int(trainer.state.global_step)
     loss_log = _loss_log(trainer.state.log_history)
+    if is_main:
+        _write_loss_log(out, loss_log)
     if guard.problem:
-        if is_main:
-            with (out / "loss_log.jsonl").open("w") as fh:
-                fh.writelines(json.dumps(r) + "\n" for r in loss_log)
         kept = complete_checkpoints(out)[0]
         raise NonFiniteLossError(
             f"training stopped: {guard.problem}; nothing was saved after it "
             f"(last good checkpoint: {kept[-1].name if kept else 'none'}). Lower lr, raise warmup_steps or "
             "check the data; loss_log.jsonl holds the steps taken")
     completed = steps_done >= config.steps
-    final = None
+    final = out / "final" if completed else None
     if completed:
-        final = out / "final"
         with models.no_progress_bars():
             trainer.save_model(str(final))  # safetensors + config (+ tokenizer); rank 0 writes
         if is_main:
             (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the json below has it all
-            meta = {
-                "creamviz_version": _version(),
-                "git": _git_commit(),
-                "sampler": {"name": config.sampler, "params": sampler.params},
-                "tokens": config.tokens,
-                "rope": {"type": config.rope, "factor": rope_factor,
-                         "rope_parameters": getattr(model.config, "rope_parameters", None)},
-                "seed": config.seed,
-                "base_model": config.model,
-                "train_len": config.train_len,
-                "target_len": config.target_len,
-                "lengths": lengths,  # N, L, model window W, sampler factor L/N, RoPE factor L/W
-                "distributed": distributed_info(trainer),
-                "memory": {"bf16": config.bf16, "gradient_checkpointing": config.gradient_checkpointing,
-                           "optim": args.optim if isinstance(args.optim, str) else getattr(args.optim, "value", None)},
-                "steps": steps_done,
-                "world_size": args.world_size,
-                "wall_time_s": wall,
-                "resumed_from": str(resumed_from) if resumed_from else None,
-                "final_loss": loss_log[-1]["loss"] if loss_log else None,
-                "config": asdict(config),
-                "versions": {"torch": torch.__version__,
-                             "transformers": __import__("transformers").__version__},
-            }
+            meta = _run_metadata(config, lengths, sampler, model, trainer, args, steps=steps_done, wall=wall,
+                                 resumed_from=resumed_from, loss_log=loss_log)
             (final / RUN_METADATA).write_text(json.dumps(meta, indent=2, default=str))
-    if is_main:
-        with (out / "loss_log.jsonl").open("w") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in loss_log)
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return TrainResult(out_dir=out, final_model=final, loss_log=loss_log, steps_done=steps_done,
                        wall_time_s=wall, completed=completed, resumed_from=resumed_from,

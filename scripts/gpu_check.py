@@ -11,16 +11,15 @@
 Writes ``$OUT/results.json`` (rewritten after every phase, so a run cut short still reports what
 it finished), ``$OUT/report.md`` and ``$OUT/log.txt``; large files (models) stay in a work dir.
 
-Preparation (CPU machine): ``python scripts/gpu_carry.py`` -> ``.gpu_carry/{a,b}`` (the GGUF model in
-two parts, the gguf wheel). On the GPU machine, two calls in quick succession:
-``carry=[".gpu_carry/a"]`` with ``ls .gpu_carry/a``, then ``carry=[".gpu_carry/b"]`` with
-``PYTHONUNBUFFERED=1 python3 scripts/gpu_check.py``. Without both parts, (a) and (b) run on the tiny
-byte-level model instead (N = 256 -> L = 1024, the same 4x), labelled FALLBACK everywhere.
+The model is read from the creamviz cache like in any other script (``load_model("smollm2-135m")``):
+run ``make model`` (``creamviz fetch-model smollm2-135m``) once on the machine first.
+``GPU_CHECK_MODEL=tiny`` runs (a) and (b) on the tiny byte-level model instead (N = 256 -> L = 1024, the
+same 4x), labelled TINY everywhere.
 
 Environment: ``OUT`` (required), ``GPU_CHECK_SMOKE=1`` (CPU dry run, tiny sizes: checks the plumbing
 only), ``GPU_CHECK_WORK`` (work dir, default /tmp/gpu_check), ``GPU_CHECK_STEPS`` / ``GPU_CHECK_EVAL_N``
-(override the sizes below), ``GPU_CHECK_PHASES`` (default ``b,a``), ``GPU_CHECK_SMOKE_GGUF=1`` (smoke
-run that also reassembles and converts the carried GGUF parts).
+(override the sizes below), ``GPU_CHECK_PHASES`` (default ``b,a``), ``GPU_CHECK_MODEL`` (``smollm2-135m``,
+the default, or ``tiny``).
 
 The KV task: the paper's Lost-in-the-Middle prompt (``creamviz.tasks`` ``kv_uuid``: UUID pairs in a JSON
 object, through the chat template, sized in real tokens) for SmolLM2; the hex ``kv`` list for the tiny model.
@@ -28,7 +27,6 @@ object, through the chat template, sized in real tokens) for SmolLM2; the hex ``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -39,7 +37,6 @@ import time
 import traceback
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CARRY = REPO / ".gpu_carry"
 SMOKE = os.environ.get("GPU_CHECK_SMOKE", "") == "1"
 T0 = time.time()
 
@@ -47,7 +44,7 @@ T0 = time.time()
 REAL = dict(window=8192, target=32768, steps=40, batch=4, lr=5e-5, warmup=4, eval_n=8, inwindow=4096,
             b_steps=8, b_batch=4, eval_batch=4, data=None)  # data None: the corpus text, as the paper (Pile text)
 TINY = dict(window=256, target=1024, steps=200, batch=16, lr=5e-4, warmup=10, eval_n=20, inwindow=256,
-            b_steps=20, b_batch=16, eval_batch=16, data="mix")  # the fallback: the tiny base (its own mixture), 4x
+            b_steps=20, b_batch=16, eval_batch=16, data="mix")  # GPU_CHECK_MODEL=tiny: the tiny base (its own mixture), 4x
 SMOKE_SIZES = dict(window=256, target=1024, steps=2, batch=2, lr=5e-4, warmup=0, eval_n=1, inwindow=256,
                    b_steps=2, b_batch=2, eval_batch=2, data="mix")
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -88,26 +85,16 @@ def fail(out: Out, msg: str) -> None:
 # --------------------------------------------------------------------------- 0. environment
 def preflight(out: Out) -> dict:
     env = {"python": sys.version.split()[0]}
-    wheels = sorted(CARRY.glob("*/wheels/*.whl"))
     missing = []
     for mod in ("torch", "numpy", "scipy", "transformers", "accelerate", "safetensors", "tokenizers", "tqdm",
-                "yaml", "gguf"):
+                "yaml"):
         try:
             __import__(mod)
         except ImportError:
             missing.append(mod)
-    if missing and wheels:
-        site = pathlib.Path(os.environ.get("GPU_CHECK_WORK", "/tmp/gpu_check")) / "site"
-        out.log(f"installing carried wheels for {missing}: {[w.name for w in wheels]}")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                        "--target", str(site), *map(str, wheels)], check=True)
-        sys.path.insert(0, str(site))
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-        missing = [m for m in missing if not _importable(m)]
     env["missing"] = missing
-    hard = [m for m in missing if m != "gguf"]  # without gguf only the real model is lost
-    if hard:
-        fail(out, f"missing Python packages {hard} and no carried wheel for them")
+    if missing:
+        fail(out, f"missing Python packages {missing}: install creamviz with its dependencies first")
     import accelerate
     import torch
     import transformers
@@ -123,61 +110,20 @@ def preflight(out: Out) -> dict:
     return env
 
 
-def _importable(mod: str) -> bool:
-    import importlib
-
-    importlib.invalidate_caches()
-    try:
-        __import__(mod)
-        return True
-    except ImportError:
-        return False
-
-
 # --------------------------------------------------------------------------- 1. the model
-def prepare_model(out: Out, work: pathlib.Path) -> tuple[str, str]:
-    """(model name for creamviz, label). Reassembles and converts the carried GGUF file when both
-    parts are there, else falls back to the tiny model."""
-    parts = sorted(CARRY.glob("*/smollm2.gguf.part*"), key=lambda p: p.name)
-    manifest_path = CARRY / "b" / "manifest.json"
-    if SMOKE and os.environ.get("GPU_CHECK_SMOKE_GGUF") != "1":
-        return "tiny", "SMOKE (tiny model, CPU)"
-    why = None
-    if not manifest_path.is_file():
-        why = ".gpu_carry/b/manifest.json is not here (carry .gpu_carry/b)"
-    else:
-        manifest = json.loads(manifest_path.read_text())
-        names = [pathlib.Path(p["path"]).name for p in manifest["parts"]]
-        have = {p.name: p for p in parts}
-        if set(names) - set(have):
-            why = (f"parts {sorted(set(names) - set(have))} are not here: the machine was not warm from the "
-                   "call that carried .gpu_carry/a, or it was not carried")
-        elif not _importable("gguf"):
-            why = "the gguf package is missing (carry .gpu_carry/b/wheels)"
-    if why is None:
-        gguf = work / manifest["file"]
-        h = hashlib.sha256()
-        with gguf.open("wb") as fh:
-            for name in names:
-                chunk = have[name].read_bytes()
-                h.update(chunk)
-                fh.write(chunk)
-        if h.hexdigest() != manifest["sha256"]:
-            why = f"reassembled GGUF has SHA-256 {h.hexdigest()}, expected {manifest['sha256']}"
-    if why is not None:
-        out.log(f"FALLBACK to the tiny model: {why}")
-        out.results["fallback_reason"] = why
-        return "tiny", "FALLBACK: tiny byte-level model (N = 256), not SmolLM2"
-    os.environ["CREAMVIZ_CACHE"] = str(work / "cache")
-    from creamviz import fetch, models
+def prepare_model(out: Out) -> tuple[str, str]:
+    """(model name for creamviz, label): SmolLM2-135M-Instruct from the creamviz cache, or the tiny
+    model for a smoke run or ``GPU_CHECK_MODEL=tiny``."""
+    name = os.environ.get("GPU_CHECK_MODEL", "tiny" if SMOKE else "smollm2-135m")
+    if name == "tiny":
+        return "tiny", "TINY: tiny byte-level model (N = 256), not SmolLM2" + (" (SMOKE, CPU)" if SMOKE else "")
+    from creamviz.models import load_model
 
-    target = models.named_model_dir("smollm2-135m")
-    if not models.is_fetched("smollm2-135m"):
-        t = time.time()
-        fetch.convert(gguf, target, source={"gguf": manifest["file"], "gguf_sha256": manifest["sha256"],
-                                            "via": "scripts/gpu_check.py"})
-        out.log(f"converted GGUF -> {target} in {time.time() - t:.1f}s")
-    return "smollm2-135m", "SmolLM2-135M-Instruct (GGUF Q4_1 dequantized to fp32)"
+    try:
+        load_model(name)  # the cached, verified copy (ValueError with the fetch command when absent)
+    except ValueError as err:
+        fail(out, str(err))
+    return name, "SmolLM2-135M-Instruct (GGUF Q4_1 dequantized to fp32)"
 
 
 # --------------------------------------------------------------------------- (b) FSDP memory / step time
@@ -227,9 +173,10 @@ def phase_b(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
 
     run_dir = work / "b_fsdp"
     shutil.rmtree(run_dir, ignore_errors=True)
-    from creamviz.training import model_window
+    from creamviz.lengths import Lengths
 
-    factor = max(1.0, sizes["target"] / model_window(model))  # L / W (see phase_a)
+    lengths = Lengths.resolve(model, sizes["target"], train_len=sizes["window"], rope="yarn")
+    factor = max(1.0, lengths.rope_factor)  # L / W (see phase_a)
     cfg = dict(model=model, sampler="cream", rope="yarn", factor=factor, train_len=sizes["window"],
                target_len=sizes["target"],
                steps=sizes["b_steps"], batch_size=sizes["b_batch"], lr=1e-5, warmup_steps=0, seed=SEED,
@@ -309,17 +256,17 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
     import torch
 
     from creamviz import evaluate, tasks
+    from creamviz.lengths import Lengths
     from creamviz.models import load_model, load_tokenizer
-    from creamviz.training import TrainConfig, lengths_report, train
+    from creamviz.training import TrainConfig, train
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
-    from creamviz.training import model_window
-
     big_n, big_l = sizes["window"], sizes["target"]
+    lengths = Lengths.resolve(model, big_l, train_len=big_n, rope="yarn")
     # RoPE is interpolated from the model's window W to L (= L / N here, where N = W); a CPU smoke run of
     # SmolLM2 with L below its window keeps factor 1 (no interpolation worth the name)
-    factor = max(1.0, big_l / model_window(model))
+    factor = max(1.0, lengths.rope_factor)
     rec = out.results["phases"].setdefault("a_cream_vs_pose", {})
     rec["setting"] = {"model": model, "N": big_n, "L": big_l, "rope": "yarn", "rope_factor": factor,
                       "steps": sizes["steps"], "batch": sizes["batch"], "lr": sizes["lr"],
@@ -349,7 +296,7 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
                           warmup_steps=sizes["warmup"], seed=SEED, save_every=10**6, bf16=dev == "cuda", data=sizes["data"],
                           gradient_checkpointing=True, progress=False, out=str(work / f"a_{method}"))
         shutil.rmtree(cfg.out, ignore_errors=True)
-        rec.setdefault("lengths", lengths_report(cfg))
+        rec.setdefault("lengths", cfg.lengths().report(method, cfg.sampler_params))
         t = time.time()
         result = train(cfg)
         finals[method] = result.final_model
@@ -394,8 +341,6 @@ def phase_a(out: Out, model: str, sizes: dict, work: pathlib.Path) -> None:
 def report(res: dict) -> str:
     lines = ["# GPU check", "", f"started {res.get('started')}, elapsed {res.get('elapsed_s')} s; "
              f"model: **{res.get('model_label')}**" + (" — SMOKE RUN (CPU, tiny sizes)" if res.get("smoke") else ""), ""]
-    if res.get("fallback_reason"):
-        lines += [f"**FALLBACK**: {res['fallback_reason']}", ""]
     if res.get("environment"):
         lines += [f"environment: `{json.dumps(res['environment'])}`", ""]
     if res.get("fatal"):
@@ -455,7 +400,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     out.results["environment"] = preflight(out)
     out.save()
-    model, label = prepare_model(out, work)
+    model, label = prepare_model(out)
     out.results["model"], out.results["model_label"] = model, label
     sizes = dict(SMOKE_SIZES if SMOKE else (REAL if model != "tiny" else TINY))
     if model != "tiny":

@@ -133,7 +133,7 @@ def layouts(draw):
                     big_n, big_l)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(layouts())
 def test_span_size_hypothesis(seg):
     row = seg.position_ids()[0]
@@ -230,7 +230,7 @@ def test_coverage_curve_randpos_and_contiguous():
         cv.coverage_curve(ContiguousSampler(8, 64).sample(2), target_len=65)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(st.integers(1, 200), st.lists(st.tuples(st.integers(0, 199), st.integers(0, 60)), min_size=1, max_size=40))
 def test_range_min_assign(size, pieces):
     pieces = [(a, min(size - 1, a + w)) for a, w in pieces if a < size]

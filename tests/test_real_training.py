@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from creamviz.chat import SHIPPED_CHATS, longchat_lines_chats, render_chat
-from creamviz.training import PositionCollator, StopCallback, TrainConfig, lengths_report, train
+from creamviz.lengths import Lengths
+from creamviz.training import PositionCollator, StopCallback, TrainConfig, train
 
 NAME = "smollm2-135m"
 N, L = 32, 16384  # 32 tokens per window toward 16K positions: sampler factor 512, RoPE factor 2
@@ -30,7 +31,8 @@ def tok():
 
 
 def test_real_model_lengths_say_which_factor_is_which():
-    rep = lengths_report(TrainConfig(model=NAME, train_len=256, target_len=16384, rope="yarn"))
+    cfg = TrainConfig(model=NAME, train_len=256, target_len=16384, rope="yarn")
+    rep = Lengths.resolve(NAME, 16384, train_len=256, rope="yarn").report(cfg.sampler)
     assert rep["model_window"] == 8192 and rep["rope_factor"] == 2 and rep["sampler_factor"] == 64
     # CREAM's default k = 4 L / N = 256 cannot fit 256 tokens: refused, with a k that fits
     assert any("4·L/N = 256" in p and "--k 8" in p for p in rep["problems"])

@@ -171,7 +171,11 @@ def test_presets_and_quantities():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(scaling="ntk", factor=2), "scaling='ntk'"),
+    (dict(scaling="ntk", factor=2), "scaling='ntk' is not supported; valid: None, 'default', 'linear', 'dynamic', "
+                                    "'yarn', 'llama3', 'longrope'"),
+    (dict(scaling="yarn", factor=2, gamma=3), r"gamma do not apply to scaling='yarn' \(unknown: gamma\); it takes "
+                                              "beta_fast, beta_slow"),
+    (dict(scaling="llama3", factor=2, beta_slow=3), "beta_slow do not apply to scaling='llama3'"),
     (dict(scaling="linear", factor=0.5), "factor=0.5"),
     (dict(scaling="linear"), "factor=None"),
     (dict(scaling=None, factor=4), "factor=4"),

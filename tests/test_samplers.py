@@ -53,7 +53,7 @@ cream_params = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cream_params)
 def test_cream_ids_are_valid_over_the_parameter_space(p):
     big_n, big_l = p["train_len"], p["train_len"] * p["factor"]
@@ -71,7 +71,7 @@ def test_cream_ids_are_valid_over_the_parameter_space(p):
     np.testing.assert_array_equal(ids, slow_ids(seg))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(st.integers(2, 200), st.floats(1.01, 9), st.sampled_from(["truncnorm", "uniform"]), st.integers(0, 2**31))
 def test_non_integer_factor_variants(train_len, factor, middle, seed):
     big_l = max(train_len + 1, int(train_len * factor))
@@ -88,7 +88,7 @@ def test_non_integer_factor_variants(train_len, factor, middle, seed):
     assert (ids[:, -1] == big_l - 1).all()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(deadline=None)
 @given(st.sampled_from(["pose", "randpos", "contiguous"]), st.integers(2, 300), st.integers(1, 600), st.integers(0, 2**31))
 def test_peer_ids_are_valid(name, train_len, extra, seed):
     big_l = train_len + extra

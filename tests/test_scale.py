@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from creamviz.data import DocumentDataset, load_documents, row_lengths
+from creamviz.lengths import Lengths
 from creamviz.memory import (
     GB,
     LLAMA2_7B,
@@ -26,16 +27,11 @@ from creamviz.memory import (
 from creamviz.training import (
     PositionCollator,
     TrainConfig,
-    check_lengths,
-    describe_lengths,
-    lengths_report,
     train,
 )
 
 N, L = 64, 256
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, max_position_embeddings=N)
 
 
 @pytest.fixture(autouse=True)
@@ -45,13 +41,7 @@ def _datasets_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> pathlib.Path:
-    from creamviz.models import tiny_llama
-
-    path = tmp_path_factory.mktemp("tiny-base")
-    tiny_llama(**TINY).save_pretrained(path)
-    return path
+# base_dir (the N = 64 tiny Llama) and small_corpus: session fixtures in conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -203,26 +193,30 @@ def test_short_documents_stop_train_with_the_file_and_column(base_dir, tmp_path)
 
 
 # --------------------------------------------------------------------------- which factor is which
-def test_lengths_report_separates_sampler_and_rope_factors(base_dir):
+def test_lengths_separate_sampler_and_rope_factors(base_dir):
     # the model's window W = 64; N = 16 -> L = 1024: sampler factor 64, RoPE factor 16
-    cfg = TrainConfig(model=str(base_dir), train_len=16, target_len=1024, rope="yarn")
-    rep = lengths_report(cfg)
+    lengths = Lengths.resolve(str(base_dir), 1024, train_len=16, rope="yarn")
+    rep = lengths.report("cream")
     assert rep["model_window"] == N and rep["train_len"] == 16 and rep["target_len"] == 1024
-    assert rep["sampler_factor"] == 64 and rep["rope_factor"] == 16 and cfg.rope_factor == 16
-    # CREAM's default k = 4 L / N = 256 cannot fit 16 tokens: refused with the explanation and a k
-    assert rep["sampler_defaults"]["k"] == 256 and rep["sampler_defaults"]["k_max"] == 7
-    with pytest.raises(ValueError, match=r"k defaults to 4·L/N = 256.*N = 16.*k <= \(N-1\)/2 = 7.*'k': 7"):
-        check_lengths(cfg)
-    text = describe_lengths(rep)
+    assert rep["sampler_factor"] == 64 and rep["rope_factor"] == 16 == lengths.rope_factor
+    # CREAM's default k = 4 L / N = 256 cannot fit 16 tokens ((N-1)//2 = 7): refused with the
+    # explanation and a k that fits (the rule at W: 4 x 1024 / 64 = 64, clipped to 7)
+    assert rep["sampler_defaults"]["k"] == 256 and rep["sampler_defaults"]["mu"] == 65
+    with pytest.raises(ValueError, match=r"k defaults to 4·L/N = 256.*valid range \[1, 7\] at N = 16.*'k': 7"):
+        TrainConfig(model=str(base_dir), train_len=16, target_len=1024).lengths()
+    text = lengths.describe("cream")
     assert "sampler factor L/N = 64" in text and "yarn x16 (L / W)" in text and "does not fit" in text
-    ok = TrainConfig(model=str(base_dir), train_len=16, target_len=1024, sampler_params={"k": 4})
-    assert check_lengths(ok)["problems"] == [] and "differ from the model's window" in check_lengths(ok)["notes"][0]
+    ok = TrainConfig(model=str(base_dir), train_len=16, target_len=1024, sampler_params={"k": 4}).lengths()
+    assert ok.problems("cream", {"k": 4}) == [] and "differ from the model's window" in ok.notes()[0]
     # N = W: one factor, no notes
-    same = lengths_report(TrainConfig(model=str(base_dir), target_len=L))
-    assert same["sampler_factor"] == same["rope_factor"] == L / N and same["notes"] == []
+    same = TrainConfig(model=str(base_dir), target_len=L).lengths()
+    assert same.sampler_factor == same.rope_factor == L / N and same.notes() == []
+    # a given factor wins over L / W; rope='none' has none
+    assert Lengths.resolve(str(base_dir), L, factor=2.5).rope_factor == 2.5
+    assert Lengths.resolve(str(base_dir), L, rope="none").rope_factor is None
     # L inside the window with interpolation: refused
     with pytest.raises(ValueError, match="inside the model's window"):
-        check_lengths(TrainConfig(model=str(base_dir), train_len=16, target_len=32))
+        TrainConfig(model=str(base_dir), train_len=16, target_len=32).lengths()
 
 
 def test_cli_refuses_a_default_k_that_does_not_fit(base_dir, tmp_path, capsys):

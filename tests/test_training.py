@@ -44,22 +44,8 @@ def _tiny_model(seed=0):
     return tiny_llama(**TINY, seed=seed)
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> pathlib.Path:
-    """A tiny random Llama (N = 64) saved as safetensors."""
-    path = tmp_path_factory.mktemp("tiny-base")
-    _tiny_model().save_pretrained(path)
-    return path
+# base_dir (the N = 64 tiny Llama) and small_corpus: session fixtures in conftest.py
 
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> pathlib.Path:
-    """The first 20 kB of the shipped corpus (tokenising all of it costs ~0.5 s per run)."""
-    from creamviz.data import read_corpus
-
-    path = tmp_path_factory.mktemp("corpus") / "small.txt"
-    path.write_text(read_corpus()[:20_000], encoding="utf-8")
-    return path
 
 
 def _examples(lengths, seed=0, vocab=300, as_tensor=False):
@@ -362,10 +348,10 @@ def test_resume_loses_and_repeats_no_step(base_dir, small_corpus, tmp_path):
     assert any(not torch.equal(w, base[name]) for name, w in w_whole.items())  # training moved them
     rows = [json.loads(x) for x in (tmp_path / "cut" / "positions.jsonl").read_text().splitlines()]
     assert sorted(r["sample_index"] for r in rows) == list(range(8))  # 4 steps x batch_size 2, each once
+    from creamviz.lengths import model_window
     from creamviz.models import load_model
-    from creamviz.training import model_window
 
-    # the saved model holds L in max_position_embeddings (linear RoPE); its window is still N
+    # the saved model holds L in max_position_embeddings (YaRN, the default RoPE); its window is still N
     assert load_model(resumed.final_model).config.max_position_embeddings == L
     assert model_window(str(resumed.final_model)) == N
 
@@ -450,8 +436,9 @@ def test_accelerate_launch_cpu_flag_finishes_and_loads(base_dir, small_corpus, t
     ("attn", "flash"), ("data", "/no/such/file.txt"), ("sampler", "bogus"), ("tokens", "both"),
 ])
 def test_train_config_refuses_every_bad_field(field, value):
-    with pytest.raises(ValueError, match=re.escape(field)):
+    with pytest.raises(ValueError, match=re.escape(field)) as err:
         TrainConfig(**{field: value}).validate()
+    assert err.value.parameter == field  # what the command line turns into the flag it blames
 
 
 def test_train_config_refuses_out_naming_a_file_and_target_not_above_train(tmp_path):

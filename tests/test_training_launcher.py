@@ -81,7 +81,7 @@ def test_invalid_parameters_are_inline_errors_and_block_launch(tmp_path):
     la.controls["steps"].value = 5
     assert la.error == "" and error_html.value == ""
     la.controls["lr"].value = -1.0
-    assert "lr=-1.0" in la.error
+    assert "lr=-1 " in la.error
     la.controls["lr"].value = 1e-3
     ex.train_len = 128  # N below the tiny model's window: CREAM's default k = 4 L / N = 64 > (N - 1) / 2
     assert "k defaults to 4·L/N = 64" in la.error and "N = 128" in la.error
@@ -109,11 +109,11 @@ def test_worker_thread_output_is_kept_off_the_notebook():
     import io
     import threading
 
-    from creamviz.widgets.training import _ThreadOutput
+    from creamviz.widgets.run_control import ThreadOutput
 
     sink, passed = [], io.StringIO()
     worker = threading.Thread(target=lambda: print("from the worker", file=stream))
-    stream = _ThreadOutput(passed, worker, sink)
+    stream = ThreadOutput(passed, worker, sink)
     worker.start()
     worker.join()
     print("from the main thread", file=stream)

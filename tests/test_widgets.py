@@ -11,7 +11,6 @@ from creamviz.theorem import describe_audit
 from creamviz.widgets import (
     SamplerExplorer,
     TheoremExplorer,
-    sampler_figures,
     theorem_figures,
 )
 
@@ -119,13 +118,19 @@ def test_export_button(tmp_path, monkeypatch):
     assert page.count("plotly-graph-div") >= 4 and "train_len=256" in page
 
 
-def test_plain_function_equals_widget():
-    ex = SamplerExplorer(train_len=256, target_len=2048, n_samples=2000, seed=3)
-    figs = sampler_figures(CreamSampler(256, 2048), 2000, 3)
-    for name, fig in figs.items():
-        assert [t.name for t in fig.data] == [t.name for t in ex.figures[name].data]
-        for a, b in zip(fig.data, ex.figures[name].data, strict=True):
-            np.testing.assert_array_equal(np.asarray(a.y), np.asarray(b.y))
+def test_widget_coverage_curve_equals_brute_force_distances():
+    """The explorer's coverage figure against an independent count: after m samples, the fraction of
+    [0, L) that some pair of ids of the first m samples is apart (distance 0 included)."""
+    ex = SamplerExplorer(train_len=128, target_len=512, n_samples=2000, seed=3)
+    assert ex.error == ""
+    curve = np.asarray(ex.figures["coverage"].data[0].y, dtype=float)
+    ids = CreamSampler(128, 512).sample(2000, seed=3).position_ids()  # (n, N), the explorer's seed
+    seen = np.zeros(512, bool)
+    for m in range(1, 31):
+        row = ids[m - 1]
+        seen[np.abs(row[:, None] - row[None, :]).ravel()] = True
+        assert curve[m - 1] == pytest.approx(seen.mean(), abs=1e-12), m
+    assert np.all(np.diff(curve) >= 0) and curve[-1] <= 1.0
 
 
 def test_theorem_explorer():
@@ -172,6 +177,7 @@ def test_randpos_explorer_at_the_largest_settings_is_bounded():
     # N = 8192, L = 262144, 200k samples asked: the ids, keys and FFT work are capped, the strip is a
     # heatmap (not 98k markers), and the figures say how many samples they show
     from creamviz.samplers import RandPosSampler
+    from creamviz.widgets.sampler import sampler_figures
 
     figs = sampler_figures(RandPosSampler(8192, 262144), 200_000, 0)
     assert figs["strip"].data[0].type == "heatmap" and np.asarray(figs["strip"].data[0].z).shape == (12, 512)

@@ -18,14 +18,21 @@ from creamviz import figures as F
 from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.resources import resource_path
-from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
+from creamviz.samplers import (
+    RANDPOS_MAX_IDS,
+    SAMPLERS,
+    Param,
+    make_sampler,
+    sampler_defaults,
+    sampler_parameters,
+)
 from creamviz.widgets.base import ExplorerBase, show_auto
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
            "nearest_study_arm", "ids_coverage_curve", "ids_distance_frequency"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
-MAX_RANDPOS_IDS = 1 << 17  # samplers without segments (RandPos, …): bound the ids they materialise (a redraw < 1 s)
+MAX_RANDPOS_IDS = RANDPOS_MAX_IDS  # samplers without segments (RandPos, …): one cap, creamviz.samplers'
 RANDPOS_KEYS_BUDGET = 1 << 22  # RandPos draws one random key per position of [0, L) per sample: samples x L
 COVERAGE_FFT_BUDGET = 1 << 20  # samplers without segments: coverage samples x L (one FFT of 2L per sample)
 COVERAGE_PAIRS_BUDGET = 1 << 24  # ... or coverage samples x N^2 when the pairs are counted directly
@@ -252,7 +259,8 @@ def nearest_study_arm(method: str, train_len: int, target_len: int, *, k=None, m
         return {"arm": None, "distance": None,
                 "text": f"No study arm is near: the study ran at factor L/N = {study_l / study_n:g} ({where}), "
                         f"these parameters have {factor:g}."}
-    if method == "cream" and ((k is not None and k != 4 * factor) or (mu is not None and mu != 1 + factor)):
+    rule = sampler_defaults("cream", train_len, target_len)  # k = 4·L/N, μ = 1 + L/N (their Param declarations)
+    if method == "cream" and ((k is not None and k != rule["k"]) or (mu is not None and mu != rule["mu"])):
         return {"arm": None, "distance": None,
                 "text": "No study arm is near: the study used the default k = 4·L/N and μ = 1 + L/N."}
     best, best_d = None, np.inf

@@ -31,6 +31,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import ipywidgets as W
@@ -42,7 +43,7 @@ from creamviz.evaluate import EVALUATIONS, check_evaluation
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
 from creamviz.widgets.base import ExplorerBase
-from creamviz.widgets.run_control import RunControl, ThreadOutput
+from creamviz.widgets.run_control import RunControl
 from creamviz.widgets.sampler import SamplerExplorer, sampler_traits
 
 __all__ = ["TrainingLauncher", "EVALUATIONS", "shared_params", "progress_text"]
@@ -51,7 +52,6 @@ STATUSES = ("idle", "running", "evaluating", "done", "cancelled", "failed")
 LIVE_REDRAW_S = 0.5  # the live loss curve is redrawn at most this often (and once when the run ends):
 # re-sending the whole figure on every step kept the browser busy drawing, so a click on "cancel"
 # waited behind a queue of redraws and reached the kernel steps (or the whole run) late
-_ThreadOutput = ThreadOutput  # the name the tests and older code import
 
 
 def shared_params() -> tuple[str, ...]:
@@ -173,7 +173,7 @@ class TrainingLauncher(ExplorerBase):
     def model_window(self) -> int:
         """The pre-trained window N of ``model`` (cached)."""
         if self.model not in self._windows:
-            from creamviz.training import model_window
+            from creamviz.lengths import model_window
 
             try:
                 self._windows[self.model] = model_window(self.model)
@@ -203,16 +203,15 @@ class TrainingLauncher(ExplorerBase):
             save_every=self.save_every, out=out if out is not None else (self.out or "runs/launcher/auto"),
             resume=self.resume, data=None if self.data == "text" else "mix", progress=False)
         cfg.validate()
-        cfg = cfg.with_model_window()  # N vs the model's window W, sampler factor L/N vs RoPE L/W, k vs N
-        cfg.make_sampler()  # ValueError naming the sampler parameter
-        return cfg
+        lengths = cfg.lengths()  # N vs the model's window W, sampler factor L/N vs RoPE L/W, k vs N
+        cfg.make_sampler(lengths)  # ValueError naming the sampler parameter
+        return replace(cfg, train_len=lengths.train_len)
 
     def lengths(self) -> str:
         """Which length and which factor is which for the current traits (N, L, the model's window
         W, the sampler's factor L/N and the RoPE factor L/W), as the run metadata records them."""
-        from creamviz.training import describe_lengths, lengths_report
-
-        return describe_lengths(lengths_report(self.config()))
+        cfg = self.config()
+        return cfg.lengths().describe(cfg.sampler, cfg.sampler_params)
 
     def _compute(self) -> dict[str, go.Figure]:
         self.config()  # validation only; the figures change when a run reports
