@@ -343,8 +343,9 @@ class ExplorerBase(T.HasTraits):
             export.on_click(do_export)
             half = (len(controls) + 1) // 2
             # two columns that wrap under each other when the output area is narrower than both
-            panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])],
-                           layout=W.Layout(flex_flow="row wrap", column_gap="16px", max_width="100%"))
+            column = W.Layout(margin="0 16px 0 0")  # the gap between the columns (Layout has no column_gap)
+            panel = W.HBox([W.VBox(controls[:half], layout=column), W.VBox(controls[half:], layout=column)],
+                           layout=W.Layout(flex_flow="row wrap", max_width="100%"))
             self._widget = W.VBox([*self._header_views(), panel, *self._action_views(),
                                    W.HBox([self.status_html, export, exported]), self.error_html,
                                    *self._extra_views(), self._figure_grid()])
