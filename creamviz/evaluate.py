@@ -36,7 +36,7 @@ from creamviz.scores import (  # re-exported: the result containers live torch-f
     niah_grid_from_records,
 )
 from creamviz.tasks import EVAL_DEPTHS, TaskExample
-from creamviz.validation import check_int
+from creamviz.validation import check_choice, check_int, check_real
 
 MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windows are held at once)
 
@@ -47,16 +47,18 @@ MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windo
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 8,
-             batch_size: int = 8) -> list[str]:
+             batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
     """Greedy continuations (decoded, special tokens skipped) of token-id prompts, in input order.
 
     Prompts are sorted by length and left-padded in batches of ``batch_size``. A batch whose
     prompts fit the model's window (``config.max_position_embeddings``, L for an extended model)
     generates at most up to it: no position beyond L is used. (The task generators size prompt plus
-    answer to L, so the answer always fits.)
+    answer to L, so the answer always fits.) ``min_new_tokens``: end-of-sequence is suppressed before
+    that many new tokens (CREAM's LongChat-Lines asks for 5).
     """
     batch_size = check_int("batch_size", batch_size, 1)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+    min_new_tokens = check_int("min_new_tokens", min_new_tokens, 0, max_new_tokens)
     _check_nonempty("prompts", prompts)
     if any(len(p) == 0 for p in prompts):
         raise ValueError(f"prompt {next(i for i, p in enumerate(prompts) if len(p) == 0)} is empty; "
@@ -74,28 +76,58 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_toke
         window = getattr(model.config, "max_position_embeddings", None)
         new_tokens = min(max_new_tokens, window - T) if window and T < window else max_new_tokens
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)
+                             max_new_tokens=new_tokens, min_new_tokens=min(min_new_tokens, new_tokens),
+                             do_sample=False, pad_token_id=pad)
         for r, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[r, T:].tolist(), skip_special_tokens=True)
     return out  # type: ignore[return-value]
 
 
+def budget_for(tokenizer, examples: Sequence[TaskExample]) -> int:
+    """The generation budget of ``examples`` (one task): the task's own (RULER's tokens_to_generate,
+    LitM's 100, CREAM's 35 ...) or, for the byte-scaled tasks, the longest answer's tokens + 2."""
+    spec = tasks.task_spec(examples[0].task)
+    if spec.max_new_tokens is not None:
+        return spec.max_new_tokens
+    return max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+
+
+def score_record(ex: TaskExample, generated: str, *, budget: int, scorer: str | None = None) -> dict:
+    """One record: the example's fields, ``generated``, ``score`` in [0, 1] (the scorer's), ``correct``
+    (score == 1), and the labels ``mode``, ``scorer`` and ``budget`` (new tokens)."""
+    spec = tasks.task_spec(ex.task)
+    name = spec.scorer if scorer is None else scorer
+    value = tasks.score_value(ex.task, generated, ex.answer, name)
+    rec = ex.record()
+    rec.pop("prompt")
+    rec.update(generated=generated, score=float(value), correct=bool(value == 1.0), mode=spec.mode,
+               scorer=name, budget=int(budget))
+    return rec
+
+
 def evaluate_examples(model, tokenizer, examples: Sequence[TaskExample], *, batch_size: int = 8,
-                      max_new_tokens: int | None = None) -> list[dict]:
-    """Generate and score each example; one record per example (TaskExample fields, ``generated``,
-    ``correct``). ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+                      max_new_tokens: int | None = None, scorer: str | None = None) -> list[dict]:
+    """Generate and score each example with its task's own budget and scorer (``max_new_tokens`` /
+    ``scorer`` override them); one record per example (:func:`score_record`). Examples of different
+    tasks are generated task by task, each with its own budget."""
     _check_nonempty("examples", examples)
-    if max_new_tokens is None:
-        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
-    gens = generate(model, tokenizer, [ex.prompt_ids for ex in examples],
-                    max_new_tokens=max_new_tokens, batch_size=batch_size)
-    records = []
-    for ex, g in zip(examples, gens, strict=True):
-        rec = ex.record()
-        rec.pop("prompt")
-        rec.update(generated=g, correct=bool(tasks.score(ex.task, g, ex.answer)))
-        records.append(rec)
-    return records
+    if max_new_tokens is not None:
+        check_int("max_new_tokens", max_new_tokens, 1)
+    if scorer is not None:
+        check_choice("scorer", scorer, tuple(tasks.SCORERS))
+    by_task: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_task.setdefault(ex.task, []).append(i)
+    records: list[dict | None] = [None] * len(examples)
+    for idx in by_task.values():
+        group = [examples[i] for i in idx]
+        budget = budget_for(tokenizer, group) if max_new_tokens is None else max_new_tokens
+        floor = min(tasks.task_spec(group[0].task).min_new_tokens, budget)
+        gens = generate(model, tokenizer, [ex.prompt_ids for ex in group], max_new_tokens=budget,
+                        batch_size=batch_size, min_new_tokens=floor)
+        for i, ex, g in zip(idx, group, gens, strict=True):
+            records[i] = score_record(ex, g, budget=budget, scorer=scorer)
+    return records  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------- results
@@ -284,13 +316,6 @@ def context_groups(examples: Sequence[TaskExample]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _record(ex: TaskExample, generated: str) -> dict:
-    rec = ex.record()
-    rec.pop("prompt")
-    rec.update(generated=generated, correct=bool(tasks.score(ex.task, generated, ex.answer)))
-    return rec
-
-
 def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, *,
                        max_new_tokens: int | None = None, meta: dict | None = None,
                        progress: bool = True) -> list[dict]:
@@ -298,7 +323,7 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
     ``{"meta": ..., "records": [...]}`` to the JSON file ``path`` after every group; records already
     in the file (same task, length, seed and requested depth) are kept and not recomputed, so an
     interrupted run continues where it stopped. Returns all records for ``examples``.
-    ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+    ``max_new_tokens`` defaults to the task's own budget (:func:`budget_for`)."""
     import json
     import os
     import pathlib
@@ -314,8 +339,10 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
     if path.is_file():
         for r in json.loads(path.read_text())["records"]:
             done[key(r)] = r
+    _check_nonempty("examples", examples)
     if max_new_tokens is None:
-        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+        max_new_tokens = budget_for(tokenizer, examples)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
     info = dict(meta or {}, max_new_tokens=int(max_new_tokens))
 
     def save():
@@ -330,7 +357,7 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
         gens = generate_shared_prefix(model, tokenizer, [examples[i].prompt_ids for i in todo],
                                       max_new_tokens=max_new_tokens)
         for i, g in zip(todo, gens, strict=True):
-            rec = _record(examples[i], g)
+            rec = score_record(examples[i], g, budget=max_new_tokens)
             done[key(rec)] = rec
         save()
     return [done[key(ex.record())] for ex in examples]
@@ -340,8 +367,9 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """Wilson score interval of a binomial proportion k / n (``scipy.stats.binomtest``)."""
     from scipy.stats import binomtest
 
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    n = check_int("n", n, 1)
+    k = check_int("k", k, 0, n, hint=" (successes out of n)")
+    confidence = check_real("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -352,6 +380,7 @@ def depth_table(curve: DepthCurve, confidence: float = 0.95) -> list[dict]:
     for d, a, n in zip(curve.depths, curve.accuracy, curve.n, strict=True):
         k = int(round(a * n))
         lo, hi = wilson_interval(k, int(n), confidence)
-        rows.append({"task": curve.task, "length": curve.length, "depth": float(d), "accuracy": float(a),
+        rows.append({"task": curve.task, "mode": curve.mode, "scorer": curve.scorer, "budget": curve.budget,
+                     "length": curve.length, "depth": float(d), "accuracy": float(a),
                      "correct": k, "n": int(n), "ci_low": lo, "ci_high": hi, "confidence": confidence})
     return rows
