@@ -93,6 +93,10 @@ def kv_retrieval(tokenizer, length: int, *, gold_index: int | None = None, depth
     else:
         g = _gold(rng, n, gold_index, depth)
     values = list(values[:n])
+    if n_pairs is None:  # refuse a short prompt before anything else (a full key space has every value as a key)
+        check_fill("kv", len(encode(tokenizer, kv_text(list(zip(keys[:n], values, strict=True)), keys[g])))
+                   + n_answer_tokens(tokenizer, values[g]), length,
+                   f"the {cap} distinct {key_len}-digit hex keys run out (key_len)")
     redraw = np.random.default_rng([seed, 1])
 
     def with_answer(v: str) -> str:
@@ -106,8 +110,6 @@ def kv_retrieval(tokenizer, length: int, *, gold_index: int | None = None, depth
     used = len(ids) + n_answer_tokens(tokenizer, answer)
     if used > length:
         raise ValueError(f"n_pairs={n} does not fit in length={length} tokens")
-    if n_pairs is None:
-        check_fill("kv", used, length, f"the {cap} distinct {key_len}-digit hex keys run out (key_len)")
     before = KV_PREFIX + KV_SEP.join(f"{k}:{v}" for k, v in pairs[:g]) + (KV_SEP if g else "")
     return TaskExample("kv", prompt, answer, ids, int(length), g / max(n - 1, 1), g, n,
                        len(encode(tokenizer, before)), int(seed), depth, meta={"pairs": pairs})

@@ -64,8 +64,9 @@ def substring_nocase(generated: str, refs) -> float:
 
 def first_integer_numeric(generated: str, refs) -> float:
     """CREAM's LongChat-Lines: ``int(re.findall(r"\\d+", generated)[0]) == int(answer)``."""
+    answer = int(_refs(refs)[0].strip())
     m = _DIGITS.search(generated)
-    return float(m is not None and int(m.group()) == int(_refs(refs)[0].strip()))
+    return float(m is not None and int(m.group()) == answer)
 
 
 def all_strings_exact(generated: str, refs) -> float:
