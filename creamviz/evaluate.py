@@ -5,6 +5,7 @@
 - ``niah_grid``          needle-in-a-haystack accuracy over lengths x depths (array (depth, length));
 - ``passkey_by_length``  passkey accuracy per length;
 - ``ppl_by_position``    perplexity of held-out text by position bucket at one length;
+- ``perplexity_by_length`` sliding-window perplexity at lengths from N to beyond L (CREAM / YaRN's table);
 - ``evaluate_eval_set``  any fixed set shipped in ``creamviz/resources/eval/`` (comparable across runs).
 
 Answers come from greedy decoding through ``model.generate`` (``do_sample=False``, the model's own
@@ -26,6 +27,7 @@ from creamviz.scores import (  # re-exported: the result containers live torch-f
     DepthCurve,
     LengthCurve,
     NiahGrid,
+    PplByLength,
     PplCurve,
     _binomial_stderr,
     _check_nonempty,
@@ -199,6 +201,57 @@ def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, 
     pos = np.arange(1, length)  # position of the predicted token
     first, means, n_pos = _group_mean(pos // bucket, nll.numpy())  # buckets [b * bucket, (b + 1) * bucket)
     return PplCurve(int(length), first * bucket, np.minimum((first + 1) * bucket, length), means, n_pos * n_seqs)
+
+
+PPL_STRIDE = 256  # window step of the sliding-window perplexity (Position Interpolation / YaRN / CREAM's default)
+
+
+@torch.no_grad()
+def perplexity_by_length(model, tokenizer, lengths: Sequence[int], *, stride: int | None = PPL_STRIDE,
+                         text: str | None = None, max_tokens: int | None = None) -> PplByLength:
+    """Sliding-window perplexity of ``text`` (default: the held-out CPython documentation) at each
+    window length in ``lengths``, as Position Interpolation (arXiv 2306.15595) and YaRN evaluate it:
+    windows of ``length`` tokens start every ``stride`` tokens over the first ``max_tokens`` tokens
+    (default: all of the text), and each window scores only the tokens no earlier window scored (the
+    first window scores all of its tokens but the first). With a stride every length scores the same
+    tokens (``max_tokens - 1`` of them), each predicted with up to ``length - 1`` tokens of context.
+    ``stride=None``: non-overlapping chunks of ``length`` tokens, each scored whole (CREAM's
+    ``eval_ppl.py --truncate``). Lengths beyond the model's window measure extrapolation."""
+    lengths = [check_int("lengths[i]", L, 2) for L in _check_nonempty("lengths", lengths)]
+    if stride is not None:
+        stride = check_int("stride", stride, 1)
+    label = "held-out CPython documentation" if text is None else "given text"
+    text = "\n".join(tasks.load_corpus("eval")) if text is None else text
+    ids_all = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    T = len(ids_all) if max_tokens is None else check_int("max_tokens", max_tokens, 2, len(ids_all),
+                                                           hint=" (tokens of the text)")
+    if max(lengths) > T:
+        raise ValueError(f"lengths up to {max(lengths)} need at least that many tokens of text; the text has {T} "
+                         "(pass a longer text or shorter lengths)")
+    n_windows = sum((T // L if stride is None else -(-T // stride)) for L in lengths)
+    if n_windows * max(lengths) > MAX_PPL_TOKENS:
+        raise ValueError(f"perplexity_by_length would run {n_windows} windows of up to {max(lengths)} tokens, above "
+                         f"{MAX_PPL_TOKENS} tokens; use a larger stride or max_tokens")
+    ids = torch.tensor(ids_all[:T], dtype=torch.long)
+    device = model.device
+    nll_out, count_out = [], []
+    for L in lengths:
+        total, count, prev_end = 0.0, 0, 0
+        starts = range(0, T - L + 1, L) if stride is None else range(0, T, stride)
+        for begin in starts:
+            end = min(begin + L, T)
+            x = ids[begin:end][None].to(device)  # (1, w)
+            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float()  # (1, w, V)
+            lp = torch.log_softmax(logits[0, :-1], dim=-1).gather(-1, x[0, 1:, None])[:, 0]  # (w-1,)
+            new = (end - begin - 1) if stride is None else end - max(prev_end, begin + 1)
+            total += float(-lp[len(lp) - new:].sum()) if new > 0 else 0.0
+            count += max(new, 0)
+            prev_end = end
+            if stride is not None and end == T:
+                break
+        nll_out.append(total / count)
+        count_out.append(count)
+    return PplByLength(np.array(lengths), np.array(nll_out), np.array(count_out), stride, label)
 
 
 def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit: int | None = None):

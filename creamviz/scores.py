@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DepthCurve", "NiahGrid", "LengthCurve", "PplCurve", "depth_curve", "mean_over_seeds",
-           "niah_grid_from_records"]
+__all__ = ["DepthCurve", "NiahGrid", "LengthCurve", "PplCurve", "PplByLength", "depth_curve", "mean_over_seeds",
+           "niah_grid_from_records", "records_label"]
 
 
 def _check_nonempty(name: str, values) -> list:
@@ -196,6 +196,38 @@ class PplCurve:
                  "nll": float(x), "ppl": float(np.exp(x)), "n_tokens": int(k)}
                 for a, b, x, k in zip(self.bucket_start, self.bucket_end, self.nll, self.n_tokens,
                                       strict=True)]
+
+
+@dataclass
+class PplByLength:
+    """Sliding-window perplexity at several evaluation lengths (the long-context extension papers'
+    table: N, ..., L, beyond L)."""
+
+    lengths: np.ndarray  # (X,) window length in tokens
+    nll: np.ndarray  # (X,) mean negative log-likelihood of the scored tokens, nats/token
+    n_tokens: np.ndarray  # (X,) tokens scored at each length (the same stretch of text for every length)
+    stride: int | None  # window step; None: one window per length-sized chunk (CREAM's --truncate)
+    text: str = ""  # what was scored
+
+    @property
+    def ppl(self) -> np.ndarray:  # (X,)
+        return np.exp(self.nll)
+
+    def records(self) -> list[dict]:
+        return [{"length": int(L), "nll": float(x), "ppl": float(np.exp(x)), "n_tokens": int(k),
+                 "stride": self.stride, "text": self.text}
+                for L, x, k in zip(self.lengths, self.nll, self.n_tokens, strict=True)]
+
+
+def records_label(records: Sequence[dict]) -> str:
+    """``mode; scorer, budget N`` of per-example records (what their accuracy means), "" if unlabelled;
+    several values are listed, never merged silently."""
+    parts = []
+    for key, fmt in (("mode", "{}"), ("scorer", "{}"), ("budget", "budget {} new tokens")):
+        values = sorted({str(r[key]) for r in records if r.get(key) is not None})
+        if values:
+            parts.append(fmt.format(" / ".join(values)))
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- one call each

@@ -32,10 +32,11 @@ from creamviz.validation import check_int
 # tokenizer's chat template and sized in that tokenizer's tokens. Independent of the byte-scaled
 # tasks above except for the shared passkey filler / needle and the held-out corpus.
 #
-# - ``kv_uuid``       Lost in the Middle key-value retrieval verbatim (Liu et al. 2023): a JSON object of
+# - ``kv_uuid``       Lost in the Middle's key-value *prompt template* (Liu et al. 2023): a JSON object of
 #   n UUID -> UUID pairs (one per line), "Key: "<k>"\nCorresponding value:"; correct when the gold
-#   value appears in the answer (case-insensitive substring). For one seed the n pairs are the same at
-#   every depth: only which key is asked (the gold pair's index g = round(depth (n - 1))) changes.
+#   value appears in the answer (case-insensitive substring). Not LitM's design: n fills the length
+#   and, for one seed, a different key is asked at each depth (g = round(depth (n - 1))); LitM's own
+#   design (fixed 75 / 140 / 300 pairs, the gold record moved, the same key) is ``litm.litm_kv``.
 # - ``passkey_chat``  passkey retrieval: the user turn holds the filler with the needle and asks for
 #   the pass key; the assistant turn is opened with "The pass key is" (prefilled); first integer.
 # - ``niah_chat``     needle in a haystack: a 7-digit magic number in held-out natural text, same
@@ -177,7 +178,8 @@ def _token_counts(tokenizer, texts: list[str]) -> list[int]:
 
 def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: float | None = None,
             n_pairs: int | None = None, seed: int = 0, chat: bool | None = None) -> TaskExample:
-    """Lost in the Middle key-value retrieval in the paper's form, sized to ``length`` real tokens.
+    """Key-value retrieval in Lost in the Middle's prompt template, sized to fill ``length`` real tokens
+    (creamviz's design; :func:`creamviz.tasks.litm.litm_kv` is LitM's own).
 
     ``n`` UUID -> UUID pairs (``n_pairs``, default: as many as fit so that prompt + the longest
     value fit in ``length`` with the longest key asked), the gold pair at ``gold_index``, at

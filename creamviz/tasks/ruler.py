@@ -26,8 +26,10 @@ from creamviz.validation import check_int, check_real
 
 # ============================================================================= RULER-style tasks
 # Harder, non-saturating retrieval tasks after RULER (Hsieh et al., 2024), scaled to the byte-level
-# tiny model and sized in tokens like the tasks above. Each answer is a set of required strings;
-# a generation is correct when it contains every one of them (RULER's "all" scoring):
+# tiny model and sized in tokens like the tasks above. These are look-alikes, not RULER's tasks (those
+# are in ruler_verbatim.py). Each answer is a set of required strings; creamviz's own strict rule
+# ``all_strings_exact`` counts a generation correct when it contains every one of them, case-sensitive
+# (all-or-nothing); RULER's ``string_match_all`` would give the lower-cased share found:
 #
 # - ``multikey_niah``     n needles ``The magic number for <key> is <number>.`` with distinct keys in
 #   natural text; one key is asked: ``\nThe magic number for <key> is`` -> `` <number>``.

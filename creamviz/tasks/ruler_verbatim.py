@@ -49,6 +49,7 @@ tokenizer gets RULER's ``base`` template (the plain text).
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -129,10 +130,15 @@ def ruler_budget(task: str) -> int:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def _wonderwords(name: str) -> list[str]:
-    from wonderwords.random_word import _get_words_from_text_file
+@functools.lru_cache(maxsize=4)
+def _wonderwords(name: str) -> tuple[str, ...]:
+    """RULER's word list ``name`` (adjective / noun / verb) from the wonderwords package, sorted, unique."""
+    try:
+        from wonderwords.random_word import _get_words_from_text_file
+    except ImportError:
+        raise ImportError("RULER's word lists come from the wonderwords package: pip install 'creamviz[peers]'") from None
 
-    return sorted(set(_get_words_from_text_file(f"{name}list.txt")))
+    return tuple(sorted(set(_get_words_from_text_file(f"{name}list.txt"))))
 
 
 def _drawer(rng: np.random.Generator, kind: str) -> Callable[[], str]:
