@@ -419,3 +419,39 @@ def test_wilson_and_curve_inputs_are_checked():
 def test_study_records_file_is_gzip_csv():
     with gzip.open(resource_path("study", "records.csv.gz"), "rt") as f:
         assert f.readline().strip() == "arm,seed,set,prompt,depth,correct,generated"
+
+
+# ----------------------------------------------------------------------------- every accepted request
+
+ONCE = {"kv": lambda ex: [ex.answer], "lines": lambda ex: [ex.answer], "niah": lambda ex: [ex.answer.strip()],
+        "multikey_niah": lambda ex: [ex.answer.strip()], "multivalue_niah": lambda ex: ex.answer.split(),
+        "kv_multiquery": lambda ex: ex.answer.split(","), "niah_single_1": lambda ex: ex.meta["outputs"],
+        "niah_multikey_2": lambda ex: ex.meta["outputs"]}
+GEN = {"kv": tasks.kv_retrieval, "lines": tasks.lines_retrieval, "niah": tasks.niah,
+       "multikey_niah": tasks.multikey_niah, "multivalue_niah": tasks.multivalue_niah,
+       "kv_multiquery": tasks.kv_multiquery, "passkey": tasks.passkey, "variable_tracking": tasks.variable_tracking,
+       "niah_single_1": lambda t, L, seed: tasks.ruler_example(t, "niah_single_1", L, seed=seed),
+       "niah_multikey_2": lambda t, L, seed: tasks.ruler_example(t, "niah_multikey_2", L, seed=seed)}
+
+
+def test_every_accepted_request_fills_its_length_and_holds_its_answer_once():
+    """Hypothesis over task x length x seed: a request is refused with a ValueError, or its prompt
+    fills the length within the stated tolerance and holds each answer string exactly once."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=120, deadline=None, derandomize=True)
+    @given(task=st.sampled_from(sorted(GEN)), length=st.integers(16, 6000), seed=st.integers(0, 10**6))
+    def check(task, length, seed):
+        try:
+            ex = GEN[task](FAST, length, seed=seed)
+        except ValueError:
+            return
+        budget = tasks.ruler_budget(task) if task in tasks.RULER_VERBATIM_TASKS else tasks.n_answer_tokens(FAST, ex.answer)
+        used = ex.n_tokens + budget
+        unit = 130 if task in tasks.RULER_VERBATIM_TASKS else 0  # one noise paragraph / distractor needle
+        assert length - max(tasks.common.fill_slack(length), unit) <= used <= length, (task, length, seed)
+        for s in ONCE.get(task, lambda ex: [])(ex):
+            assert ex.prompt.count(s) == 1, (task, length, seed, s)
+
+    check()

@@ -26,6 +26,14 @@ __all__ = ["fig_accuracy_by_depth", "fig_niah_heatmap", "fig_accuracy_by_length"
            "fig_ppl_by_position", "fig_ppl_by_length", "fig_pretrain_curve"]
 
 
+def _log_vline(fig: go.Figure, x: float, text: str) -> None:
+    """A dotted vertical line with a label at ``x`` on a log x axis (the line in data coordinates, the
+    annotation in log10 ones; ``add_vline`` with a label would stretch the axis to 10^x)."""
+    fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper",
+                  line={"dash": "dot", "color": "gray"})
+    fig.add_annotation(x=np.log10(x), y=1, yref="paper", text=text, showarrow=False, yanchor="bottom")
+
+
 def _with_label(title: str, label: str) -> str:
     """The title with what the scores are (task mode, scorer, budget) on a second line."""
     return f"{title}<br><sup>{label}</sup>" if label else title
@@ -99,7 +107,7 @@ def fig_accuracy_by_length(curves: Mapping[str, LengthCurve], *, title: str | No
                                  error_y={"type": "data", "array": c.stderr * 100, "visible": True},
                                  line={"color": method_color(name, i)}))
     if window is not None:
-        fig.add_vline(x=window, line_dash="dot", line_color="gray", annotation_text=f"N = {window}")
+        _log_vline(fig, window, f"N = {window}")
     task = next(iter(curves.values())).task
     label = records_label([r for c in curves.values() for r in c.raw])
     fig.update_layout(template=TEMPLATE, title=_with_label(title or f"{task}: accuracy by context length", label),
@@ -146,7 +154,7 @@ def fig_ppl_by_length(curves: Mapping[str, PplByLength], *, title: str | None = 
                                  hovertemplate="length %{x:,}<br>ppl %{y:.2f}<extra>" + name + "</extra>"))
     for x, text in ((window, "N"), (target, "L")):
         if x is not None:
-            fig.add_vline(x=x, line_dash="dot", line_color="gray", annotation_text=f"{text} = {x:,}")
+            _log_vline(fig, x, f"{text} = {x:,}")
     c0 = next(iter(curves.values()))
     how = f"stride {c0.stride}" if c0.stride else "non-overlapping windows"
     fig.update_layout(template=TEMPLATE, title=_with_label(title or "Perplexity by evaluation length",
