@@ -203,7 +203,8 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
             "with a 2K context); the structure of the task is the same.",
         ],
         notes=[verdict],
-        tables=[(["model", "middle accuracy % (depths 25–75%)", "± std over seeds", "per seed", "mean over all depths %"], rows)],
+        tables=[(["model", f"middle accuracy % (depths 25–75%; {next(iter(result.kv.values())).label})",
+                  "± std over seeds", "per seed", "mean over all depths %"], rows)],
         figures=figures,
     )
     return section, {**summary, "verdict": verdict}
