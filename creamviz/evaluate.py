@@ -119,6 +119,7 @@ def evaluate_examples(model, tokenizer, examples: Sequence[TaskExample], *, batc
         check_choice("scorer", scorer, tuple(tasks.SCORERS))
     by_task: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
+        tasks.score_value(ex.task, "", ex.answer, scorer)  # refuse a blank answer / unknown task before generating
         by_task.setdefault(ex.task, []).append(i)
     records: list[dict | None] = [None] * len(examples)
     for idx in by_task.values():

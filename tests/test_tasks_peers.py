@@ -95,6 +95,13 @@ def test_blank_answers_are_refused(task, answer):
         tasks.score(task, "anything", answer)
 
 
+def test_evaluate_refuses_a_blank_answer_before_generating():
+    ex = tasks.kv_retrieval(FAST, 256, seed=0)
+    ex.answer = " "
+    with pytest.raises(ValueError, match="empty or blank"):
+        evaluate.evaluate_examples(None, FAST, [ex])  # no model needed: refused first
+
+
 def test_task_budgets_are_the_peers():
     spec = tasks.TASK_SPECS
     assert {spec[t].max_new_tokens for t in tasks.RULER_NIAH_TASKS} == {128}
