@@ -109,13 +109,19 @@ def summary(path: pathlib.Path) -> dict:
                               []).append(r["score"])
             groups.setdefault((f"litm_kv@{r['target_depth']}", r["length_key"], 50, r["scorer"]),
                               []).append(r["score_50"])
+    tokens: dict = {}
+    for r in recs:
+        tokens.setdefault(r["task"], []).append(r["n_tokens"])
     out = {}
     for (task, L, budget, scorer), s in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         k = sum(x == 1.0 for x in s)
         lo, hi = wilson_interval(k, len(s))
-        out[f"{task} L={L} budget={budget}"] = {"task": task, "length": L, "budget": budget, "scorer": scorer,
-                                                "n": len(s), "score_x100": round(100 * sum(s) / len(s), 2),
-                                                "all_correct": k, "wilson95": [round(lo, 3), round(hi, 3)]}
+        size = f"pairs={L}" if task.startswith("litm_kv") else f"L={L}"
+        n_tok = tokens[task.split("@")[0]]
+        out[f"{task} {size} budget={budget}"] = {
+            "task": task, "size": size, "budget": budget, "scorer": scorer, "n": len(s),
+            "score_x100": round(100 * sum(s) / len(s), 2), "all_correct": k, "wilson95": [round(lo, 3), round(hi, 3)],
+            "prompt_tokens": [min(n_tok), max(n_tok)]}
     return out
 
 
