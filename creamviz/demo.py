@@ -212,7 +212,8 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
             "with a 2K context); the structure of the task is the same.",
         ],
         notes=[verdict],
-        tables=[(["model", "middle accuracy % (depths 25–75%)", "± std over seeds", "per seed", "mean over all depths %"], rows)],
+        tables=[(["model", f"middle accuracy % (depths 25–75%; {next(iter(result.kv.values())).label})",
+                  "± std over seeds", "per seed", "mean over all depths %"], rows)],
         figures=figures,
     )
     return section, {**summary, "verdict": verdict}
@@ -252,8 +253,44 @@ def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
     return section, {"verdict": summary.get("verdict"), "source": "creamviz/resources/study/summary.json"}
 
 
+def perplexity_section(cfg: DemoConfig) -> tuple[Section, dict]:
+    """Sliding-window perplexity against evaluation length (N ... L and 2L) for the base, CREAM and PoSE
+    (the first seed's fine-tuned runs of the experiment stage, read back from ``cfg.out / runs``)."""
+    from creamviz.evaluate import PPL_STRIDE, perplexity_by_length
+    from creamviz.models import load_model, load_tokenizer
+
+    title = "Perplexity by evaluation length (sliding window)"
+    exp_cfg = cfg.experiment or (ExperimentConfig.quick(out=cfg.out) if cfg.quick else ExperimentConfig(out=cfg.out))
+    runs = {m: Path(exp_cfg.out) / "runs" / f"{m}-s{exp_cfg.seeds[0]}" / "final" for m in ("cream", "pose")}
+    if cfg.skip_experiment or not all(p.is_dir() for p in runs.values()):
+        return Section(title=title, paragraphs=["No fine-tuned runs (the experiment stage was skipped)."]), {}
+    tok = load_tokenizer(exp_cfg.base)
+    base = load_model(exp_cfg.base)
+    window = base.config.max_position_embeddings
+    L = exp_cfg.target_len
+    lengths = sorted({window, *(window * 2 ** i for i in range(1, 8) if window * 2 ** i <= L), L, 2 * L})
+    stride = L // 2 if cfg.quick else PPL_STRIDE  # quick: 4 windows per length instead of 64
+    max_tokens = 2 * L if cfg.quick else 8 * L
+    models = {"base": load_model(exp_cfg.base, rope=exp_cfg.rope, factor=L / window),
+              **{m: load_model(p) for m, p in runs.items()}}
+    curves = {name: perplexity_by_length(m.eval(), tok, lengths, stride=stride, max_tokens=max_tokens)
+              for name, m in models.items()}
+    rows = [[name, *(f"{p:.2f}" for p in c.ppl)] for name, c in curves.items()]
+    section = Section(
+        title=title,
+        paragraphs=[f"Perplexity of the held-out CPython documentation (the first {max_tokens:,} byte tokens) with "
+                    f"windows of each length moved by {stride} tokens, scoring each token once (Position "
+                    f"Interpolation / YaRN's protocol; CREAM reports the same table). N = {window}, L = {L:,}; "
+                    f"the base uses the same {exp_cfg.rope} interpolation without fine-tuning; CREAM and PoSE: "
+                    f"seed {exp_cfg.seeds[0]}. Lengths past L measure extrapolation."],
+        tables=[(["model", *(f"{x:,}" for x in lengths)], rows)],
+        figures=[F.fig_ppl_by_length(curves, window=window, target=L)],
+    )
+    return section, {name: c.records() for name, c in curves.items()}
+
+
 STAGES = {"sampling": sampling_section, "coverage": coverage_section, "rope": rope_section,
-          "experiment": experiment_section, "study": study_section}
+          "experiment": experiment_section, "perplexity": perplexity_section, "study": study_section}
 
 
 def run_demo(cfg: DemoConfig) -> tuple[Path, dict]:

@@ -5,6 +5,7 @@
 - ``niah_grid``          needle-in-a-haystack accuracy over lengths x depths (array (depth, length));
 - ``passkey_by_length``  passkey accuracy per length;
 - ``ppl_by_position``    perplexity of held-out text by position bucket at one length;
+- ``perplexity_by_length`` sliding-window perplexity at lengths from N to beyond L (CREAM / YaRN's table);
 - ``evaluate_eval_set``  any fixed set shipped in ``creamviz/resources/eval/`` (comparable across runs).
 
 Answers come from greedy decoding through ``model.generate`` (``do_sample=False``, the model's own
@@ -26,6 +27,7 @@ from creamviz.scores import (  # re-exported: the result containers live torch-f
     DepthCurve,
     LengthCurve,
     NiahGrid,
+    PplByLength,
     PplCurve,
     _binomial_stderr,
     _check_nonempty,
@@ -36,7 +38,7 @@ from creamviz.scores import (  # re-exported: the result containers live torch-f
     niah_grid_from_records,
 )
 from creamviz.tasks import EVAL_DEPTHS, TaskExample
-from creamviz.validation import check_int
+from creamviz.validation import check_choice, check_int, check_real
 
 MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windows are held at once)
 
@@ -47,16 +49,18 @@ MAX_PPL_TOKENS = 1 << 26  # tokens ppl_by_position scores in one call (its windo
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 8,
-             batch_size: int = 8) -> list[str]:
+             batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
     """Greedy continuations (decoded, special tokens skipped) of token-id prompts, in input order.
 
     Prompts are sorted by length and left-padded in batches of ``batch_size``. A batch whose
     prompts fit the model's window (``config.max_position_embeddings``, L for an extended model)
     generates at most up to it: no position beyond L is used. (The task generators size prompt plus
-    answer to L, so the answer always fits.)
+    answer to L, so the answer always fits.) ``min_new_tokens``: end-of-sequence is suppressed before
+    that many new tokens (CREAM's LongChat-Lines asks for 5).
     """
     batch_size = check_int("batch_size", batch_size, 1)
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+    min_new_tokens = check_int("min_new_tokens", min_new_tokens, 0, max_new_tokens)
     _check_nonempty("prompts", prompts)
     if any(len(p) == 0 for p in prompts):
         raise ValueError(f"prompt {next(i for i, p in enumerate(prompts) if len(p) == 0)} is empty; "
@@ -74,28 +78,59 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_toke
         window = getattr(model.config, "max_position_embeddings", None)
         new_tokens = min(max_new_tokens, window - T) if window and T < window else max_new_tokens
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)
+                             max_new_tokens=new_tokens, min_new_tokens=min(min_new_tokens, new_tokens),
+                             do_sample=False, pad_token_id=pad)
         for r, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[r, T:].tolist(), skip_special_tokens=True)
     return out  # type: ignore[return-value]
 
 
+def budget_for(tokenizer, examples: Sequence[TaskExample]) -> int:
+    """The generation budget of ``examples`` (one task): the task's own (RULER's tokens_to_generate,
+    LitM's 100, CREAM's 35 ...) or, for the byte-scaled tasks, the longest answer's tokens + 2."""
+    spec = tasks.task_spec(examples[0].task)
+    if spec.max_new_tokens is not None:
+        return spec.max_new_tokens
+    return max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+
+
+def score_record(ex: TaskExample, generated: str, *, budget: int, scorer: str | None = None) -> dict:
+    """One record: the example's fields, ``generated``, ``score`` in [0, 1] (the scorer's), ``correct``
+    (score == 1), and the labels ``mode``, ``scorer`` and ``budget`` (new tokens)."""
+    spec = tasks.task_spec(ex.task)
+    name = spec.scorer if scorer is None else scorer
+    value = tasks.score_value(ex.task, generated, ex.answer, name)
+    rec = ex.record()
+    rec.pop("prompt")
+    rec.update(generated=generated, score=float(value), correct=bool(value == 1.0), mode=spec.mode,
+               scorer=name, budget=int(budget))
+    return rec
+
+
 def evaluate_examples(model, tokenizer, examples: Sequence[TaskExample], *, batch_size: int = 8,
-                      max_new_tokens: int | None = None) -> list[dict]:
-    """Generate and score each example; one record per example (TaskExample fields, ``generated``,
-    ``correct``). ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+                      max_new_tokens: int | None = None, scorer: str | None = None) -> list[dict]:
+    """Generate and score each example with its task's own budget and scorer (``max_new_tokens`` /
+    ``scorer`` override them); one record per example (:func:`score_record`). Examples of different
+    tasks are generated task by task, each with its own budget."""
     _check_nonempty("examples", examples)
-    if max_new_tokens is None:
-        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
-    gens = generate(model, tokenizer, [ex.prompt_ids for ex in examples],
-                    max_new_tokens=max_new_tokens, batch_size=batch_size)
-    records = []
-    for ex, g in zip(examples, gens, strict=True):
-        rec = ex.record()
-        rec.pop("prompt")
-        rec.update(generated=g, correct=bool(tasks.score(ex.task, g, ex.answer)))
-        records.append(rec)
-    return records
+    if max_new_tokens is not None:
+        check_int("max_new_tokens", max_new_tokens, 1)
+    if scorer is not None:
+        check_choice("scorer", scorer, tuple(tasks.SCORERS))
+    by_task: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        tasks.score_value(ex.task, "", ex.answer, scorer)  # refuse a blank answer / unknown task before generating
+        by_task.setdefault(ex.task, []).append(i)
+    records: list[dict | None] = [None] * len(examples)
+    for idx in by_task.values():
+        group = [examples[i] for i in idx]
+        budget = budget_for(tokenizer, group) if max_new_tokens is None else max_new_tokens
+        floor = min(tasks.task_spec(group[0].task).min_new_tokens, budget)
+        gens = generate(model, tokenizer, [ex.prompt_ids for ex in group], max_new_tokens=budget,
+                        batch_size=batch_size, min_new_tokens=floor)
+        for i, ex, g in zip(idx, group, gens, strict=True):
+            records[i] = score_record(ex, g, budget=budget, scorer=scorer)
+    return records  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------- results
@@ -167,6 +202,57 @@ def ppl_by_position(model, tokenizer, *, length: int = 2048, bucket: int = 256, 
     pos = np.arange(1, length)  # position of the predicted token
     first, means, n_pos = _group_mean(pos // bucket, nll.numpy())  # buckets [b * bucket, (b + 1) * bucket)
     return PplCurve(int(length), first * bucket, np.minimum((first + 1) * bucket, length), means, n_pos * n_seqs)
+
+
+PPL_STRIDE = 256  # window step of the sliding-window perplexity (Position Interpolation / YaRN / CREAM's default)
+
+
+@torch.no_grad()
+def perplexity_by_length(model, tokenizer, lengths: Sequence[int], *, stride: int | None = PPL_STRIDE,
+                         text: str | None = None, max_tokens: int | None = None) -> PplByLength:
+    """Sliding-window perplexity of ``text`` (default: the held-out CPython documentation) at each
+    window length in ``lengths``, as Position Interpolation (arXiv 2306.15595) and YaRN evaluate it:
+    windows of ``length`` tokens start every ``stride`` tokens over the first ``max_tokens`` tokens
+    (default: all of the text), and each window scores only the tokens no earlier window scored (the
+    first window scores all of its tokens but the first). With a stride every length scores the same
+    tokens (``max_tokens - 1`` of them), each predicted with up to ``length - 1`` tokens of context.
+    ``stride=None``: non-overlapping chunks of ``length`` tokens, each scored whole (CREAM's
+    ``eval_ppl.py --truncate``). Lengths beyond the model's window measure extrapolation."""
+    lengths = [check_int("lengths[i]", L, 2) for L in _check_nonempty("lengths", lengths)]
+    if stride is not None:
+        stride = check_int("stride", stride, 1)
+    label = "held-out CPython documentation" if text is None else "given text"
+    text = "\n".join(tasks.load_corpus("eval")) if text is None else text
+    ids_all = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    T = len(ids_all) if max_tokens is None else check_int("max_tokens", max_tokens, 2, len(ids_all),
+                                                           hint=" (tokens of the text)")
+    if max(lengths) > T:
+        raise ValueError(f"lengths up to {max(lengths)} need at least that many tokens of text; the text has {T} "
+                         "(pass a longer text or shorter lengths)")
+    n_windows = sum((T // L if stride is None else -(-T // stride)) for L in lengths)
+    if n_windows * max(lengths) > MAX_PPL_TOKENS:
+        raise ValueError(f"perplexity_by_length would run {n_windows} windows of up to {max(lengths)} tokens, above "
+                         f"{MAX_PPL_TOKENS} tokens; use a larger stride or max_tokens")
+    ids = torch.tensor(ids_all[:T], dtype=torch.long)
+    device = model.device
+    nll_out, count_out = [], []
+    for L in lengths:
+        total, count, prev_end = 0.0, 0, 0
+        starts = range(0, T - L + 1, L) if stride is None else range(0, T, stride)
+        for begin in starts:
+            end = min(begin + L, T)
+            x = ids[begin:end][None].to(device)  # (1, w)
+            logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits.float()  # (1, w, V)
+            lp = torch.log_softmax(logits[0, :-1], dim=-1).gather(-1, x[0, 1:, None])[:, 0]  # (w-1,)
+            new = (end - begin - 1) if stride is None else end - max(prev_end, begin + 1)
+            total += float(-lp[len(lp) - new:].sum()) if new > 0 else 0.0
+            count += max(new, 0)
+            prev_end = end
+            if stride is not None and end == T:
+                break
+        nll_out.append(total / count)
+        count_out.append(count)
+    return PplByLength(np.array(lengths), np.array(nll_out), np.array(count_out), stride, label)
 
 
 def evaluate_eval_set(model, tokenizer, name: str, *, batch_size: int = 8, limit: int | None = None):
@@ -284,13 +370,6 @@ def context_groups(examples: Sequence[TaskExample]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _record(ex: TaskExample, generated: str) -> dict:
-    rec = ex.record()
-    rec.pop("prompt")
-    rec.update(generated=generated, correct=bool(tasks.score(ex.task, generated, ex.answer)))
-    return rec
-
-
 def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, *,
                        max_new_tokens: int | None = None, meta: dict | None = None,
                        progress: bool = True) -> list[dict]:
@@ -298,7 +377,7 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
     ``{"meta": ..., "records": [...]}`` to the JSON file ``path`` after every group; records already
     in the file (same task, length, seed and requested depth) are kept and not recomputed, so an
     interrupted run continues where it stopped. Returns all records for ``examples``.
-    ``max_new_tokens`` defaults to the longest answer's token count + 2."""
+    ``max_new_tokens`` defaults to the task's own budget (:func:`budget_for`)."""
     import json
     import os
     import pathlib
@@ -314,8 +393,10 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
     if path.is_file():
         for r in json.loads(path.read_text())["records"]:
             done[key(r)] = r
+    _check_nonempty("examples", examples)
     if max_new_tokens is None:
-        max_new_tokens = max(tasks.n_answer_tokens(tokenizer, ex.answer) for ex in examples) + 2
+        max_new_tokens = budget_for(tokenizer, examples)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
     info = dict(meta or {}, max_new_tokens=int(max_new_tokens))
 
     def save():
@@ -330,7 +411,7 @@ def evaluate_resumable(model, tokenizer, examples: Sequence[TaskExample], path, 
         gens = generate_shared_prefix(model, tokenizer, [examples[i].prompt_ids for i in todo],
                                       max_new_tokens=max_new_tokens)
         for i, g in zip(todo, gens, strict=True):
-            rec = _record(examples[i], g)
+            rec = score_record(examples[i], g, budget=max_new_tokens)
             done[key(rec)] = rec
         save()
     return [done[key(ex.record())] for ex in examples]
@@ -340,8 +421,9 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """Wilson score interval of a binomial proportion k / n (``scipy.stats.binomtest``)."""
     from scipy.stats import binomtest
 
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    n = check_int("n", n, 1)
+    k = check_int("k", k, 0, n, hint=" (successes out of n)")
+    confidence = check_real("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -352,6 +434,7 @@ def depth_table(curve: DepthCurve, confidence: float = 0.95) -> list[dict]:
     for d, a, n in zip(curve.depths, curve.accuracy, curve.n, strict=True):
         k = int(round(a * n))
         lo, hi = wilson_interval(k, int(n), confidence)
-        rows.append({"task": curve.task, "length": curve.length, "depth": float(d), "accuracy": float(a),
+        rows.append({"task": curve.task, "mode": curve.mode, "scorer": curve.scorer, "budget": curve.budget,
+                     "length": curve.length, "depth": float(d), "accuracy": float(a),
                      "correct": k, "n": int(n), "ci_low": lo, "ci_high": hi, "confidence": confidence})
     return rows

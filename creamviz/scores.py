@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DepthCurve", "NiahGrid", "LengthCurve", "PplCurve", "depth_curve", "mean_over_seeds",
-           "niah_grid_from_records"]
+__all__ = ["DepthCurve", "NiahGrid", "LengthCurve", "PplCurve", "PplByLength", "depth_curve", "mean_over_seeds",
+           "niah_grid_from_records", "records_label"]
 
 
 def _check_nonempty(name: str, values) -> list:
@@ -32,7 +32,10 @@ def _group_mean(keys: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _depth_key(r: dict) -> float:
     """The depth an example was asked for (its realized depth if none was asked)."""
     d = r.get("target_depth")
-    return round(float(r["depth"] if d is None else d), 6)
+    d = r.get("depth") if d is None else d
+    if isinstance(d, bool) or not isinstance(d, int | float | np.integer | np.floating) or not 0.0 <= d <= 1.0:
+        raise ValueError(f"record depth={d!r} is not valid: valid is a number in [0, 1]")  # also NaN
+    return round(float(d), 6)
 
 
 def _binomial_stderr(acc: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -50,38 +53,79 @@ class DepthCurve:
     stderr: np.ndarray  # (D,) binomial standard error, or std over seeds / sqrt(k) (mean_over_seeds)
     n: np.ndarray  # (D,) examples per depth (x seeds)
     raw: list[dict] = field(default_factory=list, repr=False)  # per-example records
+    mode: str = ""  # whose task rules (e.g. "RULER verbatim", "byte-scaled (tiny model)")
+    scorer: str = ""  # the scorer's name (tasks.SCORERS)
+    budget: int | None = None  # generation budget, new tokens
 
     @property
     def mean_accuracy(self) -> float:
         return float(np.mean(self.accuracy))
 
+    @property
+    def label(self) -> str:
+        """``task (mode; scorer, budget N new tokens)``: what every number of this curve is."""
+        parts = [p for p in (self.mode, self.scorer) if p]
+        if self.budget is not None:
+            parts.append(f"budget {self.budget}")
+        return f"{self.task} ({'; '.join(parts)})" if parts else self.task
+
     def records(self) -> list[dict]:
-        return [{"task": self.task, "length": self.length, "depth": float(d), "accuracy": float(a),
-                 "stderr": float(s), "n": int(k)}
+        return [{"task": self.task, "mode": self.mode, "scorer": self.scorer, "budget": self.budget,
+                 "length": self.length, "depth": float(d), "accuracy": float(a), "stderr": float(s), "n": int(k)}
                 for d, a, s, k in zip(self.depths, self.accuracy, self.stderr, self.n, strict=True)]
 
 
+def _correct(records: Sequence[dict]) -> np.ndarray:
+    """The ``correct`` column as booleans; anything but True / False / 0 / 1 is refused."""
+    out = []
+    for i, r in enumerate(records):
+        c = r.get("correct")
+        if isinstance(c, bool | np.bool_) or (isinstance(c, int | np.integer) and c in (0, 1)):
+            out.append(bool(c))
+        else:
+            raise ValueError(f"records[{i}]['correct']={c!r} is not valid: valid is True / False (or 0 / 1)")
+    return np.array(out)
+
+
+def _one_label(records: Sequence[dict], key: str, *, required: bool = True):
+    """The single value of ``key`` over ``records``; two values would merge different runs."""
+    values = {r.get(key) for r in records}
+    if required and None in values:
+        raise ValueError(f"records lack {key!r}; every record needs one")
+    if len(values) > 1:
+        raise ValueError(f"records mix {key}s {sorted(map(str, values))}: one curve holds one {key}; "
+                         "split them first")
+    return values.pop()
+
+
 def depth_curve(records: Sequence[dict]) -> DepthCurve:
-    """Group per-example records (one task and length) by their requested depth."""
+    """Group per-example records (one task, length, scorer and budget) by their requested depth."""
     _check_nonempty("records", records)
-    depths, acc, n = _group_mean(np.array([_depth_key(r) for r in records]),
-                                 np.array([r["correct"] for r in records]))
-    return DepthCurve(records[0]["task"], int(records[0]["length"]), depths.astype(float),
-                      acc, _binomial_stderr(acc, n), n, list(records))
+    task, length = _one_label(records, "task"), int(_one_label(records, "length"))
+    scorer, budget, mode = (_one_label(records, k, required=False) for k in ("scorer", "budget", "mode"))
+    depths, acc, n = _group_mean(np.array([_depth_key(r) for r in records]), _correct(records))
+    return DepthCurve(task, length, depths.astype(float), acc, _binomial_stderr(acc, n), n, list(records),
+                      mode or "", scorer or "", None if budget is None else int(budget))
 
 
 def mean_over_seeds(curves: Sequence[DepthCurve]) -> DepthCurve:
-    """Average depth curves of several runs (e.g. fine-tuning seeds); stderr = std / sqrt(k)."""
+    """Average depth curves of several runs (e.g. fine-tuning seeds); stderr = std / sqrt(k).
+    The curves must share task, length, scorer, budget and depths."""
     if not curves:
         raise ValueError("curves is empty")
+    for attr in ("task", "length", "scorer", "budget", "mode"):
+        values = {getattr(c, attr) for c in curves}
+        if len(values) > 1:
+            raise ValueError(f"curves mix {attr}s {sorted(map(str, values))}: average runs of one {attr} only")
     depths = curves[0].depths
     if any(c.depths.shape != depths.shape or not np.allclose(c.depths, depths) for c in curves):
         raise ValueError("all curves must share the same depths")
     acc = np.stack([c.accuracy for c in curves])  # (k, D)
     k = len(curves)
     stderr = acc.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else curves[0].stderr
-    return DepthCurve(curves[0].task, curves[0].length, depths, acc.mean(axis=0), stderr,
-                      sum(c.n for c in curves), [r for c in curves for r in c.raw])
+    c0 = curves[0]
+    return DepthCurve(c0.task, c0.length, depths, acc.mean(axis=0), stderr, sum(c.n for c in curves),
+                      [r for c in curves for r in c.raw], c0.mode, c0.scorer, c0.budget)
 
 
 @dataclass
@@ -104,6 +148,8 @@ def niah_grid_from_records(records: Sequence[dict]) -> NiahGrid:
     """Group per-example NIAH records into the depth x length grid (NaN where a cell has none)."""
     _check_nonempty("records", records)
     lengths, li = np.unique([int(r["length"]) for r in records], return_inverse=True)
+    _correct(records)
+    _one_label(records, "task")
     depths, di = np.unique([_depth_key(r) for r in records], return_inverse=True)
     cell = di * len(lengths) + li  # flat (depth, length) index of each record
     size = len(depths) * len(lengths)
@@ -150,6 +196,38 @@ class PplCurve:
                  "nll": float(x), "ppl": float(np.exp(x)), "n_tokens": int(k)}
                 for a, b, x, k in zip(self.bucket_start, self.bucket_end, self.nll, self.n_tokens,
                                       strict=True)]
+
+
+@dataclass
+class PplByLength:
+    """Sliding-window perplexity at several evaluation lengths (the long-context extension papers'
+    table: N, ..., L, beyond L)."""
+
+    lengths: np.ndarray  # (X,) window length in tokens
+    nll: np.ndarray  # (X,) mean negative log-likelihood of the scored tokens, nats/token
+    n_tokens: np.ndarray  # (X,) tokens scored at each length (the same stretch of text for every length)
+    stride: int | None  # window step; None: one window per length-sized chunk (CREAM's --truncate)
+    text: str = ""  # what was scored
+
+    @property
+    def ppl(self) -> np.ndarray:  # (X,)
+        return np.exp(self.nll)
+
+    def records(self) -> list[dict]:
+        return [{"length": int(L), "nll": float(x), "ppl": float(np.exp(x)), "n_tokens": int(k),
+                 "stride": self.stride, "text": self.text}
+                for L, x, k in zip(self.lengths, self.nll, self.n_tokens, strict=True)]
+
+
+def records_label(records: Sequence[dict]) -> str:
+    """``mode; scorer, budget N`` of per-example records (what their accuracy means), "" if unlabelled;
+    several values are listed, never merged silently."""
+    parts = []
+    for key, fmt in (("mode", "{}"), ("scorer", "{}"), ("budget", "budget {} new tokens")):
+        values = sorted({str(r[key]) for r in records if r.get(key) is not None})
+        if values:
+            parts.append(fmt.format(" / ".join(values)))
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- one call each

@@ -1,4 +1,6 @@
-"""Lost-in-the-Middle accuracy of the real model (SmolLM2-135M-Instruct) by gold depth, on CPU.
+"""Key-value accuracy of the real model (SmolLM2-135M-Instruct) by gold depth, on CPU, in the mode
+"LitM template, fill the budget" (``tasks.kv_uuid``: LitM's prompt, pairs filling L, a different key per
+depth; LitM's own design is ``tasks.litm_kv``, run by ``scripts/peer_verbatim_eval.py``).
 
 Resumable background measurement: run it, stop it any time, run it again — finished contexts are
 kept in the JSON file and skipped. Seeds go in rounds of ``--block`` per length, alternating the
@@ -9,8 +11,9 @@ exactly the fixed set ``creamviz/resources/eval/real/kv_uuid_L{L}.jsonl``.
     python scripts/real_model_eval.py --out docs/real_model/lim_smollm2.json --summary
 
 Greedy decoding, up to 100 new tokens for key-value retrieval (the Lost in the Middle setting), one
-prefill per JSON object (the five depths of a seed share it). Scores: value in the answer
-(case-insensitive); passkey / NIAH: first integer.
+prefill per JSON object (the five depths of a seed share it). Scorers: ``substring_nocase`` (value in
+the answer, case-insensitive; LitM's) with budget 100; passkey / NIAH: ``first_number_exact``, budgets
+10 / 12. Every record stores its mode, scorer and budget.
 """
 
 from __future__ import annotations

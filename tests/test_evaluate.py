@@ -166,3 +166,43 @@ def test_fig_ppl_and_length_and_pretrain_curve():
     assert names[0].startswith("loss") and "kv acc" in names
     kv = fig.data[names.index("kv acc")]
     assert kv.yaxis == "y2" and max(kv.y) > 90 and len(kv.x) == sum(1 for r in log if r["kv_acc"])
+
+
+def _hf_sliding_window_nll(model, ids: torch.Tensor, length: int, stride: int) -> tuple[float, int]:
+    """The Hugging Face "perplexity of fixed-length models" loop, with the model's own loss (labels
+    -100 on the context tokens): total NLL and the number of scored tokens."""
+    total, count, prev_end = 0.0, 0, 0
+    for begin in range(0, ids.shape[1], stride):
+        end = min(begin + length, ids.shape[1])
+        trg = end - prev_end
+        x = ids[:, begin:end]
+        labels = x.clone()
+        labels[:, :-trg] = -100
+        with torch.no_grad():
+            out = model(input_ids=x, labels=labels)
+        n = int((labels[:, 1:] != -100).sum())  # HF shifts: the first token is never a target
+        total += float(out.loss) * n
+        count += n
+        prev_end = end
+        if end == ids.shape[1]:
+            break
+    return total, count
+
+
+def test_perplexity_by_length_matches_the_hf_sliding_window(model):
+    tok = byte_tokenizer()
+    text = "\n".join(tasks.load_corpus("eval"))[:700]
+    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+    res = ev.perplexity_by_length(model, tok, [64, 128, 700], stride=32, text=text)
+    assert list(res.n_tokens) == [699, 699, 699] and res.stride == 32
+    for L, nll in zip((64, 128, 700), res.nll, strict=True):
+        total, count = _hf_sliding_window_nll(model, ids, L, 32)
+        assert count == 699 and nll == pytest.approx(total / count, rel=1e-4)
+    whole = ev.perplexity_by_length(model, tok, [350], stride=None, text=text)  # two chunks, each scored whole
+    with torch.no_grad():
+        losses = [float(model(input_ids=ids[:, a:a + 350], labels=ids[:, a:a + 350]).loss) for a in (0, 350)]
+    assert whole.n_tokens[0] == 698 and whole.nll[0] == pytest.approx(np.mean(losses), rel=1e-4)
+    with pytest.raises(ValueError, match="lengths up to 800"):
+        ev.perplexity_by_length(model, tok, [800], text=text)
+    with pytest.raises(ValueError, match="stride=0"):
+        ev.perplexity_by_length(model, tok, [64], stride=0, text=text)

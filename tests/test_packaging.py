@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"torch": "pytorch", "kaleido": "python-kaleido", "build": "python-build"}  # PyPI -> conda-forge
-PIP_ONLY = {"gguf", "playwright", "z3-solver", "mkdocstrings", "jupyter-server-mathjax"}  # from pip, not conda-forge
+PIP_ONLY = {"gguf", "playwright", "z3-solver", "mkdocstrings", "jupyter-server-mathjax", "wonderwords"}  # from pip, not conda-forge
 
 
 def _name(req: str) -> str:

@@ -87,7 +87,11 @@ def test_kv_uuid_spans_and_errors(tok):
     with pytest.raises(ValueError, match="length too small"):
         tasks.kv_uuid(tok, 100, seed=2)
     with pytest.raises(ValueError, match="does not fit"):
-        tasks.kv_uuid(tok, 512, n_pairs=40, seed=2)
+        tasks.kv_uuid(tok, 512, n_pairs=20, seed=2)  # 20 UUID pairs need ~1000 tokens
+    with pytest.raises(ValueError, match=r"n_pairs=40 is out of range.*\[2, 32\]"):
+        tasks.kv_uuid(tok, 512, n_pairs=40, seed=2)  # more than length // 16: refused before drawing
+    with pytest.raises(ValueError, match="n_pairs must be an integer"):
+        tasks.kv_uuid(tok, 512, n_pairs=2.5, seed=2)
     with pytest.raises(ValueError, match="chat template"):
         tasks.kv_uuid(FastByteTokenizer(), 512, chat=True)
 

@@ -125,7 +125,7 @@ def test_bad_parameters_raise_with_the_value():
     with pytest.raises(ValueError, match="length"):
         tasks.multivalue_niah(FAST, 64)  # three needles cannot fit
     with pytest.raises(ValueError, match="task="):
-        tasks.required_strings("kv", "x")
+        tasks.required_strings("no_such_task", "x")
 
 
 @pytest.mark.slow

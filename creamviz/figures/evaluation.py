@@ -12,10 +12,31 @@ import numpy as np
 import plotly.graph_objects as go
 
 from creamviz.figures.style import TEMPLATE, display_name, method_color
-from creamviz.scores import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
+from creamviz.scores import (
+    DepthCurve,
+    LengthCurve,
+    NiahGrid,
+    PplByLength,
+    PplCurve,
+    mean_over_seeds,
+    records_label,
+)
 
 __all__ = ["fig_accuracy_by_depth", "fig_niah_heatmap", "fig_accuracy_by_length",
-           "fig_ppl_by_position", "fig_pretrain_curve"]
+           "fig_ppl_by_position", "fig_ppl_by_length", "fig_pretrain_curve"]
+
+
+def _log_vline(fig: go.Figure, x: float, text: str) -> None:
+    """A dotted vertical line with a label at ``x`` on a log x axis (the line in data coordinates, the
+    annotation in log10 ones; ``add_vline`` with a label would stretch the axis to 10^x)."""
+    fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper",
+                  line={"dash": "dot", "color": "gray"})
+    fig.add_annotation(x=np.log10(x), y=1, yref="paper", text=text, showarrow=False, yanchor="bottom")
+
+
+def _with_label(title: str, label: str) -> str:
+    """The title with what the scores are (task mode, scorer, budget) on a second line."""
+    return f"{title}<br><sup>{label}</sup>" if label else title
 
 
 def fig_accuracy_by_depth(curves: Mapping[str, DepthCurve | Sequence[DepthCurve]], *,
@@ -43,7 +64,10 @@ def fig_accuracy_by_depth(curves: Mapping[str, DepthCurve | Sequence[DepthCurve]
             line={"color": method_color(name, i)},
             hovertemplate="depth %{x:.0f}%<br>accuracy %{y:.1f}<extra>" + name + "</extra>"))
     L = ", ".join(f"{x:,}" for x in sorted(lengths))
-    fig.update_layout(template=TEMPLATE, title=title or f"Accuracy by position of the relevant item (L = {L})",
+    raws = [r for c in curves.values() for r in (c.raw if isinstance(c, DepthCurve) else [x for cc in c for x in cc.raw])]
+    label = records_label(raws)
+    fig.update_layout(template=TEMPLATE, title=_with_label(title or f"Accuracy by position of the relevant item (L = {L})",
+                                                           label),
                       xaxis_title="depth of the relevant item (% of the context)",
                       yaxis_title="accuracy (%)" if percent else "accuracy", legend_title="model")
     fig.update_yaxes(range=[-0.05 * scale, 1.05 * scale])
@@ -64,7 +88,7 @@ def fig_niah_heatmap(grid: NiahGrid, *, title: str | None = None, window: int | 
         x=xs, y=ys, z=z, zmin=0, zmax=100, colorscale="RdYlGn", text=text, texttemplate="%{text}",
         colorbar={"title": "accuracy (%)"},
         hovertemplate="length %{x}<br>depth %{y}<br>accuracy %{z:.0f}%<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, title=title or "Needle in a haystack",
+    fig.update_layout(template=TEMPLATE, title=_with_label(title or "Needle in a haystack", records_label(grid.raw)),
                       xaxis_title="context length (tokens)" + ("; * = inside N" if window else ""),
                       yaxis_title="needle depth")
     fig.update_yaxes(autorange="reversed", type="category")
@@ -83,9 +107,10 @@ def fig_accuracy_by_length(curves: Mapping[str, LengthCurve], *, title: str | No
                                  error_y={"type": "data", "array": c.stderr * 100, "visible": True},
                                  line={"color": method_color(name, i)}))
     if window is not None:
-        fig.add_vline(x=window, line_dash="dot", line_color="gray", annotation_text=f"N = {window}")
+        _log_vline(fig, window, f"N = {window}")
     task = next(iter(curves.values())).task
-    fig.update_layout(template=TEMPLATE, title=title or f"{task}: accuracy by context length",
+    label = records_label([r for c in curves.values() for r in c.raw])
+    fig.update_layout(template=TEMPLATE, title=_with_label(title or f"{task}: accuracy by context length", label),
                       xaxis_title="context length (tokens)", yaxis_title="accuracy (%)",
                       legend_title="model")
     fig.update_xaxes(type="log")
@@ -111,6 +136,31 @@ def fig_ppl_by_position(curves: Mapping[str, PplCurve], *, title: str | None = N
     fig.update_layout(template=TEMPLATE, title=title or "Perplexity by position",
                       xaxis_title="token position", yaxis_title="perplexity (per byte token)",
                       legend_title="model")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def fig_ppl_by_length(curves: Mapping[str, PplByLength], *, title: str | None = None, window: int | None = None,
+                      target: int | None = None, log_y: bool = True) -> go.Figure:
+    """Sliding-window perplexity against evaluation length, one line per model; ``window`` draws N,
+    ``target`` draws L."""
+    if not curves:
+        raise ValueError("curves is empty")
+    fig = go.Figure()
+    for i, (name, c) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=c.lengths, y=c.ppl, name=name, mode="lines+markers",
+                                 line={"color": method_color(name, i)},
+                                 hovertemplate="length %{x:,}<br>ppl %{y:.2f}<extra>" + name + "</extra>"))
+    for x, text in ((window, "N"), (target, "L")):
+        if x is not None:
+            _log_vline(fig, x, f"{text} = {x:,}")
+    c0 = next(iter(curves.values()))
+    how = f"stride {c0.stride}" if c0.stride else "non-overlapping windows"
+    fig.update_layout(template=TEMPLATE, title=_with_label(title or "Perplexity by evaluation length",
+                                                           f"sliding window, {how}; {c0.text}"),
+                      xaxis_title="evaluation length (tokens)", yaxis_title="perplexity", legend_title="model")
+    fig.update_xaxes(type="log")
     if log_y:
         fig.update_yaxes(type="log")
     return fig

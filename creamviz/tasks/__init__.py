@@ -54,6 +54,7 @@ from creamviz.tasks.common import (  # noqa: F401
     TaskExample,
     _round,
     check_example_count,
+    check_tokenizer,
     encode,
     load_corpus,
     n_answer_tokens,
@@ -78,6 +79,17 @@ from creamviz.tasks.evalsets import (  # noqa: F401
     ruler_eval_set_name,
     save_chat_eval_set,
     save_eval_set,
+)
+from creamviz.tasks.litm import (  # noqa: F401
+    LINES_HEADER,
+    LINES_LINE,
+    LINES_QUESTION,
+    LITM_DEPTHS,
+    LITM_GOLD_INDICES,
+    LITM_PAIRS,
+    litm_gold_index,
+    litm_kv,
+    longchat_lines,
 )
 from creamviz.tasks.real import (  # noqa: F401
     CHAT_TASKS,
@@ -112,6 +124,43 @@ from creamviz.tasks.ruler import (  # noqa: F401
     multivalue_niah,
     variable_tracking,
 )
-from creamviz.tasks.scoring import required_strings, ruler_partial_score, ruler_score, score  # noqa: F401
+from creamviz.tasks.ruler_verbatim import (  # noqa: F401
+    RULER_ANSWER_SEP,
+    RULER_CONFIGS,
+    RULER_DEPTHS,
+    RULER_NEEDLE,
+    RULER_NIAH_TASKS,
+    RULER_NOISE,
+    RULER_SYNTHETIC,
+    RULER_TEMPLATES,
+    RULER_VERBATIM_TASKS,
+    ruler_budget,
+    ruler_cwe,
+    ruler_example,
+    ruler_fwe,
+    ruler_niah,
+    ruler_qa,
+    ruler_vt,
+)
+from creamviz.tasks.scoring import (  # noqa: F401
+    BYTE_MODE,
+    PEER_BUDGETS,
+    SCORERS,
+    TASK_SPECS,
+    TaskSpec,
+    all_strings_exact,
+    all_strings_score,
+    first_integer_numeric,
+    first_number_exact,
+    required_strings,
+    ruler_partial_score,
+    score,
+    score_value,
+    string_match_all,
+    string_match_part,
+    substring_exact,
+    substring_nocase,
+    task_spec,
+)
 
-__all__ = ['CORPUS_PATH', 'EVAL_DIR', 'TaskExample', 'encode', 'n_answer_tokens', 'MAX_LENGTH', 'MAX_EXAMPLES', 'check_example_count', 'load_corpus', 'TASKS', 'KV_PREFIX', 'KV_SEP', 'KV_SUFFIX', 'LINES_PREFIX', 'PASSKEY_PREFIX', 'PASSKEY_FILLER', 'PASSKEY_NEEDLE', 'PASSKEY_QUERY', 'NIAH_NEEDLE', 'NIAH_QUERY', 'kv_text', 'kv_retrieval', 'lines_text', 'lines_retrieval', 'passkey', 'niah', 'niah_grid', 'RULER_TASKS', 'MK_NEEDLE', 'MK_QUERY', 'MV_QUERY', 'VT_FIRST', 'VT_HOP', 'VT_QUERY', 'KV_MQ_SEP', 'multikey_niah', 'multivalue_niah', 'variable_tracking', 'kv_multiquery', 'RULER_GENERATORS', 'CHAT_TASKS', 'SUBSTRING_SCORED', 'FIRST_INTEGER_SCORED', 'LIM_KV_TEMPLATE', 'LIM_KV_QUESTION', 'PASSKEY_CHAT_QUESTION', 'PASSKEY_CHAT_OPENING', 'NIAH_CHAT_QUESTION', 'NIAH_CHAT_OPENING', 'lim_kv_records', 'render_chat', 'encode_chat', 'chat_token_spans', 'kv_uuid', 'passkey_chat', 'niah_chat', 'score', 'required_strings', 'ruler_score', 'ruler_partial_score', 'REAL_EVAL_DIR', 'REAL_EVAL_LENGTHS', 'REAL_EVAL_SEED', 'GENERATORS', 'depth_sweep', 'save_eval_set', 'eval_set_names', 'load_eval_set', 'EVAL_DEPTHS', 'EVAL_LENGTHS', 'build_eval_sets', 'RULER_EVAL_LENGTH', 'STUDY_KV_SET', 'ruler_eval_set_name', 'build_ruler_eval_sets', 'save_chat_eval_set', 'real_eval_set_names', 'load_chat_eval_set', 'build_real_eval_sets']
+__all__ = ['CORPUS_PATH', 'EVAL_DIR', 'TaskExample', 'encode', 'n_answer_tokens', 'MAX_LENGTH', 'MAX_EXAMPLES', 'check_example_count', 'load_corpus', 'TASKS', 'KV_PREFIX', 'KV_SEP', 'KV_SUFFIX', 'LINES_PREFIX', 'PASSKEY_PREFIX', 'PASSKEY_FILLER', 'PASSKEY_NEEDLE', 'PASSKEY_QUERY', 'NIAH_NEEDLE', 'NIAH_QUERY', 'kv_text', 'kv_retrieval', 'lines_text', 'lines_retrieval', 'passkey', 'niah', 'niah_grid', 'RULER_TASKS', 'MK_NEEDLE', 'MK_QUERY', 'MV_QUERY', 'VT_FIRST', 'VT_HOP', 'VT_QUERY', 'KV_MQ_SEP', 'multikey_niah', 'multivalue_niah', 'variable_tracking', 'kv_multiquery', 'RULER_GENERATORS', 'CHAT_TASKS', 'SUBSTRING_SCORED', 'FIRST_INTEGER_SCORED', 'LIM_KV_TEMPLATE', 'LIM_KV_QUESTION', 'PASSKEY_CHAT_QUESTION', 'PASSKEY_CHAT_OPENING', 'NIAH_CHAT_QUESTION', 'NIAH_CHAT_OPENING', 'lim_kv_records', 'render_chat', 'encode_chat', 'chat_token_spans', 'kv_uuid', 'passkey_chat', 'niah_chat', 'score', 'score_value', 'required_strings', 'all_strings_score', 'ruler_partial_score', 'SCORERS', 'TASK_SPECS', 'TaskSpec', 'BYTE_MODE', 'PEER_BUDGETS', 'task_spec', 'string_match_all', 'string_match_part', 'substring_nocase', 'first_integer_numeric', 'all_strings_exact', 'substring_exact', 'first_number_exact', 'RULER_ANSWER_SEP', 'RULER_CONFIGS', 'RULER_DEPTHS', 'RULER_NEEDLE', 'RULER_NIAH_TASKS', 'RULER_NOISE', 'RULER_SYNTHETIC', 'RULER_TEMPLATES', 'RULER_VERBATIM_TASKS', 'ruler_budget', 'ruler_cwe', 'ruler_example', 'ruler_fwe', 'ruler_niah', 'ruler_qa', 'ruler_vt', 'LINES_HEADER', 'LINES_LINE', 'LINES_QUESTION', 'LITM_DEPTHS', 'LITM_GOLD_INDICES', 'LITM_PAIRS', 'litm_gold_index', 'litm_kv', 'longchat_lines', 'check_tokenizer', 'REAL_EVAL_DIR', 'REAL_EVAL_LENGTHS', 'REAL_EVAL_SEED', 'GENERATORS', 'depth_sweep', 'save_eval_set', 'eval_set_names', 'load_eval_set', 'EVAL_DEPTHS', 'EVAL_LENGTHS', 'build_eval_sets', 'RULER_EVAL_LENGTH', 'STUDY_KV_SET', 'ruler_eval_set_name', 'build_ruler_eval_sets', 'save_chat_eval_set', 'real_eval_set_names', 'load_chat_eval_set', 'build_real_eval_sets']

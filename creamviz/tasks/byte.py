@@ -19,10 +19,15 @@ from creamviz.tasks.common import (
     _largest_fit,
     _round,
     check_example_count,
+    check_fill,
+    check_tokenizer,
     encode,
+    fit_growing,
     load_corpus,
     n_answer_tokens,
+    unique_answer,
 )
+from creamviz.validation import check_int, check_real
 
 TASKS = ("kv", "lines", "passkey", "niah")
 
@@ -55,43 +60,58 @@ def kv_retrieval(tokenizer, length: int, *, gold_index: int | None = None, depth
 
     Keys are distinct random hex strings of ``key_len`` digits, values random hex of ``value_len`` digits
     (short hex instead of the paper's UUIDs, for the byte-level tiny model). ``n_pairs`` defaults to as
-    many as fit; the gold pair sits at ``gold_index`` (or at ``round(depth * (n - 1))``, or at random).
+    many as fit (refused when the key space runs out first: the prompt would fall short of ``length``
+    by more than :func:`~creamviz.tasks.common.fill_slack`); the gold pair sits at ``gold_index`` (or at
+    ``round(depth * (n - 1))``, or at random). The answer occurs exactly once in the prompt (a gold
+    value repeated elsewhere is redrawn).
     """
     _check_length(length)
     seed = _check_seed(seed)
-    if not 1 <= key_len <= 8 or not 1 <= value_len <= 8:
-        raise ValueError(f"key_len={key_len}, value_len={value_len} must lie in [1, 8]")
-    if n_pairs is not None and (isinstance(n_pairs, bool) or not isinstance(n_pairs, int | np.integer)
-                                or not 1 <= n_pairs <= 16 ** key_len):
-        raise ValueError(f"n_pairs={n_pairs!r} is out of range: valid is an integer in [1, {16 ** key_len}] "
-                         f"(distinct {key_len}-digit hex keys), or None for as many as fit")
-    rng = np.random.default_rng(seed)
-    n_max = max(1, length // (key_len + value_len + 2) + 1) if n_pairs is None else n_pairs
-    n_max = min(n_max, 16 ** key_len)
-    keys = _hex(rng.choice(16 ** key_len, size=n_max, replace=False), key_len)
-    values = _hex(rng.integers(0, 16 ** value_len, size=n_max), value_len)
-    gold_draw = rng.random()  # fixed draw so that the random gold index does not depend on n
-    answer_budget = length - n_answer_tokens(tokenizer, values[0])
+    check_tokenizer(tokenizer)
+    key_len = check_int("key_len", key_len, 1, 8)
+    value_len = check_int("value_len", value_len, 1, 8)
+    cap = 16 ** key_len
+    if n_pairs is not None:
+        n_pairs = check_int("n_pairs", n_pairs, 1, min(cap, length), hint=f" (distinct {key_len}-digit hex keys, "
+                            "at most length), or None for as many as fit")
+    base = max(1, length // (key_len + value_len + 2) + 1) if n_pairs is None else n_pairs
 
-    def build(n: int, g: int | None = None) -> str:
-        g = min(n - 1, int(gold_draw * n)) if g is None else g
-        return kv_text(list(zip(keys[:n], values[:n], strict=True)), keys[g])
+    def attempt(n_max: int):
+        rng = np.random.default_rng(seed)
+        keys = _hex(rng.choice(cap, size=n_max, replace=False), key_len)
+        values = _hex(rng.integers(0, 16 ** value_len, size=n_max), value_len)
+        gold_draw = rng.random()  # fixed draw so that the random gold index does not depend on n
+        if n_pairs is not None:
+            return n_pairs, (rng, keys, values, gold_draw)
+        n, _ = _largest_fit(lambda n: kv_text(list(zip(keys[:n], values[:n], strict=True)), keys[n - 1]),
+                            tokenizer, length - n_answer_tokens(tokenizer, values[0]), n_max)
+        return n, (rng, keys, values, gold_draw)
 
-    if n_pairs is None:
-        n, _ = _largest_fit(lambda n: build(n, n - 1), tokenizer, answer_budget, n_max)
-    else:
-        n = n_pairs
+    n, (rng, keys, values, gold_draw) = fit_growing(attempt, base, cap)
     if gold_index is None and depth is None:
         g = min(n - 1, int(gold_draw * n))
     else:
         g = _gold(rng, n, gold_index, depth)
-    pairs = list(zip(keys[:n], values[:n], strict=True))
-    prompt = kv_text(pairs, keys[g])
+    values = list(values[:n])
+    if n_pairs is None:  # refuse a short prompt before anything else (a full key space has every value as a key)
+        check_fill("kv", len(encode(tokenizer, kv_text(list(zip(keys[:n], values, strict=True)), keys[g])))
+                   + n_answer_tokens(tokenizer, values[g]), length,
+                   f"the {cap} distinct {key_len}-digit hex keys run out (key_len)")
+    redraw = np.random.default_rng([seed, 1])
+
+    def with_answer(v: str) -> str:
+        values[g] = v
+        return kv_text(list(zip(keys[:n], values, strict=True)), keys[g])
+
+    answer, prompt = unique_answer(redraw, lambda: _hex(redraw.integers(0, 16 ** value_len, size=1),
+                                                        value_len)[0], with_answer, values[g])
+    pairs = list(zip(keys[:n], values, strict=True))
     ids = encode(tokenizer, prompt)
-    if len(ids) + n_answer_tokens(tokenizer, values[g]) > length:
+    used = len(ids) + n_answer_tokens(tokenizer, answer)
+    if used > length:
         raise ValueError(f"n_pairs={n} does not fit in length={length} tokens")
     before = KV_PREFIX + KV_SEP.join(f"{k}:{v}" for k, v in pairs[:g]) + (KV_SEP if g else "")
-    return TaskExample("kv", prompt, values[g], ids, int(length), g / max(n - 1, 1), g, n,
+    return TaskExample("kv", prompt, answer, ids, int(length), g / max(n - 1, 1), g, n,
                        len(encode(tokenizer, before)), int(seed), depth, meta={"pairs": pairs})
 
 
@@ -102,26 +122,46 @@ def lines_text(lines: Sequence[tuple[str, str]], query: str) -> str:
     return f"{LINES_PREFIX}{body}what is in line {query}? "
 
 
+LINES_IDS = 16 ** 3  # distinct 3-hex line ids: at most this many lines
+
+
 def lines_retrieval(tokenizer, length: int, *, gold_index: int | None = None,
                     depth: float | None = None, seed: int = 0) -> TaskExample:
     """LongChat-Lines-style retrieval: ``line <id>: <number>`` lines, ask for one line's number.
 
     Line ids are distinct 3-digit hex strings, numbers 4-digit decimals (1000-9999), scaled down from
     LongChat's word ids / REGISTER_CONTENT for the byte-level tiny model. Score: first number generated.
+    At most 4096 lines (about 61K byte tokens): a longer ``length`` is refused. The answer occurs
+    exactly once in the prompt.
     """
     _check_length(length)
-    rng = np.random.default_rng(_check_seed(seed))
-    n_max = min(16 ** 3, max(1, length // 15 + 1))
-    ids_ = _hex(rng.choice(16 ** 3, size=n_max, replace=False), 3)
-    nums = [str(v) for v in rng.integers(1000, 10000, size=n_max)]
-    budget = length - n_answer_tokens(tokenizer, nums[0])
-    n, _ = _largest_fit(lambda n: lines_text(list(zip(ids_[:n], nums[:n], strict=True)), ids_[n - 1]),
-                        tokenizer, budget, n_max)
+    seed = _check_seed(seed)
+    check_tokenizer(tokenizer)
+
+    def attempt(n_max: int):
+        rng = np.random.default_rng(seed)
+        ids_ = _hex(rng.choice(LINES_IDS, size=n_max, replace=False), 3)
+        nums = [str(v) for v in rng.integers(1000, 10000, size=n_max)]
+        n, _ = _largest_fit(lambda n: lines_text(list(zip(ids_[:n], nums[:n], strict=True)), ids_[n - 1]),
+                            tokenizer, length - n_answer_tokens(tokenizer, nums[0]), n_max)
+        return n, (rng, ids_, nums)
+
+    n, (rng, ids_, nums) = fit_growing(attempt, max(1, length // 15 + 1), LINES_IDS)
     g = _gold(rng, n, gold_index, depth)
-    lines = list(zip(ids_[:n], nums[:n], strict=True))
-    prompt = lines_text(lines, ids_[g])
+    nums = list(nums[:n])
+    redraw = np.random.default_rng([seed, 1])
+
+    def with_answer(v: str) -> str:
+        nums[g] = v
+        return lines_text(list(zip(ids_[:n], nums, strict=True)), ids_[g])
+
+    answer, prompt = unique_answer(redraw, lambda: str(int(redraw.integers(1000, 10000))), with_answer, nums[g])
+    lines = list(zip(ids_[:n], nums, strict=True))
+    ids = encode(tokenizer, prompt)
+    check_fill("lines", len(ids) + n_answer_tokens(tokenizer, answer), length,
+               f"the {LINES_IDS} distinct 3-hex line ids run out")
     before = LINES_PREFIX + "".join(f"line {i}: {v}\n" for i, v in lines[:g])
-    return TaskExample("lines", prompt, nums[g], encode(tokenizer, prompt), int(length),
+    return TaskExample("lines", prompt, answer, ids, int(length),
                        g / max(n - 1, 1), g, n, len(encode(tokenizer, before)), int(seed), depth)
 
 
@@ -147,6 +187,7 @@ def passkey(tokenizer, length: int, *, depth: float | None = None, seed: int = 0
     """
     target = depth
     rng, key, depth = _needle_draws(length, seed, depth, digits=5)
+    check_tokenizer(tokenizer)
     needle = PASSKEY_NEEDLE.format(k=key)
     answer = " " + key
 
@@ -180,6 +221,7 @@ def niah(tokenizer, length: int, *, depth: float | None = None, seed: int = 0,
     """
     target = depth
     rng, key, depth = _needle_draws(length, seed, depth, digits=4)
+    check_tokenizer(tokenizer)
     text = "\n".join(haystack if haystack is not None else load_corpus("eval"))
     words = re.findall(r"\S+\s*", text)
     n_max = min(len(words), length)  # a word is at least one token
@@ -214,7 +256,9 @@ def niah_grid(tokenizer, lengths: Sequence[int], depths: Sequence[float], *, n_p
     if not len(lengths) or not len(depths):
         raise ValueError(f"lengths and depths must not be empty, got {len(lengths)} and {len(depths)}")
     check_example_count(n_per_cell * len(lengths) * len(depths))
-    return [niah(tokenizer, int(L), depth=float(d), seed=seed + i)
+    lengths = [_check_length(L) for L in lengths]
+    depths = [check_real("depth", d, 0.0, 1.0) for d in depths]
+    return [niah(tokenizer, L, depth=d, seed=seed + i)
             for L in lengths for d in depths for i in range(n_per_cell)]
 
 

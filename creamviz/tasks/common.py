@@ -78,6 +78,18 @@ def _largest_fit(build: Callable[[int], str], tokenizer, budget: int, n_max: int
     return best
 
 
+def fit_growing(attempt: Callable[[int], tuple[int, object]], base: int, cap: int) -> tuple[int, object]:
+    """``attempt(n_max)`` -> ``(n, state)`` for ``n_max = base``, then 4, 16, 64 times more (at most
+    ``cap``) while the estimate ``n_max`` itself binds: a sub-word tokenizer packs more items into
+    ``length`` than the byte estimate ``base``. The first attempt's draws are the byte tokenizer's."""
+    for scale in (1, 4, 16, 64):
+        n_max = min(base * scale, cap)
+        n, state = attempt(n_max)
+        if n < n_max or n_max == cap:
+            break
+    return n, state
+
+
 MAX_LENGTH = 1 << 20  # longest prompt budget a generator builds (its text is held several times over)
 
 
@@ -96,6 +108,39 @@ def check_example_count(count: int) -> int:
     """Refuse sweeps of more than MAX_EXAMPLES examples (time and memory grow with the count)."""
     return check_size("this sweep", count, MAX_EXAMPLES, unit="examples",
                       hint="; ask for fewer per depth / cell / length")
+
+
+FILL_SLACK_MIN = 64  # tokens: a prompt + answer may fall short of length by at most
+FILL_SLACK_SHARE = 0.02  # ... max(FILL_SLACK_MIN, FILL_SLACK_SHARE * length) (one item / filler unit)
+
+
+def fill_slack(length: int) -> int:
+    """How far below ``length`` a generated prompt plus its answer (or budget) may end: the stated
+    fill tolerance of every generator (one item or filler unit, at most 2 % of L or 64 tokens)."""
+    return max(FILL_SLACK_MIN, int(FILL_SLACK_SHARE * length))
+
+
+def check_fill(task: str, used: int, length: int, what: str) -> None:
+    """Refuse a prompt that falls short of ``length`` by more than :func:`fill_slack`: ``what`` ran
+    out (the key space, the haystack ...) before the budget did."""
+    if used < length - fill_slack(length):
+        raise ValueError(f"length={length}: a {task} prompt holds only {used} tokens "
+                         f"({100 * used / length:.0f} %) because {what}; valid is a length up to about "
+                         f"{used} tokens for this task (or more {what.split(' ')[0]} where it can be given)")
+
+
+def unique_answer(rng: np.random.Generator, draw: Callable[[], str], build: Callable[[str], str], answer: str
+                  ) -> tuple[str, str]:
+    """``(answer, text)`` with the answer occurring exactly once in ``build(answer)``: a drawn answer
+    that also occurs elsewhere in the prompt (a repeated value, a key equal to it) is redrawn from
+    ``rng`` (a stream of its own, so prompts without such a clash do not change)."""
+    text = build(answer)
+    for _ in range(1000):
+        if text.count(answer) == 1:
+            return answer, text
+        answer = draw()
+        text = build(answer)
+    raise ValueError("could not draw an answer that occurs once in the prompt")  # pragma: no cover
 
 
 def _check_positive(name: str, value) -> int:
@@ -151,3 +196,23 @@ def load_corpus(split: str = "train", path: pathlib.Path | str = CORPUS_PATH) ->
     return [d for i, d in enumerate(docs) if i % 10 == 0 and d not in seen]
 
 
+
+
+# ----------------------------------------------------------------------------- tokenizer sanity
+
+_PROBES = ("The grass is green.", "0123456789 abcdef XYZ")
+
+
+def check_tokenizer(tokenizer) -> None:
+    """Refuse a tokenizer that cannot size a prompt: it must map two different short texts to
+    different ids, and a 21-character text to more than one token (a degenerate tokenizer returning
+    one id for every text would give 2-token "prompts" for any length)."""
+    try:
+        a, b = (list(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in _PROBES)
+    except Exception as e:  # noqa: BLE001 - anything not callable like a Hugging Face tokenizer
+        raise ValueError(f"tokenizer={type(tokenizer).__name__} cannot encode text like a Hugging Face "
+                         f"tokenizer (tokenizer(text, add_special_tokens=False)['input_ids']): {e}") from None
+    if a == b or len(b) < 2 or not all(isinstance(i, int | np.integer) for i in a + b):
+        raise ValueError(f"tokenizer={type(tokenizer).__name__} is degenerate: {_PROBES[0]!r} -> {a[:8]}, "
+                         f"{_PROBES[1]!r} -> {b[:8]}; valid is a tokenizer giving distinct integer ids "
+                         "and more than one token for a 21-character text")

@@ -17,22 +17,26 @@ from creamviz.tasks.byte import (
 from creamviz.tasks.common import (
     TaskExample,
     _check_length,
+    _check_seed,
     _gold,
     _round,
+    check_tokenizer,
     encode,
     load_corpus,
     n_answer_tokens,
 )
+from creamviz.validation import check_int
 
 # ============================================================================= real-model tasks
 # The paper's own templates for real (sub-word, instruction-tuned) models, rendered through the
 # tokenizer's chat template and sized in that tokenizer's tokens. Independent of the byte-scaled
 # tasks above except for the shared passkey filler / needle and the held-out corpus.
 #
-# - ``kv_uuid``       Lost in the Middle key-value retrieval verbatim (Liu et al. 2023): a JSON object of
+# - ``kv_uuid``       Lost in the Middle's key-value *prompt template* (Liu et al. 2023): a JSON object of
 #   n UUID -> UUID pairs (one per line), "Key: "<k>"\nCorresponding value:"; correct when the gold
-#   value appears in the answer (case-insensitive substring). For one seed the n pairs are the same at
-#   every depth: only which key is asked (the gold pair's index g = round(depth (n - 1))) changes.
+#   value appears in the answer (case-insensitive substring). Not LitM's design: n fills the length
+#   and, for one seed, a different key is asked at each depth (g = round(depth (n - 1))); LitM's own
+#   design (fixed 75 / 140 / 300 pairs, the gold record moved, the same key) is ``litm.litm_kv``.
 # - ``passkey_chat``  passkey retrieval: the user turn holds the filler with the needle and asks for
 #   the pass key; the assistant turn is opened with "The pass key is" (prefilled); first integer.
 # - ``niah_chat``     needle in a haystack: a 7-digit magic number in held-out natural text, same
@@ -174,7 +178,8 @@ def _token_counts(tokenizer, texts: list[str]) -> list[int]:
 
 def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: float | None = None,
             n_pairs: int | None = None, seed: int = 0, chat: bool | None = None) -> TaskExample:
-    """Lost in the Middle key-value retrieval in the paper's form, sized to ``length`` real tokens.
+    """Key-value retrieval in Lost in the Middle's prompt template, sized to fill ``length`` real tokens
+    (creamviz's design; :func:`creamviz.tasks.litm.litm_kv` is LitM's own).
 
     ``n`` UUID -> UUID pairs (``n_pairs``, default: as many as fit so that prompt + the longest
     value fit in ``length`` with the longest key asked), the gold pair at ``gold_index``, at
@@ -182,9 +187,14 @@ def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: flo
     and ``n`` does not depend on the gold index, so one seed gives the same JSON object at every depth.
     """
     _check_length(length)
+    seed = _check_seed(seed)
+    check_tokenizer(tokenizer)
+    if n_pairs is not None:  # a pair costs more than 16 tokens: more than length // 16 cannot fit
+        n_pairs = check_int("n_pairs", n_pairs, 2, max(2, length // 16),
+                            hint=f" (a UUID pair costs more than 16 tokens of length={length})")
     use_chat = _has_chat_template(tokenizer) if chat is None else bool(chat)
     rng = np.random.default_rng(seed)
-    n_max = max(2, length // 16) if n_pairs is None else int(n_pairs)  # a pair costs > 16 tokens
+    n_max = max(2, length // 16) if n_pairs is None else n_pairs
     pairs = [(_uuid(rng), _uuid(rng)) for _ in range(n_max)]
     if len({k for k, _ in pairs}) != n_max:
         raise ValueError(f"seed={seed} drew a repeated UUID key")  # 2^-122 odds; never silently
@@ -200,9 +210,7 @@ def kv_uuid(tokenizer, length: int, *, gold_index: int | None = None, depth: flo
         n = _fit_count(lambda n: render_chat(tokenizer, user(n, worst_key), chat=use_chat)[0], tokenizer,
                        use_chat, length - worst_answer - 2, n_max, n_min=2)  # 2 tokens of slack
     else:
-        if n_pairs < 2:
-            raise ValueError(f"n_pairs={n_pairs} must be >= 2")
-        n = int(n_pairs)
+        n = n_pairs
     if gold_index is None and depth is None:
         g = min(n - 1, int(gold_draw * n))
     else:
@@ -224,6 +232,7 @@ def _needle_chat(task: str, tokenizer, length: int, *, depth, seed, chat, digits
     needle before unit ``round(depth * n)``, as many units as fit."""
     target = depth
     rng, key, depth = _needle_draws(length, seed, depth, digits=digits)
+    check_tokenizer(tokenizer)
     units = units(rng)
     use_chat = _has_chat_template(tokenizer) if chat is None else bool(chat)
     needle = needle_fmt.format(k=key)

@@ -11,19 +11,25 @@ from creamviz.tasks.byte import KV_PREFIX, KV_SEP, KV_SUFFIX
 from creamviz.tasks.common import (
     TaskExample,
     _check_length,
+    _check_seed,
     _hex,
     _largest_fit,
     _round,
+    check_fill,
+    check_tokenizer,
     encode,
+    fit_growing,
     load_corpus,
     n_answer_tokens,
 )
-from creamviz.validation import check_int
+from creamviz.validation import check_int, check_real
 
 # ============================================================================= RULER-style tasks
 # Harder, non-saturating retrieval tasks after RULER (Hsieh et al., 2024), scaled to the byte-level
-# tiny model and sized in tokens like the tasks above. Each answer is a set of required strings;
-# a generation is correct when it contains every one of them (RULER's "all" scoring):
+# tiny model and sized in tokens like the tasks above. These are look-alikes, not RULER's tasks (those
+# are in ruler_verbatim.py). Each answer is a set of required strings; creamviz's own strict rule
+# ``all_strings_exact`` counts a generation correct when it contains every one of them, case-sensitive
+# (all-or-nothing); RULER's ``string_match_all`` would give the lower-cased share found:
 #
 # - ``multikey_niah``     n needles ``The magic number for <key> is <number>.`` with distinct keys in
 #   natural text; one key is asked: ``\nThe magic number for <key> is`` -> `` <number>``.
@@ -46,6 +52,7 @@ VT_FIRST = " VAR {name} = {value}. "
 VT_HOP = " VAR {name} = VAR {prev}. "
 VT_QUERY = "\nVariables equal to {value}:"
 KV_MQ_SEP = ","
+KV_MQ_PAIRS = 16 ** 4 // 2  # keys and values are distinct 4-hex strings: at most this many pairs
 
 
 def _haystack_words(rng: np.random.Generator, length: int, haystack: Sequence[str] | None) -> list[str]:
@@ -90,8 +97,10 @@ def _needle_prompt(tokenizer, length: int, words: Sequence[str], needles: Sequen
     def build(n: int) -> str:
         return "".join(pieces(n)[0]) + query
 
-    budget = length - n_answer_tokens(tokenizer, answer)
-    n, ids = _largest_fit(build, tokenizer, budget, len(words), n_min=0)
+    answer_tokens = n_answer_tokens(tokenizer, answer)
+    n, ids = _largest_fit(build, tokenizer, length - answer_tokens, len(words), n_min=0)
+    check_fill("RULER-style", len(ids) + answer_tokens, length,
+               "the haystack text runs out (pass a longer haystack)")
     parts, starts = pieces(n)
     offsets = [len(encode(tokenizer, "".join(parts[:s]))) for s in starts]
     return build(n), ids, n, offsets
@@ -120,6 +129,8 @@ def multikey_niah(tokenizer, length: int, *, n_keys: int = 4, depth: float | Non
     """Multi-key needle in a haystack: ``n_keys`` needles with distinct 4-hex keys and 4-digit numbers;
     the asked needle sits at relative ``depth`` (random if None), the others at random depths."""
     _check_length(length)
+    check_tokenizer(tokenizer)
+    seed = _check_seed(seed)
     n_keys = check_int("n_keys", n_keys, 1, 16)
     rng = np.random.default_rng(seed)
     words = _haystack_words(rng, length, haystack)
@@ -140,6 +151,8 @@ def multivalue_niah(tokenizer, length: int, *, n_values: int = 3, seed: int = 0,
     """Multi-value needle in a haystack: ``n_values`` needles with one 4-hex key and distinct 4-digit
     numbers at random depths; the answer lists every number in order of appearance."""
     _check_length(length)
+    check_tokenizer(tokenizer)
+    seed = _check_seed(seed)
     n_values = check_int("n_values", n_values, 1, 16)
     rng = np.random.default_rng(seed)
     words = _haystack_words(rng, length, haystack)
@@ -161,6 +174,8 @@ def variable_tracking(tokenizer, length: int, *, n_hops: int = 3, n_chains: int 
     ``VAR B = VAR A.`` ...), each chain in depth order, interleaved in natural text; the first chain's
     value is asked and every variable of that chain must be named (3-letter upper-case names)."""
     _check_length(length)
+    check_tokenizer(tokenizer)
+    seed = _check_seed(seed)
     n_hops = check_int("n_hops", n_hops, 1, 8)
     n_chains = check_int("n_chains", n_chains, 1, 8)
     rng = np.random.default_rng(seed)
@@ -190,31 +205,41 @@ def kv_multiquery(tokenizer, length: int, *, n_queries: int = 3, depth: float | 
     Keys and values are 4-hex strings, all distinct (no value equals a key or another value); the
     first asked pair sits at relative ``depth`` (random if None), the other asked pairs at random."""
     _check_length(length)
+    seed = _check_seed(seed)
+    check_tokenizer(tokenizer)
     n_queries = check_int("n_queries", n_queries, 1, 16)
-    rng = np.random.default_rng(seed)
-    n_max = max(n_queries, length // 10 + 1)
-    drawn = _hex(rng.choice(16 ** 4, size=2 * n_max, replace=False), 4)
-    keys, values = drawn[:n_max], drawn[n_max:]
-    first, rest = float(rng.random()) if depth is None else depth, rng.random(n_queries - 1)
-    if not 0.0 <= first <= 1.0:
-        raise ValueError(f"depth={first} must lie in [0, 1]")
+    if depth is not None:
+        depth = check_real("depth", depth, 0.0, 1.0)
 
-    def asked(n: int) -> list[int]:
-        idx = [_round(first * (n - 1))]
-        for r in rest:  # distinct indices: step forward from the drawn one
-            j = int(r * n)
-            while j in idx:
-                j = (j + 1) % n
-            idx.append(j)
-        return idx
+    def attempt(n_max: int):
+        rng = np.random.default_rng(seed)
+        drawn = _hex(rng.choice(16 ** 4, size=2 * n_max, replace=False), 4)
+        keys, values = drawn[:n_max], drawn[n_max:]
+        first, rest = float(rng.random()) if depth is None else depth, rng.random(n_queries - 1)
 
-    def build(n: int) -> str:
-        pairs = list(zip(keys[:n], values[:n], strict=True))
-        body = KV_SEP.join(f"{k}:{v}" for k, v in pairs)
-        return f"{KV_PREFIX}{body}{KV_SUFFIX}" + KV_MQ_SEP.join(keys[i] for i in asked(n)) + ":"
+        def asked(n: int) -> list[int]:
+            idx = [_round(first * (n - 1))]
+            for r in rest:  # distinct indices: step forward from the drawn one
+                j = int(r * n)
+                while j in idx:
+                    j = (j + 1) % n
+                idx.append(j)
+            return idx
 
-    answer_len = n_answer_tokens(tokenizer, KV_MQ_SEP.join(values[:n_queries]))
-    n, ids = _largest_fit(build, tokenizer, length - answer_len, n_max, n_min=n_queries)
+        def build(n: int) -> str:
+            pairs = list(zip(keys[:n], values[:n], strict=True))
+            body = KV_SEP.join(f"{k}:{v}" for k, v in pairs)
+            return f"{KV_PREFIX}{body}{KV_SUFFIX}" + KV_MQ_SEP.join(keys[i] for i in asked(n)) + ":"
+
+        answer_len = n_answer_tokens(tokenizer, KV_MQ_SEP.join(values[:n_queries]))
+        n, ids = _largest_fit(build, tokenizer, length - answer_len, n_max, n_min=n_queries)
+        return n, (keys, values, asked, build, ids, answer_len)
+
+    n, (keys, values, asked, build, ids, answer_len) = fit_growing(
+        attempt, max(n_queries, length // 10 + 1), KV_MQ_PAIRS)
+    check_fill("kv_multiquery", len(ids) + answer_len, length,
+               f"the {KV_MQ_PAIRS} pairs of distinct 4-hex keys and values run out")
+
     idx = asked(n)
     answer = KV_MQ_SEP.join(values[i] for i in idx)
     before = KV_PREFIX + KV_SEP.join(f"{k}:{v}" for k, v in zip(keys[:idx[0]], values[:idx[0]], strict=True))
