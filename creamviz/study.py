@@ -27,6 +27,7 @@ runs the plan and writes ``DIR/summary.json`` and ``DIR/records.csv.gz``.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import shutil
@@ -40,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from creamviz import tasks
+from creamviz.significance import MIDDLE_DEPTHS
 
 __all__ = ["Arm", "ARMS", "KEY_ARMS", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
            "load_records", "write_records", "add_partial_scores", "summarize_dir", "main"]
@@ -73,6 +75,7 @@ ARMS = (
 KEY_ARMS = ("cream", "pose")  # the contrast that gets the extra seeds
 ARM_BY_NAME = {a.name: a for a in ARMS}
 BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no seeds)
+REPLICATION_FIRST_SEED = 1000  # the replication's seeds start here (the study used 0-29)
 
 
 @dataclass
@@ -87,10 +90,13 @@ class StudyConfig:
     data: str = "mix+ruler"  # "mix+ruler": pre-training mix + in-window RULER-style rows; "mix": the demo's
     ruler_share: float = 0.25  # share of training rows that are RULER-style examples (data="mix+ruler")
     arms: tuple[str, ...] = tuple(a.name for a in ARMS)  # arm names (see ARMS)
-    seeds: int = 6  # seeds 0 .. seeds-1 for every arm
+    seeds: int = 6  # seeds first_seed .. first_seed + seeds - 1 for every arm
     key_seeds: int = 6  # seeds for the key arms (CREAM, PoSE); >= seeds
+    first_seed: int = 0  # first training seed (a replication starts at seeds never used before)
     kv_set: str = tasks.STUDY_KV_SET  # key-value set at L: creamviz/resources/eval/<kv_set>.jsonl
     kv_per_depth: int | None = None  # first prompts per depth of kv_set (None = all)
+    kv_depths: tuple[float, ...] | None = None  # keep only these gold depths of kv_set (None = all)
+    eval_ruler: bool = True  # evaluate the RULER-style sets too (False: the key-value set only)
     ruler_tasks: tuple[str, ...] = tasks.RULER_TASKS  # RULER-style tasks evaluated
     ruler_prompts: int | None = None  # first prompts of each RULER-style set (None = all 100)
     eval_batch_size: int = 8  # prompts per generation batch
@@ -104,6 +110,15 @@ class StudyConfig:
         """A < 60 s version (two arms, two seeds, a few steps and prompts at L = 512) for tests."""
         base = dict(target_len=512, steps=3, lr=1e-3, batch_size=2, arms=("cream", "pose"), seeds=2,
                     key_seeds=2, kv_set="kv_L512", kv_per_depth=2, ruler_prompts=2, progress=False)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def replication(cls, **overrides) -> StudyConfig:
+        """The pre-registered replication (docs/study.md): CREAM reference, PoSE, σ = 6 and uniform
+        middle on fresh seeds 1000.. (never used before), the untuned base once; the study's steps,
+        data rule and prompts, evaluated on the middle key-value prompts only (gold depth 25-75 %)."""
+        base = dict(arms=("cream", "pose", "cream-sigma6", "cream-uniform"), seeds=8, key_seeds=8,
+                    first_seed=REPLICATION_FIRST_SEED, kv_depths=MIDDLE_DEPTHS, eval_ruler=False)
         return cls(**{**base, **overrides})
 
     def validate(self) -> None:
@@ -129,8 +144,9 @@ class StudyConfig:
         arms' extra seeds in pairs. A prefix of this list is what any deadline leaves."""
         key = [a for a in KEY_ARMS if a in self.arms]
         side = [a for a in self.arms if a not in key]
-        jobs = [(a, s) for s in range(self.seeds) for a in (*key, *side)]
-        jobs += [(a, s) for s in range(self.seeds, self.key_seeds) for a in key]
+        s0 = self.first_seed
+        jobs = [(a, s) for s in range(s0, s0 + self.seeds) for a in (*key, *side)]
+        jobs += [(a, s) for s in range(s0 + self.seeds, s0 + self.key_seeds) for a in key]
         return jobs
 
     def record(self) -> dict:
@@ -206,9 +222,12 @@ def study_examples(cfg: StudyConfig, tokenizer) -> dict[str, list[tasks.TaskExam
                 seen[d] = seen.get(d, 0) + 1
                 kept.append(ex)
         kv = kept
+    if cfg.kv_depths is not None:
+        kv = [ex for ex in kv if np.isclose(ex.target_depth if ex.target_depth is not None else ex.depth,
+                                            cfg.kv_depths).any()]
     out = {"kv": kv}
     for t, task in enumerate(tasks.RULER_TASKS):
-        if task not in cfg.ruler_tasks:
+        if task not in cfg.ruler_tasks or not cfg.eval_ruler:
             continue
         name = tasks.ruler_eval_set_name(task, cfg.target_len)
         if (tasks.EVAL_DIR / f"{name}.jsonl").is_file():
@@ -247,6 +266,7 @@ def _run_key(cfg: StudyConfig, arm_name: str) -> dict:
     """What a finished run must match to be reused (the shared setup and the arm's sampler)."""
     keys = ("base", "target_len", "rope", "steps", "lr", "batch_size", "data", "ruler_share", "kv_set",
             "kv_per_depth", "ruler_tasks", "ruler_prompts", "eval_batch_size")
+    keys += tuple(k for k in ("kv_depths", "eval_ruler") if getattr(cfg, k) != StudyConfig.__dataclass_fields__[k].default)
     out = {k: cfg.record()[k] for k in keys}
     out["arm"] = BASE if arm_name == BASE else ARM_BY_NAME[arm_name].record()
     return json.loads(json.dumps(out))
@@ -256,25 +276,81 @@ def run_dir(cfg: StudyConfig, arm_name: str, seed: int | None) -> Path:
     return Path(cfg.out) / "runs" / (BASE if arm_name == BASE else f"{arm_name}-s{seed}")
 
 
-def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
+@functools.cache
+def code_version() -> dict:
+    """The code this process runs: ``{"commit", "dirty"}`` of the git checkout in the working
+    directory when the process first asked (None when it is not a checkout), and the package version."""
+    import importlib.metadata
+    import subprocess
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    try:
+        version = importlib.metadata.version("creamviz")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {"commit": commit, "dirty": None if status is None else bool(status), "creamviz": version}
+
+
+def environment(device: str) -> dict:
+    """Provenance of one run: device, library versions, torch threads, code version."""
+    import platform
+
+    import transformers
+
+    return {"device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.machine()})",
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "torch_threads": torch.get_num_threads(), **code_version()}
+
+
+def loss_summary(loss_log: list[dict]) -> dict:
+    """The run's training loss: first and final step, means over the first and last tenth of the
+    steps, and the whole per-step curve (4 decimals)."""
+    losses = np.array([r["loss"] for r in loss_log], dtype=float)
+    if losses.size == 0:
+        return {"steps": 0}
+    tenth = max(1, losses.size // 10)
+    return {"steps": int(losses.size), "first": float(losses[0]), "final": float(losses[-1]),
+            "mean_first_tenth": float(losses[:tenth].mean()), "mean_last_tenth": float(losses[-tenth:].mean()),
+            "curve": [round(float(x), 4) for x in losses]}
+
+
+def read_result(path: Path) -> dict:
+    """A run's ``result.json``; a file that does not parse is named in the error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a complete result file ({e}); delete it to rerun that run") from None
+
+
+def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 0) -> dict:
     """Train (unless ``arm_name == "base"``) and evaluate one run; reuse it when already done.
     Returns the run's result: ``{"arm", "seed", "key", "train_seconds", "eval_seconds",
-    "final_loss", "device", "records": [{"set", "prompt", "depth", "correct", "generated"}]}``."""
+    "final_loss", "loss", "device", "environment", "worker", "started", "wall_seconds",
+    "records": [{"set", "prompt", "depth", "correct", "generated"}]}`` (``worker``: the worker
+    process that ran it, ``loss``: :func:`loss_summary`)."""
     from creamviz.models import load_model, load_tokenizer
 
     out = run_dir(cfg, arm_name, seed)
     done = out / "result.json"
     key = _run_key(cfg, arm_name)
     if done.is_file():
-        res = json.loads(done.read_text())
+        res = read_result(done)
         if res.get("key") == key:
             return res
+    wall_start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if out.exists():  # stale or interrupted: start over
         shutil.rmtree(out)
     out.mkdir(parents=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(cfg.base)
-    train_seconds, final_loss = 0.0, None
+    train_seconds, final_loss, loss = 0.0, None, None
     start = time.perf_counter()
     if arm_name == BASE:
         from creamviz.training import model_window
@@ -291,15 +367,17 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
         result = train(tcfg, dataset=dataset)
         train_seconds = time.perf_counter() - start
         final_loss = float(result.loss_log[-1]["loss"]) if result.loss_log else None
+        loss = loss_summary(result.loss_log)
         model = load_model(result.final_model)
     model.to(device).eval()
     start = time.perf_counter()
     with torch.no_grad():
         records = _evaluate(model, tokenizer, study_examples(cfg, tokenizer), cfg.eval_batch_size)
     res = {"arm": arm_name, "seed": seed, "key": key, "train_seconds": round(train_seconds, 2),
-           "eval_seconds": round(time.perf_counter() - start, 2), "final_loss": final_loss,
+           "eval_seconds": round(time.perf_counter() - start, 2), "final_loss": final_loss, "loss": loss,
            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-           "torch_threads": torch.get_num_threads(), "records": records}
+           "torch_threads": torch.get_num_threads(), "environment": environment(device), "worker": worker,
+           "started": started, "wall_seconds": round(time.perf_counter() - wall_start, 2), "records": records}
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(res))
     tmp.replace(done)  # atomic: a result file is always complete
@@ -307,7 +385,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None) -> dict:
 
 
 # --------------------------------------------------------------------------- the plan
-def _worker(cfg_dict: dict, jobs: list, counter, stop_at: float | None) -> None:
+def _worker(worker: int, cfg_dict: dict, jobs: list, counter, stop_at: float | None) -> None:
     torch.set_num_threads(1)
     cfg = StudyConfig(**{**cfg_dict, "out": Path(cfg_dict["out"])})
     while True:
@@ -318,7 +396,7 @@ def _worker(cfg_dict: dict, jobs: list, counter, stop_at: float | None) -> None:
             return
         arm, seed = jobs[i]
         t = time.perf_counter()
-        run_one(cfg, arm, seed)
+        run_one(cfg, arm, seed, worker=worker)
         print(f"[study] {arm} seed {seed} done in {time.perf_counter() - t:.0f} s", flush=True)
 
 
@@ -340,7 +418,7 @@ def run_study(cfg: StudyConfig) -> list[dict]:
 
         ctx = mp.get_context("spawn")  # CUDA-safe
         counter = ctx.Value("i", 0)
-        procs = [ctx.Process(target=_worker, args=(cfg.record(), jobs, counter, stop_at)) for _ in range(cfg.jobs)]
+        procs = [ctx.Process(target=_worker, args=(w, cfg.record(), jobs, counter, stop_at)) for w in range(cfg.jobs)]
         for p in procs:
             p.start()
         for p in procs:
@@ -355,7 +433,7 @@ def collect_results(cfg: StudyConfig) -> list[dict]:
     for arm, seed in jobs:
         f = run_dir(cfg, arm, seed) / "result.json"
         if f.is_file():
-            res = json.loads(f.read_text())
+            res = read_result(f)
             if res.get("key") == _run_key(cfg, arm):
                 out.append(res)
     return out
