@@ -41,10 +41,13 @@ import torch
 from tqdm.auto import tqdm
 
 from creamviz import tasks
+from creamviz.validation import check_bool, check_choice, check_int, check_real
 from creamviz.significance import MIDDLE_DEPTHS
 
-__all__ = ["Arm", "ARMS", "KEY_ARMS", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
-           "load_records", "write_records", "add_partial_scores", "summarize_dir", "main"]
+__all__ = ["Arm", "ARMS", "KEY_ARMS", "DISPLAY_NAMES", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
+           "load_records", "write_records", "add_partial_scores", "summarize_dir", "shipped_summary",
+           "nearest_arm", "results_table", "ruler_table", "markdown_table", "seed_block_differences", "replication_findings",
+           "replication_verdict", "findings_table", "main"]
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,11 @@ ARMS = (
     Arm("randpos", "randpos", {}, "RandPos"),
     Arm("contiguous", "contiguous", {}, "plain YaRN fine-tuning (contiguous windows)"),
 )
+MAX_JOBS = 256  # worker processes: more than any one machine here runs usefully
 KEY_ARMS = ("cream", "pose")  # the contrast that gets the extra seeds
 ARM_BY_NAME = {a.name: a for a in ARMS}
 BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no seeds)
+DISPLAY_NAMES = {**{a.name: a.label for a in ARMS}, BASE: "untuned base"}  # arm id -> name for people
 REPLICATION_FIRST_SEED = 1000  # the replication's seeds start here (the study used 0-29)
 
 
@@ -122,22 +127,26 @@ class StudyConfig:
         return cls(**{**base, **overrides})
 
     def validate(self) -> None:
-        unknown = [a for a in self.arms if a not in ARM_BY_NAME]
-        if unknown:
-            raise ValueError(f"arms={unknown} unknown; valid: {', '.join(ARM_BY_NAME)}")
-        for name, low in (("seeds", 1), ("steps", 1), ("batch_size", 1), ("jobs", 1), ("eval_batch_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name}={v!r} is out of range: valid is an integer >= {low}")
-        if self.key_seeds < self.seeds:
-            raise ValueError(f"key_seeds={self.key_seeds} must be >= seeds={self.seeds}")
-        if self.data not in ("mix", "mix+ruler"):
-            raise ValueError(f"data={self.data!r}; valid: mix, mix+ruler")
-        if not 0.0 <= self.ruler_share <= 1.0:
-            raise ValueError(f"ruler_share={self.ruler_share} is out of range: valid is [0, 1]")
-        bad = [t for t in self.ruler_tasks if t not in tasks.RULER_TASKS]
-        if bad:
-            raise ValueError(f"ruler_tasks={bad} unknown; valid: {', '.join(tasks.RULER_TASKS)}")
+        """ValueError naming the field, its value and the valid range (checks from creamviz.validation)."""
+        for a in self.arms:
+            check_choice("arms", a, ARM_BY_NAME)
+        check_int("seeds", self.seeds, 1)
+        check_int("key_seeds", self.key_seeds, self.seeds, hint=" (>= seeds)")
+        check_int("first_seed", self.first_seed, 0)
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("eval_batch_size", self.eval_batch_size, 1)
+        check_int("jobs", self.jobs, 1, MAX_JOBS)
+        if self.deadline_s is not None:
+            check_real("deadline_s", self.deadline_s, 0.0, low_open=True, hint=" seconds (or None: no limit)")
+        check_choice("data", self.data, ("mix", "mix+ruler"))
+        check_real("ruler_share", self.ruler_share, 0.0, 1.0)
+        for t in self.ruler_tasks:
+            check_choice("ruler_tasks", t, tasks.RULER_TASKS)
+        if self.kv_depths is not None:
+            for d in self.kv_depths:
+                check_real("kv_depths", d, 0.0, 1.0)
+        check_bool("eval_ruler", self.eval_ruler)
 
     def plan(self) -> list[tuple[str, int]]:
         """(arm, seed) in execution order: seed-major over every arm (key arms first), then the key
@@ -329,6 +338,14 @@ def read_result(path: Path) -> dict:
         raise ValueError(f"{path} is not a complete result file ({e}); delete it to rerun that run") from None
 
 
+def base_model(cfg: StudyConfig):
+    """The untuned base with the study's RoPE interpolation to L (the floor every arm is compared with)."""
+    from creamviz.models import load_model
+    from creamviz.training import model_window
+
+    return load_model(cfg.base, rope=cfg.rope, factor=cfg.target_len / model_window(cfg.base))
+
+
 def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 0) -> dict:
     """Train (unless ``arm_name == "base"``) and evaluate one run; reuse it when already done.
     Returns the run's result: ``{"arm", "seed", "key", "train_seconds", "eval_seconds",
@@ -353,9 +370,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 
     train_seconds, final_loss, loss = 0.0, None, None
     start = time.perf_counter()
     if arm_name == BASE:
-        from creamviz.training import model_window
-
-        model = load_model(cfg.base, rope=cfg.rope, factor=cfg.target_len / model_window(cfg.base))
+        model = base_model(cfg)
     else:
         from creamviz.training import model_window, train
 
@@ -387,6 +402,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 
 # --------------------------------------------------------------------------- the plan
 def _worker(worker: int, cfg_dict: dict, jobs: list, counter, stop_at: float | None) -> None:
     torch.set_num_threads(1)
+    code_version()
     cfg = StudyConfig(**{**cfg_dict, "out": Path(cfg_dict["out"])})
     while True:
         with counter.get_lock():
@@ -403,6 +419,7 @@ def _worker(worker: int, cfg_dict: dict, jobs: list, counter, stop_at: float | N
 def run_study(cfg: StudyConfig) -> list[dict]:
     """Run (or reuse) every run of the plan, the base first; returns the finished runs' results."""
     cfg.validate()
+    code_version()  # the checkout as this process loaded it, before anything can change it
     cfg.out = Path(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "study_config.json").write_text(json.dumps(cfg.record(), indent=2))
@@ -480,10 +497,22 @@ def add_partial_scores(df, examples: dict[str, list]):
     return df
 
 
+def arm_table() -> dict[str, dict]:
+    """Every arm's sampler parameters and display name, in table order (the input of
+    :func:`creamviz.significance.summarize`)."""
+    return {a.name: {"params": a.record(), "label": a.label} for a in ARMS}
+
+
 def provenance(results: list[dict]) -> dict:
-    """Where and how fast the runs ran (devices, median train / eval seconds per run)."""
+    """Where and how the runs ran: devices, worker processes that ran them (``jobs``: how many
+    distinct ones), library versions and code commits, median train / eval seconds per run."""
     trained = [r for r in results if r["arm"] != BASE]
+    envs = [r.get("environment") or {} for r in results]
     return {"n_runs": len(results), "devices": sorted({r["device"] for r in results}),
+            "jobs": len({r["worker"] for r in results if "worker" in r}) or None,
+            "torch": sorted({e["torch"] for e in envs if "torch" in e}),
+            "transformers": sorted({e["transformers"] for e in envs if "transformers" in e}),
+            "commits": sorted({e["commit"] for e in envs if e.get("commit")}),
             "median_train_seconds": float(np.median([r["train_seconds"] for r in trained])) if trained else None,
             "median_eval_seconds": float(np.median([r["eval_seconds"] for r in results])) if results else None}
 
@@ -498,10 +527,249 @@ def summarize_dir(cfg: StudyConfig, results: list[dict], *, n_resamples: int = 1
     from creamviz.training import model_window
 
     config = {**cfg.record(), "train_len": model_window(cfg.base), "provenance": provenance(results)}
-    summary = significance.summarize(df, config, seed=0,
-                                     n_resamples=n_resamples)
-    (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = significance.summarize(df, config, arm_table(), base=BASE, seed=0, n_resamples=n_resamples)
+    (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
+
+
+# --------------------------------------------------------------------------- the replication
+REPLICATED = {  # contrast -> what the original study claimed (the findings the replication tests)
+    "cream-vs-pose": "CREAM reference − PoSE", "cream-uniform-vs-cream": "uniform middle − CREAM reference",
+    "cream-sigma6-vs-cream": "σ = 6 − CREAM reference",
+}
+
+
+def replication_verdict(original_diff: float, ci95, p_holm: float) -> str:
+    """The pre-registered verdict (docs/study.md): "holds" when Holm p < 0.05 with the original sign;
+    "does not hold" when Holm p < 0.05 with the opposite sign or the replication's 95 % CI excludes
+    the original estimate; else "undecided at this n"."""
+    lo, hi = ci95
+    same_sign = np.sign(lo + hi) == np.sign(original_diff)  # the side of 0 the CI's centre is on
+    if p_holm < 0.05 and same_sign:
+        return "holds"
+    if (p_holm < 0.05 and not same_sign) or not lo <= original_diff <= hi:
+        return "does not hold"
+    return "undecided at this n"
+
+
+def replication_findings(original_df, replication_df, original: dict, replication: dict, *,
+                         n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Per replicated finding (:data:`REPLICATED`): the original and replication estimates, the
+    pre-registered verdict, and the pooled estimate over both sets of seeds (paired by seed, 95 %
+    two-level bootstrap CI; an estimate, not a new test). ``*_df``: record tables; ``original`` /
+    ``replication``: their summaries (the replication's Holm family is the three contrasts)."""
+    import pandas as pd
+
+    from creamviz.significance import arm_matrix, paired_contrast
+
+    pooled_df = pd.concat([original_df, replication_df], ignore_index=True)
+    out = {}
+    for j, (name, label) in enumerate(REPLICATED.items()):
+        o, r = original["contrasts"][name], replication["contrasts"].get(name)
+        entry = {"label": label, "original": {k: o[k] for k in ("diff", "ci95", "p_value", "n_seeds")}}
+        if r is None:
+            entry.update(replication=None, verdict="not measured (fewer than 2 paired seeds finished)")
+        else:
+            entry["replication"] = {k: r[k] for k in ("diff", "ci95", "p_value", "p_holm", "n_seeds")}
+            entry["verdict"] = replication_verdict(o["diff"], r["ci95"], r["p_holm"])
+        a, b = o["arm"], o["reference"]
+        seeds = sorted(set(arm_matrix(pooled_df, a)[0]) & set(arm_matrix(pooled_df, b)[0]))
+        c = paired_contrast(arm_matrix(pooled_df, a, seeds=seeds)[1], arm_matrix(pooled_df, b, seeds=seeds)[1],
+                            n_resamples=n_resamples, seed=seed + j)
+        entry["pooled"] = {"diff": c["diff"], "ci95": c["ci95"], "n_seeds": c["n_seeds"]}
+        out[name] = entry
+    return out
+
+
+def findings_table(findings: dict) -> list[dict]:
+    """:func:`replication_findings` as rows for people (points, one decimal)."""
+    from creamviz.significance import _points
+
+    def est(e):
+        return f"{_points(e['diff'])} [{_points(e['ci95'][0])}, {_points(e['ci95'][1])}] ({e['n_seeds']} seeds)"
+
+    rows = []
+    for f in findings.values():
+        r = f["replication"]
+        rows.append({"finding": f["label"], "replication (points, 95 % CI)": est(r) if r else "—",
+                     "p (Holm, 3)": f"{r['p_holm']:.2g}" if r else "—", "verdict": f["verdict"],
+                     "original": est(f["original"]), "pooled": est(f["pooled"])})
+    return rows
+
+
+# --------------------------------------------------------------------------- the shipped study
+@functools.cache
+def shipped_summary(*parts: str) -> dict | None:
+    """A shipped study summary, read once; None when absent. ``shipped_summary()``: the original
+    study (``creamviz/resources/study/summary.json``); ``shipped_summary("replication")``: the
+    replication on fresh seeds."""
+    from creamviz.resources import resource_path
+
+    path = resource_path("study", *parts, "summary.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def nearest_arm(method: str, train_len: int, target_len: int, *, k=None, mu=None, sigma=None,
+                p_continuity=None, middle=None, summary: dict | None = None, max_distance: float = 0.34) -> dict:
+    """The measured study arm nearest to these sampler parameters (N = ``train_len``,
+    L = ``target_len``), or none near.
+
+    Arms of another sampler or another factor L / N are never near, nor is CREAM with k or μ other
+    than their defaults (the :class:`~creamviz.samplers.CreamSampler` declarations: k = 4·L/N,
+    μ = 1 + L/N). Among the CREAM arms the distance is ``|σ − σ_arm| / 3 + |p − p_arm| / 0.5 +
+    [middle differs]``; near means at most ``max_distance`` (σ within 1, or p_continuity within
+    0.17, of an arm). Unset parameters take their declared defaults. ``summary``: default the
+    shipped one. Returns ``{"arm": name or None, "distance": d, "text": one sentence}``."""
+    from creamviz.samplers import CreamSampler
+
+    summary = shipped_summary() if summary is None else summary
+    if summary is None:
+        return {"arm": None, "distance": None, "text": "No study summary shipped (creamviz/resources/study/summary.json)."}
+    cfg = summary.get("config", {})
+    study_n, study_l = int(cfg.get("train_len", 256)), int(cfg.get("target_len", 2048))
+    where = f"N = {study_n} → L = {study_l}"
+    factor = target_len / train_len
+    if not np.isclose(factor, study_l / study_n):
+        return {"arm": None, "distance": None,
+                "text": f"No study arm is near: the study ran at factor L/N = {study_l / study_n:g} ({where}), "
+                        f"these parameters have {factor:g}."}
+    declared = {p.name: p for p in CreamSampler.parameters}
+    defaults = {name: declared[name].default for name in ("sigma", "p_continuity", "middle")}
+    given = {"sigma": sigma, "p_continuity": p_continuity, "middle": middle}
+    given = {name: defaults[name] if v is None else v for name, v in given.items()}
+    if method == "cream" and any(v is not None and not np.isclose(v, declared[name].auto(train_len, target_len))
+                                 for name, v in (("k", k), ("mu", mu))):
+        return {"arm": None, "distance": None, "text": "No study arm is near: the study used the default k "
+                f"({declared['k'].auto_text}) and μ ({declared['mu'].auto_text})."}
+    best, best_d = None, np.inf
+    for name, arm in summary.get("arms", {}).items():
+        params = dict(arm.get("params", {}))
+        if params.pop("sampler", None) != method:
+            continue
+        if method == "cream":
+            p = {**defaults, **params}
+            d = (abs(given["sigma"] - p["sigma"]) / 3 + abs(given["p_continuity"] - p["p_continuity"]) / 0.5
+                 + float(given["middle"] != p["middle"]))
+        else:
+            d = 0.0
+        if d < best_d:
+            best, best_d = name, d
+    if best is None or best_d > max_distance:
+        extra = f" (nearest: {DISPLAY_NAMES.get(best, best)}, distance {best_d:.2f})" if best is not None else ""
+        return {"arm": None, "distance": None if best is None else float(best_d),
+                "text": f"No study arm is near these parameters{extra}."}
+    a = summary["arms"][best]
+    text = (f"Nearest study arm: {DISPLAY_NAMES.get(best, best)} ({where}, distance {best_d:.2f}): middle key-value "
+            f"accuracy {a['mean'] * 100:.1f} % [95 % CI {a['ci95'][0] * 100:.1f}, {a['ci95'][1] * 100:.1f}], "
+            f"{len(a['seeds'])} seeds")
+    contrasts = summary.get("contrasts", {})
+    c = contrasts.get(f"{best}-vs-cream") or (contrasts.get("cream-vs-pose") if best == "pose" else None)
+    if c is not None:
+        sign = -1 if best == "pose" else 1  # cream-vs-pose is CREAM − PoSE
+        lo, hi = sorted((sign * c["ci95"][0], sign * c["ci95"][1]))
+        text += (f"; vs {DISPLAY_NAMES['cream']} {sign * c['diff'] * 100:+.1f} points "
+                 f"[{lo * 100:+.1f}, {hi * 100:+.1f}], p = {c['p_value']:.2g}")
+    return {"arm": best, "distance": float(best_d), "text": text + "."}
+
+
+SEED_BLOCKS = {  # seed block label -> first and last seed: how the original study's seeds were run
+    "seeds 0–9 (first plan)": (0, 9), "seeds 10–19": (10, 19), "seeds 20–29 (CREAM, PoSE only)": (20, 29),
+    "replication (1000+)": (REPLICATION_FIRST_SEED, 10**9),
+}
+
+
+def seed_block_differences(summaries: list[dict], contrasts: dict[str, str] | None = None) -> dict[str, dict]:
+    """Per-seed paired differences (points) of contrasts ``{"A-vs-B": label}`` over one or more
+    summaries (e.g. the original and the replication), each seed in its :data:`SEED_BLOCKS` block,
+    with each block's mean and size: the input of :func:`creamviz.figures.fig_seed_blocks`."""
+    contrasts = contrasts or {"cream-vs-pose": "CREAM reference − PoSE",
+                              "cream-sigma6-vs-cream": "CREAM σ = 6 − CREAM reference",
+                              "cream-uniform-vs-cream": "CREAM uniform middle − CREAM reference"}
+    out = {}
+    for key, label in contrasts.items():
+        a, b = key.split("-vs-")
+        seeds, diff = [], []
+        for s in summaries:
+            if a not in s["arms"] or b not in s["arms"]:
+                continue
+            acc_a = dict(zip(s["arms"][a]["seeds"], s["arms"][a]["middle_acc"], strict=True))
+            acc_b = dict(zip(s["arms"][b]["seeds"], s["arms"][b]["middle_acc"], strict=True))
+            for seed in sorted(set(acc_a) & set(acc_b)):
+                seeds.append(seed)
+                diff.append((acc_a[seed] - acc_b[seed]) * 100)
+        block = [next(name for name, (lo, hi) in SEED_BLOCKS.items() if lo <= seed <= hi) for seed in seeds]
+        means = {}
+        for name in dict.fromkeys(block):
+            vals = [d for d, bb in zip(diff, block, strict=True) if bb == name]
+            means[name] = {"mean": float(np.mean(vals)), "n": len(vals)}
+        out[label] = {"seeds": seeds, "diff": diff, "block": block, "block_means": means}
+    return out
+
+
+def _p_text(p) -> str:
+    return "" if p is None else f"{p:.2g}"
+
+
+def results_table(summary: dict, reference: str = "cream", key_pair: tuple[str, str] = ("cream", "pose")) -> list[dict]:
+    """The study's results as rows for people (display names; accuracy and differences in points,
+    one decimal; p to two significant digits): per arm its seeds, middle accuracy with 95 % CI, and
+    its difference to the reference arm with CI, p and Holm-adjusted p (the key pair's contrast is
+    turned around for the second arm: PoSE − CREAM). Columns as in docs/study.md's tables."""
+    from creamviz.significance import _points
+
+    rows = []
+    for name, a in summary["arms"].items():
+        row = {"arm": DISPLAY_NAMES.get(name, name), "seeds": len(a["seeds"]), "middle acc %": _points(a["mean"], False),
+               "95 % CI": f"[{_points(a['ci95'][0], False)}, {_points(a['ci95'][1], False)}]",
+               "vs CREAM (points)": "", "95 % CI (points)": "", "p": "", "p (Holm)": ""}
+        c, sign = summary["contrasts"].get(f"{name}-vs-{reference}"), 1
+        if c is None and name == key_pair[1] and reference == key_pair[0]:
+            c, sign = summary["contrasts"].get(f"{key_pair[0]}-vs-{key_pair[1]}"), -1
+        if c is not None:
+            lo, hi = sorted(sign * x for x in c["ci95"])
+            row.update({"vs CREAM (points)": _points(sign * c["diff"]), "95 % CI (points)": f"[{_points(lo)}, {_points(hi)}]",
+                        "p": _p_text(c["p_value"]), "p (Holm)": _p_text(c.get("p_holm"))})
+        rows.append(row)
+    return rows
+
+
+RULER_NAMES = {"multikey_niah": "multi-key NIAH", "multivalue_niah": "multi-value NIAH",
+               "variable_tracking": "variable tracking", "kv_multiquery": "multi-query key-value"}  # task -> display name
+
+
+def ruler_table(summary: dict) -> list[dict]:
+    """RULER-style task accuracy per arm (and the base), in % with one decimal: "all required
+    strings / partial credit" per task. Empty when the summary has no RULER-style sets."""
+    arms = summary["arms"]
+    tasks_ = list(next(iter(arms.values())).get("tasks", {}))
+    if not tasks_:
+        return []
+    rows = []
+    for name, a in arms.items():
+        row = {"arm": DISPLAY_NAMES.get(name, name), "seeds": len(a["seeds"])}
+        for t in tasks_:
+            e = a["tasks"][t]
+            part = e.get("partial_mean")
+            row[f"{RULER_NAMES.get(t, t)} % (all / partial)"] = (f"{e['mean'] * 100:.1f} / "
+                                                               f"{'—' if part is None else f'{part * 100:.1f}'}")
+        rows.append(row)
+    if "base" in summary:
+        b = summary["base"]
+        row = {"arm": DISPLAY_NAMES[BASE], "seeds": "—"}
+        for t in tasks_:
+            part = b.get("tasks_partial", {}).get(t)
+            row[f"{RULER_NAMES.get(t, t)} % (all / partial)"] = (f"{b['tasks'][t] * 100:.1f} / "
+                                                               f"{'—' if part is None else f'{part * 100:.1f}'}")
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows (dicts with the same keys) as a markdown pipe table."""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- command line
