@@ -302,11 +302,11 @@ def verdict(summary: Mapping, pair: str = "cream-vs-pose", labels: Mapping[str, 
     how far the CI reaches on each side (so a CI that barely touches 0 reads as borderline, not as
     "no difference"). ``labels`` renames the arms (e.g. ``{"cream": "CREAM"}``)."""
     c = summary.get("contrasts", {}).get(pair)
-    if c is None:
-        return f"{pair}: not measured (both arms need >= 2 common seeds)."
     key_a, key_b = pair.split("-vs-")
     labels = labels or {}
     a, b = labels.get(key_a, key_a), labels.get(key_b, key_b)
+    if c is None:
+        return f"{a} − {b}: not measured (both arms need >= 2 common seeds)."
     lo, hi = c.get("ci95") or (None, None)
     arms = summary.get("arms", {})
     means = ""

@@ -47,7 +47,8 @@ from creamviz.significance import MIDDLE_DEPTHS
 __all__ = ["Arm", "ARMS", "KEY_ARMS", "DISPLAY_NAMES", "StudyConfig", "RulerMixDataset", "run_study", "run_one",
            "load_records", "write_records", "add_partial_scores", "summarize_dir", "shipped_summary",
            "nearest_arm", "results_table", "ruler_table", "markdown_table", "seed_block_differences", "replication_findings",
-           "replication_verdict", "findings_table", "main"]
+           "replication_verdict", "findings_table",
+           "summarize_replication", "run_provenance", "main"]
 
 
 @dataclass(frozen=True)
@@ -218,23 +219,28 @@ class RulerMixDataset(torch.utils.data.Dataset):
 
 
 # --------------------------------------------------------------------------- evaluation prompts
+def kv_prompt_ids(cfg: StudyConfig, kv: list[tasks.TaskExample]) -> list[int]:
+    """Indices into the whole key-value set ``kv`` of the prompts ``cfg`` keeps (the first
+    ``kv_per_depth`` per depth, at ``kv_depths``): the prompt ids of the records, the same for a
+    prompt in every configuration."""
+    seen: dict[float, int] = {}
+    kept = []
+    for i, ex in enumerate(kv):
+        d = round(float(ex.target_depth if ex.target_depth is not None else ex.depth), 6)
+        seen[d] = seen.get(d, 0) + 1
+        if cfg.kv_per_depth is not None and seen[d] > cfg.kv_per_depth:
+            continue
+        if cfg.kv_depths is not None and not np.isclose(d, cfg.kv_depths).any():
+            continue
+        kept.append(i)
+    return kept
+
+
 def study_examples(cfg: StudyConfig, tokenizer) -> dict[str, list[tasks.TaskExample]]:
     """The fixed prompts every model answers: ``kv`` (the key-value set by depth) and each RULER-style
     task (the shipped set at L = 2048, or generated with the same seeds at another L)."""
     kv = tasks.load_eval_set(cfg.kv_set, tokenizer)
-    if cfg.kv_per_depth is not None:
-        seen: dict[float, int] = {}
-        kept = []
-        for ex in kv:
-            d = round(float(ex.target_depth if ex.target_depth is not None else ex.depth), 6)
-            if seen.get(d, 0) < cfg.kv_per_depth:
-                seen[d] = seen.get(d, 0) + 1
-                kept.append(ex)
-        kv = kept
-    if cfg.kv_depths is not None:
-        kv = [ex for ex in kv if np.isclose(ex.target_depth if ex.target_depth is not None else ex.depth,
-                                            cfg.kv_depths).any()]
-    out = {"kv": kv}
+    out = {"kv": [kv[i] for i in kv_prompt_ids(cfg, kv)]}
     for t, task in enumerate(tasks.RULER_TASKS):
         if task not in cfg.ruler_tasks or not cfg.eval_ruler:
             continue
@@ -248,13 +254,14 @@ def study_examples(cfg: StudyConfig, tokenizer) -> dict[str, list[tasks.TaskExam
     return out
 
 
-def _evaluate(model, tokenizer, examples: dict[str, list], batch_size: int) -> list[dict]:
+def _evaluate(model, tokenizer, examples: dict[str, list], batch_size: int, kv_ids: list[int]) -> list[dict]:
     from creamviz import evaluate
 
     records = []
     for name, exs in examples.items():
         recs = evaluate.evaluate_examples(model, tokenizer, exs, batch_size=batch_size)
-        for i, (ex, r) in enumerate(zip(exs, recs, strict=True)):
+        ids = kv_ids if name == "kv" else range(len(exs))
+        for i, ex, r in zip(ids, exs, recs, strict=True):
             depth = ex.target_depth if ex.target_depth is not None else ex.depth
             records.append({"set": name, "prompt": i, "depth": round(float(depth), 6),
                             "correct": int(r["correct"]), "generated": r["generated"]})
@@ -330,6 +337,18 @@ def loss_summary(loss_log: list[dict]) -> dict:
             "curve": [round(float(x), 4) for x in losses]}
 
 
+def _with_stable_prompt_ids(cfg: StudyConfig, res: dict) -> dict:
+    """Results written before prompt ids were indices into the whole key-value set numbered the kv
+    prompts 0.. within the kept subset: map them through :func:`kv_prompt_ids`."""
+    if res.get("prompt_ids") == "eval set" or (cfg.kv_per_depth is None and cfg.kv_depths is None):
+        return res
+    from creamviz.models import load_tokenizer
+
+    ids = kv_prompt_ids(cfg, tasks.load_eval_set(cfg.kv_set, load_tokenizer(cfg.base)))
+    records = [{**r, "prompt": ids[r["prompt"]]} if r["set"] == "kv" else r for r in res["records"]]
+    return {**res, "records": records, "prompt_ids": "eval set"}
+
+
 def read_result(path: Path) -> dict:
     """A run's ``result.json``; a file that does not parse is named in the error."""
     try:
@@ -360,7 +379,7 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 
     if done.is_file():
         res = read_result(done)
         if res.get("key") == key:
-            return res
+            return _with_stable_prompt_ids(cfg, res)
     wall_start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if out.exists():  # stale or interrupted: start over
         shutil.rmtree(out)
@@ -387,12 +406,14 @@ def run_one(cfg: StudyConfig, arm_name: str, seed: int | None, *, worker: int = 
     model.to(device).eval()
     start = time.perf_counter()
     with torch.no_grad():
-        records = _evaluate(model, tokenizer, study_examples(cfg, tokenizer), cfg.eval_batch_size)
+        kv_ids = kv_prompt_ids(cfg, tasks.load_eval_set(cfg.kv_set, tokenizer))
+        records = _evaluate(model, tokenizer, study_examples(cfg, tokenizer), cfg.eval_batch_size, kv_ids)
     res = {"arm": arm_name, "seed": seed, "key": key, "train_seconds": round(train_seconds, 2),
            "eval_seconds": round(time.perf_counter() - start, 2), "final_loss": final_loss, "loss": loss,
            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
            "torch_threads": torch.get_num_threads(), "environment": environment(device), "worker": worker,
-           "started": started, "wall_seconds": round(time.perf_counter() - wall_start, 2), "records": records}
+           "started": started, "wall_seconds": round(time.perf_counter() - wall_start, 2),
+           "prompt_ids": "eval set", "records": records}
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(res))
     tmp.replace(done)  # atomic: a result file is always complete
@@ -452,7 +473,7 @@ def collect_results(cfg: StudyConfig) -> list[dict]:
         if f.is_file():
             res = read_result(f)
             if res.get("key") == _run_key(cfg, arm):
-                out.append(res)
+                out.append(_with_stable_prompt_ids(cfg, res))
     return out
 
 
@@ -579,6 +600,39 @@ def replication_findings(original_df, replication_df, original: dict, replicatio
         entry["pooled"] = {"diff": c["diff"], "ci95": c["ci95"], "n_seeds": c["n_seeds"]}
         out[name] = entry
     return out
+
+
+def run_provenance(results: list[dict]) -> list[dict]:
+    """Per run: everything in its result but the per-prompt records (and the reuse key)."""
+    return [{k: v for k, v in r.items() if k not in ("records", "key")} for r in results]
+
+
+def summarize_replication(cfg: StudyConfig, results: list[dict], dest: Path | str, *,
+                          n_resamples: int = 10_000) -> dict:
+    """Write the replication's ``records.csv.gz``, ``runs.jsonl`` (per-run provenance: device,
+    versions, commit, worker, wall time, training-loss summary) and ``summary.json`` (the study's
+    summary with Holm over the three replicated contrasts, plus ``findings``: the pre-registered
+    verdicts and pooled estimates against the shipped original) into ``dest``; returns the summary."""
+    from creamviz import significance
+    from creamviz.resources import resource_path
+    from creamviz.training import model_window
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    write_records(results, dest / "records.csv.gz")
+    with (dest / "runs.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in run_provenance(results))
+    df = load_records(dest / "records.csv.gz")
+    finished = {a: sorted(r["seed"] for r in results if r["arm"] == a) for a in cfg.arms}
+    config = {**cfg.record(), "train_len": model_window(cfg.base), "provenance": provenance(results),
+              "seeds_finished": finished, "runs_planned": len(cfg.plan()) + int(cfg.include_base)}
+    summary = significance.summarize(df, config, arm_table(), base=BASE, holm_family=list(REPLICATED),
+                                     seed=0, n_resamples=n_resamples)
+    original_df = load_records(resource_path("study", "records.csv.gz"))
+    summary["findings"] = significance.json_safe(replication_findings(
+        original_df, df, shipped_summary(), summary, n_resamples=n_resamples))
+    (dest / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    return summary
 
 
 def findings_table(findings: dict) -> list[dict]:
