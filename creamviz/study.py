@@ -727,7 +727,7 @@ def nearest_arm(method: str, train_len: int, target_len: int, *, k=None, mu=None
 
 
 SEED_BLOCKS = {  # seed block label -> first and last seed: how the original study's seeds were run
-    "seeds 0–9 (first plan)": (0, 9), "seeds 10–19": (10, 19), "seeds 20–29 (CREAM, PoSE only)": (20, 29),
+    "seeds 0–9": (0, 9), "seeds 10–19": (10, 19), "seeds 20–29": (20, 29),
     "replication (1000+)": (REPLICATION_FIRST_SEED, 10**9),
 }
 

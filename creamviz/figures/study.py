@@ -143,10 +143,12 @@ def fig_seed_blocks(blocks: Mapping[str, Mapping], *, title: str | None = None) 
                                      name=b, legendgroup=b, showlegend=row == 1, marker={"size": 8, "color": colors[b]},
                                      hovertemplate="seed %{x}: %{y:+.1f} points<extra>" + b + "</extra>"), row=row, col=1)
             m = d["block_means"][b]
-            fig.add_trace(go.Scatter(x=[x[idx[0]], x[idx[-1]]], y=[m["mean"], m["mean"]], mode="lines+text",
+            label = f"mean {m['mean']:+.1f} (n = {m['n']})".replace("-", "−")
+            mid = idx[len(idx) // 2]
+            fig.add_trace(go.Scatter(x=[x[idx[0]], x[mid], x[idx[-1]]], y=[m["mean"]] * 3, mode="lines+text",
                                      line={"color": colors[b], "width": 3}, showlegend=False, legendgroup=b,
-                                     text=[f"mean {m['mean']:+.1f} (n = {m['n']})", ""], textposition="top right",
-                                     hoverinfo="skip"), row=row, col=1)
+                                     text=["", label if m["n"] >= 3 else "", ""], textposition="top center",
+                                     hovertext=label, hoverinfo="text"), row=row, col=1)
         fig.add_hline(y=0, line_color="#2a3f5f", line_width=1, row=row, col=1)
         fig.update_yaxes(title_text="points", row=row, col=1)
         fig.update_xaxes(type="category", title_text="seed" if row == len(names) else None, row=row, col=1)
