@@ -266,6 +266,34 @@ def test_shipped_holm_is_over_the_stated_family(summary_name, records_name):
         assert len(family) == 8
 
 
+@pytest.mark.skipif(len(SHIPPED) < 2, reason="no replication shipped")
+def test_replication_findings_are_what_the_records_give():
+    """Pooled estimates over both record tables, and the pre-registered verdict, recomputed."""
+    original, odf = _shipped("summary.json", "records.csv.gz")
+    replication, rdf = _shipped("replication/summary.json", "replication/records.csv.gz")
+    rng = np.random.default_rng(3)
+    for name, f in replication["findings"].items():
+        a, b = name.split("-vs-")
+        pa, pb = {**_per_seed(odf, a), **_per_seed(rdf, a)}, {**_per_seed(odf, b), **_per_seed(rdf, b)}
+        seeds = sorted(set(pa) & set(pb))
+        diffs = [pa[s] - pb[s] for s in seeds]
+        assert f["pooled"]["n_seeds"] == len(seeds)
+        assert f["pooled"]["diff"] == pytest.approx(np.mean([d.mean() for d in diffs]), abs=1e-12)
+        assert f["pooled"]["ci95"] == pytest.approx(list(_bootstrap_ci(diffs, 3000, rng)), abs=0.004)
+        assert f["original"]["diff"] == original["contrasts"][name]["diff"]
+        r = replication["contrasts"].get(name)
+        if r is None:
+            assert f["replication"] is None and f["verdict"].startswith("not measured")
+            continue
+        lo, hi = r["ci95"]
+        orig = f["original"]["diff"]
+        if r["p_holm"] < 0.05:
+            expected = "holds" if (lo + hi) * orig > 0 else "does not hold"
+        else:
+            expected = "undecided at this n" if lo <= orig <= hi else "does not hold"
+        assert f["verdict"] == expected, name
+
+
 def _markdown_tables(text: str) -> list[list[list[str]]]:
     """Every pipe table of a markdown text as rows of cells (header and separator dropped)."""
     tables, current = [], None
@@ -337,6 +365,28 @@ def test_docs_tables_equal_the_shipped_summaries():
     for table, summary in zip(tables, summaries, strict=True):  # replication first when present
         assert len(table["rows"]) == len(summary["arms"])
         assert _check_results_table(table, summary) >= 3 * len(summary["arms"])
+    if len(SHIPPED) == 2:  # the replication's verdict table: estimates, Holm p, verdict, pooled
+        findings = summaries[0]["findings"]
+        (table,) = [t for t in _markdown_tables(text) if t["header"][0] == "finding"]
+        col = {h: i for i, h in enumerate(table["header"])}
+        assert len(table["rows"]) == len(findings) == 3
+        by_label = {f["label"]: f for f in findings.values()}
+        for row in table["rows"]:
+            f = by_label[row[col["finding"]]]
+            assert row[col["verdict"]] == f["verdict"]
+            for column, key in (("replication (points, 95 % CI)", "replication"), ("original", "original"),
+                                ("pooled", "pooled")):
+                e = f[key]
+                if e is None:
+                    assert row[col[column]] == "—"
+                    continue
+                est, rest = row[col[column]].split(" [", 1)
+                ci, seeds = rest.split("] (")
+                assert _number(est) == pytest.approx(e["diff"] * 100, abs=0.051), (column, f["label"])
+                assert _interval(ci) == pytest.approx([x * 100 for x in e["ci95"]], abs=0.051)
+                assert int(seeds.split()[0]) == e["n_seeds"]
+            if f["replication"] is not None:
+                assert _number(row[col["p (Holm, 3)"]]) == pytest.approx(f["replication"]["p_holm"], rel=0.051, abs=5e-5)
 
 
 def test_study_figures_from_the_shipped_summary():
