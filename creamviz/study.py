@@ -851,7 +851,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_batch_size is not None:
         over["eval_batch_size"] = args.eval_batch_size
     cfg = replace(cfg, **over)
-    results = run_study(cfg)
+    try:
+        cfg.validate()
+        results = run_study(cfg)
+    except ValueError as e:  # a bad argument or an unreadable result file: one line, no traceback
+        print(f"creamviz study: error: {e}", file=sys.stderr)
+        return 2
     print(f"[study] {len(results)} runs finished in {cfg.out}")
     if args.runs_only:
         return 0

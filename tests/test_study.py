@@ -34,6 +34,14 @@ def test_bad_config_raises(over, match):
         study.StudyConfig(**over).validate()
 
 
+@pytest.mark.parametrize("argv, match", [(["--deadline-s", "nan"], "deadline_s=nan"), (["--jobs", "100000"], "jobs=100000"),
+                                         (["--seeds", "0"], "seeds=0")])
+def test_main_bad_argument_is_one_line(argv, match, tmp_path, capsys):
+    assert study.main(["--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_replication_plan_uses_fresh_seeds_only():
     cfg = study.StudyConfig.replication(out="x")
     cfg.validate()
