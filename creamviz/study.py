@@ -76,7 +76,7 @@ ARMS = (
     Arm("randpos", "randpos", {}, "RandPos"),
     Arm("contiguous", "contiguous", {}, "plain YaRN fine-tuning (contiguous windows)"),
 )
-MAX_JOBS = 256  # worker processes: more than any one machine here runs usefully
+MAX_JOBS = 256  # worker processes: far more than one machine has cores or GPUs
 KEY_ARMS = ("cream", "pose")  # the contrast that gets the extra seeds
 ARM_BY_NAME = {a.name: a for a in ARMS}
 BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no seeds)
