@@ -290,6 +290,7 @@ def _study_run(args: StudyArgs, ns) -> int:
     if args.eval_batch_size is not None:
         over["eval_batch_size"] = args.eval_batch_size
     cfg = dataclasses.replace(cfg, **over)
+    cfg.validate()  # jobs, deadline, seeds against the study's own bounds
     results = study.run_study(cfg)
     print(f"[study] {len(results)} runs finished in {cfg.out}")
     if args.runs_only:

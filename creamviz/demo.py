@@ -221,20 +221,15 @@ def experiment_section(cfg: DemoConfig) -> tuple[Section, dict]:
 
 def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
     """The shipped sampler-parameter study (``creamviz/resources/study/summary.json``, made by ``creamviz study``)."""
-    from creamviz.widgets.sampler import STUDY_SUMMARY
+    from creamviz.study import shipped_summary
 
-    if not STUDY_SUMMARY.is_file():
+    summary = shipped_summary()
+    if summary is None:
         return Section(title="The sampler-parameter study", paragraphs=["No study summary shipped."]), {}
-    summary = json.loads(STUDY_SUMMARY.read_text())
     c = summary["config"]
-    rows = [[a.get("label") or name, len(a["seeds"]), f"{a['mean'] * 100:.1f}",
-             f"[{a['ci95'][0] * 100:.1f}, {a['ci95'][1] * 100:.1f}]",
-             *(f"{a['tasks'][t]['mean'] * 100:.1f} / {a['tasks'][t].get('partial_mean', float('nan')) * 100:.1f}"
-               for t in a["tasks"])] for name, a in summary["arms"].items()]
-    tasks_ = list(next(iter(summary["arms"].values()))["tasks"])
-    crows = [[name, f"{v['diff'] * 100:+.1f}", f"[{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}]",
-              f"{v['p_value']:.3g}", f"{v.get('p_holm', float('nan')):.3g}", v["n_seeds"]]
-             for name, v in summary["contrasts"].items()]
+    from creamviz.study import results_table, ruler_table
+
+    table, ruler = results_table(summary), ruler_table(summary)
     section = Section(
         title="What the knobs do: the sampler-parameter study (measured, shipped in creamviz/resources/study/)",
         paragraphs=[
@@ -242,12 +237,13 @@ def study_section(cfg: DemoConfig) -> tuple[Section, dict]:
             f"{c['steps']} steps, lr {c['lr']}, batch {c['batch_size']}, data {c['data']}) over 20 seeds each (CREAM and "
             "PoSE: 30), seed s giving every arm the same training rows; every model answers the same 900 prompts. "
             "Middle accuracy: gold pair at depths 25–75 % (300 prompts per model). CIs: two-level bootstrap (seeds, then "
-            "prompts); p: permutation test of the per-seed paired differences. Design and stopping rule: docs/study.md. "
+            "prompts); p: exact sign-flip test of the per-seed paired differences; p (Holm): Holm over the eight "
+            "arm − CREAM reference contrasts (chosen after the design, not pre-registered). Design, stopping rule "
+            "and the replication on fresh seeds: docs/study.md. "
             "Regenerate with `creamviz study --out DIR --seeds 20 --key-seeds 30`.",
         ],
         notes=[summary.get("verdict", "")],
-        tables=[(["arm", "seeds", "middle accuracy %", "95 % CI", *(f"{t} % (all / partial)" for t in tasks_)], rows),
-                (["contrast", "difference (points)", "95 % CI", "p", "p (Holm)", "paired seeds"], crows)],
+        tables=[(list(t[0]), [list(r.values()) for r in t]) for t in (table, ruler) if t],
         figures=[F.fig_study_forest(summary), F.fig_study_contrasts(summary), F.fig_study_depth(summary)],
     )
     return section, {"verdict": summary.get("verdict"), "source": "creamviz/resources/study/summary.json"}

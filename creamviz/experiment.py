@@ -1,18 +1,17 @@
 """The paper's main experiment in miniature: fine-tune a base with CREAM and PoSE, evaluate all.
 
-``run_experiment(ExperimentConfig())`` fine-tunes the shipped tiny base (N = 256) to L = 2048 with
-each method and seed (same data, steps, learning rate, RoPE interpolation and seeds), keeps the
-untuned base (with the same RoPE interpolation) as the floor, and evaluates every model on the
-fixed sets shipped in ``creamviz/resources/eval/``: key-value retrieval by depth of the gold pair at L (the
-Lost-in-the-Middle curve), a needle-in-a-haystack grid, perplexity by position at L, and the
-attention depth profile of one key-value prompt. Runs already present in ``out/runs`` with the
-same configuration are reused, so an interrupted experiment continues where it stopped.
+``run_experiment(ExperimentConfig())`` is the study's runner (:func:`creamviz.study.run_one`) with
+two arms: it fine-tunes the shipped tiny base (N = 256) to L = 2048 with each method and seed
+(same data, steps, learning rate, RoPE interpolation and seeds) and scores every model, the untuned
+base (with the same RoPE interpolation) included, on the key-value prompts by depth of the gold
+pair at L (the Lost-in-the-Middle curve). On top of the study's records it evaluates what the
+demo shows besides: a needle-in-a-haystack grid, perplexity by position at L, and the attention
+depth profile of one key-value prompt. Finished runs in ``out/runs`` with the same configuration
+are reused (the study's rule), so an interrupted experiment continues where it stopped.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,14 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from creamviz import evaluate, tasks
+from creamviz import evaluate, significance, study, tasks
 from creamviz.attention import attention_maps
 from creamviz.models import load_model, load_tokenizer
-from creamviz.training import TrainConfig, train
+from creamviz.scores import depth_curve
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "MIDDLE_DEPTHS"]
-
-MIDDLE_DEPTHS = (0.25, 0.5, 0.75)  # depths counted as "the middle" of the context
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment"]
 
 
 @dataclass
@@ -55,12 +52,21 @@ class ExperimentConfig:
         base = dict(seeds=(0,), steps=12, lr=1e-3, kv_per_depth=2, niah_per_cell=1, ppl_seqs=1, attention_pool=32)
         return cls(**{**base, **overrides})
 
+    def study_config(self) -> study.StudyConfig:
+        """The study configuration whose runs this experiment is: its methods as arms, the
+        key-value set at L (the first ``kv_per_depth`` prompts per depth), no RULER-style sets."""
+        return study.StudyConfig(out=Path(self.out), base=self.base, target_len=self.target_len, rope=self.rope,
+                                 steps=self.steps, lr=self.lr, batch_size=self.batch_size, data=self.data,
+                                 arms=tuple(self.methods), kv_set=f"kv_L{self.target_len}",
+                                 kv_per_depth=self.kv_per_depth, eval_ruler=False, progress=self.progress)
+
 
 @dataclass
 class ExperimentResult:
     config: ExperimentConfig
     models: list[str]  # "base", "cream-s0", ...
-    kv: dict[str, evaluate.DepthCurve]  # model -> key-value accuracy by gold depth at L
+    records: object  # per-prompt key-value records (pandas DataFrame, creamviz.study.RECORD_COLUMNS)
+    kv: dict[str, evaluate.DepthCurve]  # model -> key-value accuracy by gold depth at L (from records)
     niah: dict[str, evaluate.NiahGrid]  # model -> NIAH grid (depth x length)
     ppl: dict[str, evaluate.PplCurve]  # model -> loss by position bucket at L
     attention: dict[str, object] = field(default_factory=dict)  # model -> AttentionMaps (seed 0 runs + base)
@@ -76,39 +82,35 @@ class ExperimentResult:
         return {method: [self.kv[m] for m in self.group(method)] for method in ("base", *self.config.methods)}
 
     def middle_accuracy(self) -> dict[str, dict]:
-        """Per method: mean key-value accuracy over the middle depths, per seed and overall."""
+        """Per method: key-value accuracy over the middle depths (:func:`creamviz.significance.middle_accuracy`),
+        per seed and overall."""
+        by_run = significance.middle_accuracy(self.records)
+        n_middle = significance.arm_matrix(self.records, "base")[1].shape[1] if "base" in self.models else None
         out = {}
-        for method, curves in self.kv_by_method().items():
-            per_seed = [float(np.mean([a for d, a in zip(c.depths, c.accuracy, strict=True)
-                                       if any(np.isclose(d, m) for m in MIDDLE_DEPTHS)])) for c in curves]
-            out[method] = {"mean": float(np.mean(per_seed)), "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
-                           "per_seed": per_seed, "n_prompts_per_seed": int(sum(c.n[np.isin(np.round(c.depths, 3), MIDDLE_DEPTHS)].sum() for c in curves[:1]))}
+        for method in ("base", *self.config.methods):
+            per_seed = [v for (arm, _), v in sorted(by_run.items()) if arm == method]
+            if not per_seed:
+                continue
+            out[method] = {"mean": float(np.mean(per_seed)),
+                           "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+                           "per_seed": per_seed, "n_prompts_per_seed": n_middle}
         return out
 
-    def kv_matrix(self, method: str, depths=MIDDLE_DEPTHS) -> np.ndarray:
-        """0/1 matrix (seeds, prompts) of one method's key-value answers at ``depths`` (the same
-        prompts, in the same order, for every seed and method: the input of a paired contrast)."""
-        rows = []
-        for m in self.group(method):
-            recs = [r for r in self.kv[m].raw if any(np.isclose(r["target_depth"], d) for d in depths)]
-            rows.append([float(r["correct"]) for r in sorted(recs, key=lambda r: (r["target_depth"], r["seed"]))])
-        return np.array(rows)
+    def kv_matrix(self, method: str) -> np.ndarray:
+        """0/1 matrix (seeds, prompts) of one method's middle key-value answers (the same prompts,
+        in the same order, for every seed and method: the input of a paired contrast)."""
+        return significance.arm_matrix(self.records, method)[1]
 
     def contrast(self, a: str = "cream", b: str = "pose", *, n_resamples: int = 10_000, seed: int = 0) -> dict | None:
         """``a`` − ``b`` in the middle of the context, paired by seed and prompt, with the study's
-        two-level bootstrap CI and permutation p-value; None with fewer than 2 seeds."""
-        from creamviz.significance import paired_contrast
-
+        two-level bootstrap CI and exact sign-flip p-value; None with fewer than 2 seeds."""
         if a not in self.config.methods or b not in self.config.methods or len(self.config.seeds) < 2:
             return None
-        return paired_contrast(self.kv_matrix(a), self.kv_matrix(b), n_resamples=n_resamples, seed=seed)
+        return significance.paired_contrast(self.kv_matrix(a), self.kv_matrix(b), n_resamples=n_resamples, seed=seed)
 
     def verdict(self, a: str = "cream", b: str = "pose") -> str:
         """The measured difference ``a`` − ``b`` in the middle, read off its 95 % CI (whichever way it falls)."""
-        from creamviz.significance import verdict
-
-        labels = {"cream": "CREAM", "pose": "PoSE", "randpos": "RandPos"}
-        la, lb = labels.get(a, a), labels.get(b, b)
+        la, lb = study.DISPLAY_NAMES.get(a, a), study.DISPLAY_NAMES.get(b, b)
         middle = self.middle_accuracy()
         if a not in middle or b not in middle:
             return f"Measured: {la} vs {lb}: not both methods were run."
@@ -118,7 +120,7 @@ class ExperimentResult:
                     "middle of the context, one seed only: no confidence interval (needs >= 2 seeds).")
         summary = {"arms": {m: {"mean": middle[m]["mean"]} for m in (a, b)}, "contrasts": {f"{a}-vs-{b}": c}}
         base = f" (untuned base {middle['base']['mean'] * 100:.1f} %)" if "base" in middle else ""
-        return "Measured: " + verdict(summary, f"{a}-vs-{b}", labels) + base
+        return "Measured: " + significance.verdict(summary, f"{a}-vs-{b}", {a: la, b: lb}) + base
 
     def summary(self) -> dict:
         """Every number of the report as plain JSON-able data."""
@@ -138,34 +140,18 @@ class ExperimentResult:
         }
 
 
-def _train_run(cfg: ExperimentConfig, method: str, seed: int) -> tuple[Path, float, float]:
-    out = cfg.out / "runs" / f"{method}-s{seed}"
-    tcfg = TrainConfig(model=cfg.base, sampler=method, rope=cfg.rope, target_len=cfg.target_len, steps=cfg.steps,
-                       lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, save_every=max(cfg.steps, 1),
-                       keep_checkpoints=1, out=str(out), data=cfg.data, progress=False,
-                       record_positions=False)  # per-step bars off: the run-level bar below reports progress
-    done = out / "experiment_run.json"
-    if done.exists() and json.loads(done.read_text()).get("train_config") == asdict(tcfg):
-        info = json.loads(done.read_text())
-        return out / "final", info["seconds"], info["final_loss"]
-    if out.exists():  # a stale or interrupted run with another configuration: start it over
-        import shutil
-
-        shutil.rmtree(out)
-    start = time.perf_counter()
-    result = train(tcfg)
-    seconds = time.perf_counter() - start
-    final_loss = float(result.loss_log[-1]["loss"]) if result.loss_log else float("nan")
-    done.write_text(json.dumps({"train_config": asdict(tcfg), "seconds": seconds, "final_loss": final_loss}))
-    return Path(result.final_model), seconds, final_loss
-
-
-def _evaluate(model, tokenizer, cfg: ExperimentConfig) -> tuple:
-    kv = evaluate.evaluate_eval_set(model, tokenizer, f"kv_L{cfg.target_len}", limit=cfg.kv_per_depth)
+def _evaluate_extras(model, tokenizer, cfg: ExperimentConfig) -> tuple:
+    """What the demo shows besides the study's key-value records: the NIAH grid, perplexity by position."""
     niah = evaluate.evaluate_eval_set(model, tokenizer, "niah", limit=cfg.niah_per_cell)
     ppl = evaluate.ppl_by_position(model, tokenizer, length=cfg.target_len, n_seqs=cfg.ppl_seqs,
                                    bucket=max(cfg.target_len // 8, 1))
-    return kv, niah, ppl
+    return niah, ppl
+
+
+def _kv_curve(records: list[dict], length: int) -> evaluate.DepthCurve:
+    """A study run's key-value records as a depth curve (prompt index as the example id)."""
+    return depth_curve([{"task": "kv", "length": length, "depth": r["depth"], "target_depth": r["depth"],
+                         "seed": r["prompt"], "correct": bool(r["correct"])} for r in records if r["set"] == "kv"])
 
 
 def _attention_prompt(tokenizer, cfg: ExperimentConfig) -> tuple[list[int], dict]:
@@ -181,32 +167,37 @@ def _attention_prompt(tokenizer, cfg: ExperimentConfig) -> tuple[list[int], dict
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
-    """Fine-tune every (method, seed), evaluate them and the base; see the module docstring."""
-    cfg.out = Path(cfg.out)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(cfg.base)
-    runs: dict[str, Path | str] = {"base": cfg.base}
-    train_seconds, final_losses = {}, {}
-    jobs = [(m, s) for m in cfg.methods for s in cfg.seeds]
-    for method, seed in tqdm(jobs, desc="fine-tuning", disable=not cfg.progress):
-        path, seconds, loss = _train_run(cfg, method, seed)
-        runs[f"{method}-s{seed}"] = path
-        train_seconds[f"{method}-s{seed}"] = round(seconds, 1)
-        final_losses[f"{method}-s{seed}"] = loss
-    kv, niah, ppl, attn = {}, {}, {}, {}
-    prompt_ids, prompt_info = _attention_prompt(tokenizer, cfg)
-    for name, path in tqdm(runs.items(), desc="evaluating", disable=not cfg.progress):
-        if name == "base":
-            from creamviz.lengths import Lengths
+    """Run (or reuse) every (method, seed) and the base with the study's runner, then evaluate
+    the extras; see the module docstring."""
+    import pandas as pd
 
-            model = Lengths.resolve(cfg.base, cfg.target_len, rope=cfg.rope).load_model(cfg.base)
+    cfg.out = Path(cfg.out)
+    scfg = cfg.study_config()
+    scfg.validate()
+    tokenizer = load_tokenizer(cfg.base)
+    jobs = [(study.BASE, None)] + [(m, s) for m in cfg.methods for s in cfg.seeds]
+    results, train_seconds, final_losses = {}, {}, {}
+    for arm, seed in tqdm(jobs, desc="fine-tuning and key-value scoring", disable=not cfg.progress):
+        name = arm if seed is None else f"{arm}-s{seed}"
+        results[name] = study.run_one(scfg, arm, seed)
+        if seed is not None:
+            train_seconds[name] = results[name]["train_seconds"]
+            final_losses[name] = results[name]["final_loss"]
+    records = pd.DataFrame([{"arm": r["arm"], "seed": -1 if r["seed"] is None else r["seed"], **rec}
+                            for r in results.values() for rec in r["records"]], columns=study.RECORD_COLUMNS)
+    kv = {name: _kv_curve(r["records"], cfg.target_len) for name, r in results.items()}
+    niah, ppl, attn = {}, {}, {}
+    prompt_ids, prompt_info = _attention_prompt(tokenizer, cfg)
+    for name in tqdm(results, desc="evaluating NIAH, perplexity, attention", disable=not cfg.progress):
+        if name == study.BASE:
+            model = study.base_model(scfg)
         else:
-            model = load_model(path)  # saved with its RoPE interpolation
+            arm, seed = name.rsplit("-s", 1)
+            model = load_model(study.run_dir(scfg, arm, int(seed)) / "train" / "final")  # saved with its RoPE
         model.eval()
         with torch.no_grad():
-            kv[name], niah[name], ppl[name] = _evaluate(model, tokenizer, cfg)
-            if cfg.attention and (name == "base" or name.endswith("-s0") or name.endswith(f"-s{cfg.seeds[0]}")):
+            niah[name], ppl[name] = _evaluate_extras(model, tokenizer, cfg)
+            if cfg.attention and (name == study.BASE or name.endswith(f"-s{cfg.seeds[0]}")):
                 attn[name] = attention_maps(model, torch.tensor(prompt_ids), pool=cfg.attention_pool,
                                             query_len=prompt_info["question_len"], label=name)
-    return ExperimentResult(cfg, list(runs), kv, niah, ppl, attn, prompt_info, train_seconds, final_losses)
-
+    return ExperimentResult(cfg, list(results), records, kv, niah, ppl, attn, prompt_info, train_seconds, final_losses)

@@ -10,12 +10,16 @@ training rows, so two arms are compared on the matrix of paired differences.
   from a seed whose accuracy is p gives a count ~ Binomial(n, p) (for paired differences in
   {-1, 0, 1}: counts ~ Multinomial(n, shares)), so no resampling loop is written here.
 - :func:`paired_contrast`  difference A − B on the same prompts and seeds: the two-level CI of the
-  mean difference and a permutation p-value (``scipy.stats.permutation_test``: sign flips of the
-  per-seed paired differences, i.e. swapping the arm labels within a seed; exact for small k).
+  mean difference and the exact sign-flip p-value (:func:`sign_flip_p`: all 2^k sign patterns of
+  the per-seed paired differences, i.e. swapping the arm labels within a seed; counted by a
+  meet-in-the-middle over two halves of the seeds, so exact up to k ≈ 40).
 - :func:`variance_parts`   prompt (binomial) and training (seed) variance of per-seed accuracy.
 - :func:`min_detectable_difference`  the difference a paired t-test on k seeds detects with the
   given power (noncentral t, ``scipy.stats.nct``).
 - :func:`summarize`  the study's summary (``creamviz/resources/study/summary.json``) from the record table.
+
+This module knows nothing of the study's arms: :func:`summarize` is given them (name -> params and
+label), so it imports nothing from :mod:`creamviz.study`.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["MIDDLE_DEPTHS", "two_level_ci", "paired_contrast", "variance_parts", "min_detectable_difference",
-           "power_paired", "holm", "arm_matrix", "summarize", "verdict", "print_summary"]
+__all__ = ["MIDDLE_DEPTHS", "two_level_ci", "paired_contrast", "sign_flip_p", "variance_parts",
+           "min_detectable_difference", "power_paired", "holm", "arm_matrix", "middle_accuracy", "summarize",
+           "verdict", "contrast_rows", "print_summary", "json_safe"]
 
 MIDDLE_DEPTHS = (0.25, 0.5, 0.75)  # gold-pair depths counted as "the middle" of the context
 
@@ -92,17 +97,52 @@ def paired_contrast(a, b, *, confidence: float = 0.95, n_resamples: int = 10_000
     res = stats.bootstrap((q_minus, q_plus), statistic, paired=True, vectorized=True, n_resamples=n_resamples,
                           confidence_level=confidence, method="percentile", random_state=rng)
     per_a, per_b = a.mean(axis=1), b.mean(axis=1)
-    perm = stats.permutation_test((per_a, per_b), lambda x, y, axis=-1: np.mean(x - y, axis=axis),
-                                  permutation_type="samples", vectorized=True, n_resamples=n_resamples,
-                                  alternative="two-sided", random_state=rng)
+    counts = d.sum(axis=1)  # (k,) per-seed paired differences in prompts: integers, so the test is exact
     lo, hi = res.confidence_interval
     return {"diff": float((per_a - per_b).mean()), "ci95": [float(lo), float(hi)],
-            "se": float(res.standard_error), "p_value": float(perm.pvalue), "n_seeds": int(k),
+            "se": float(res.standard_error), "p_value": sign_flip_p(counts), "n_seeds": int(k),
             "n_prompts": int(n), "per_seed_diff": (per_a - per_b).tolist()}
 
 
+MAX_SIGN_FLIP_SEEDS = 44  # 2 x 2^22 half-sums: exact counting stays under a few hundred MB
+
+
+def sign_flip_p(diffs) -> float:
+    """Exact two-sided p of the sign-flip test of per-seed paired differences ``diffs`` (integers,
+    e.g. prompt counts): the share of the 2^k sign patterns whose sum is at least as far from 0 as
+    the observed one. The 2^k sums are counted by splitting the seeds into two halves, listing each
+    half's 2^(k/2) sums and counting pairs with a sorted search (meet in the middle)."""
+    x = np.asarray(diffs)
+    if x.ndim != 1 or x.size < 1 or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+        raise ValueError(f"diffs must be a 1-D array of finite numbers, got {x!r}")
+    if not np.allclose(x, np.round(x)):
+        raise ValueError("diffs must be integers (counts); scale them (e.g. by the number of prompts) first")
+    if x.size > MAX_SIGN_FLIP_SEEDS:
+        raise ValueError(f"len(diffs)={x.size} is out of range: valid is 1..{MAX_SIGN_FLIP_SEEDS}")
+    x = np.abs(np.round(x).astype(np.int64))
+    observed = int(abs(np.round(np.asarray(diffs)).astype(np.int64).sum()))
+
+    def half_sums(v):  # all 2^len(v) signed sums
+        sums = np.zeros(1, dtype=np.int64)
+        for value in v:
+            sums = np.concatenate([sums + value, sums - value])
+        return sums
+
+    left, right = half_sums(x[: x.size // 2]), np.sort(half_sums(x[x.size // 2:]))
+    # pairs with left + right >= observed, plus pairs with left + right <= -observed
+    upper = right.size - np.searchsorted(right, observed - left, side="left")
+    lower = np.searchsorted(right, -observed - left, side="right")
+    if observed == 0:  # every pattern is at least as far from 0
+        return 1.0
+    extreme = upper.sum() + lower.sum()
+    return float(extreme / 2.0 ** x.size)
+
+
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    """Holm–Bonferroni adjusted p-values (family-wise error), same keys."""
+    """Holm–Bonferroni adjusted p-values (family-wise error over the keys given), same keys."""
+    bad = {k: v for k, v in p_values.items() if not (np.isfinite(v) and 0.0 <= v <= 1.0)}
+    if bad:
+        raise ValueError(f"p_values={bad} out of range: valid are finite numbers in [0, 1]")
     names = sorted(p_values, key=lambda k: p_values[k])
     m, out, running = len(names), {}, 0.0
     for i, name in enumerate(names):
@@ -160,21 +200,45 @@ def arm_matrix(df, arm: str, *, task: str = "kv", depths: Sequence[float] | None
     return table.index.to_numpy(), table.to_numpy(dtype=float)
 
 
-def summarize(df, config: Mapping, *, reference: str = "cream", key_pair: tuple[str, str] = ("cream", "pose"),
-              n_resamples: int = 10_000, seed: int = 0, arm_info: Mapping[str, Mapping] | None = None) -> dict:
-    """The study's summary from its record table (see :func:`creamviz.study.load_records`)."""
-    from creamviz.study import ARM_BY_NAME, BASE
+def middle_accuracy(df, *, task: str = "kv") -> dict[tuple[str, int], float]:
+    """Middle accuracy (gold pair at :data:`MIDDLE_DEPTHS`) of every run in the record table:
+    ``{(arm, seed): share correct}`` (seed -1 for the untuned base)."""
+    sel = df[(df["set"] == task) & np.isclose(df["depth"].to_numpy()[:, None], np.asarray(MIDDLE_DEPTHS)[None, :]).any(axis=1)]
+    return {(str(a), int(s)): float(v) for (a, s), v in sel.groupby(["arm", "seed"])["correct"].mean().items()}
 
-    arms = [a for a in ARM_BY_NAME if a in set(df["arm"])]
+
+def json_safe(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, Mapping):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def summarize(df, config: Mapping, arms: Mapping[str, Mapping], *, base: str = "base", reference: str = "cream",
+              key_pair: tuple[str, str] = ("cream", "pose"), holm_family: Sequence[str] | None = None,
+              n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """The study's summary from its record table (see :func:`creamviz.study.load_records`).
+
+    ``arms``: arm name -> ``{"params", "label"}`` in table order (arms absent from ``df`` are skipped);
+    ``base``: the untuned base's arm name. Contrasts: ``key_pair`` (A − B) and every other arm −
+    ``reference``, each on the seeds both arms have; ``p_holm``: Holm over the family
+    ``holm_family`` (contrast names; default: the arm − ``reference`` contrasts, the key pair outside
+    it), stated in the result. The result has
+    no NaN (a quantity that needs more seeds is None)."""
+    present = set(df["arm"])
+    names = [a for a in arms if a in present]
     tasks_ = [t for t in dict.fromkeys(df["set"]) if t != "kv"]
     depths = sorted(set(df.loc[df["set"] == "kv", "depth"]))
     out = {"config": dict(config), "arms": {}, "contrasts": {}}
-    for i, arm in enumerate(arms):
+    for i, arm in enumerate(names):
         seeds, m = arm_matrix(df, arm)
         ci = two_level_ci(m, n_resamples=n_resamples, seed=seed + i)
-        info = ARM_BY_NAME[arm]
-        entry = {"params": {"sampler": info.sampler, **info.params}, "seeds": [int(s) for s in seeds],
-                 "middle_acc": ci["per_seed"], "mean": ci["mean"], "ci95": ci["ci95"], "label": info.label,
+        entry = {"params": dict(arms[arm]["params"]), "seeds": [int(s) for s in seeds],
+                 "middle_acc": ci["per_seed"], "mean": ci["mean"], "ci95": ci["ci95"], "label": arms[arm]["label"],
                  "n_middle_prompts": int(m.shape[1]), "variance": variance_parts(m)}
         entry["by_depth"] = {}
         for d in depths:
@@ -191,20 +255,17 @@ def summarize(df, config: Mapping, *, reference: str = "cream", key_pair: tuple[
                 entry["tasks"][t]["partial_mean"] = float(part.mean())
                 entry["tasks"][t]["partial_sd_seed"] = float(part.std(ddof=1)) if len(part) > 1 else 0.0
         out["arms"][arm] = entry
-    if BASE in set(df["arm"]):
-        base = df[df["arm"] == BASE]
-        mid = base[(base["set"] == "kv") & np.isclose(base["depth"].to_numpy()[:, None],
-                                                     np.asarray(MIDDLE_DEPTHS)[None, :]).any(axis=1)]
-        out["base"] = {"middle_acc": float(mid["correct"].mean()),
-                       "by_depth": {f"{d:g}": float(base[(base["set"] == "kv") & np.isclose(base["depth"], d)]
+    if base in present:
+        rows = df[df["arm"] == base]
+        out["base"] = {"middle_acc": middle_accuracy(rows)[(base, -1)],
+                       "by_depth": {f"{d:g}": float(rows[(rows["set"] == "kv") & np.isclose(rows["depth"], d)]
                                                     ["correct"].mean()) for d in depths},
-                       "tasks": {t: float(base[base["set"] == t]["correct"].mean()) for t in tasks_}}
+                       "tasks": {t: float(rows[rows["set"] == t]["correct"].mean()) for t in tasks_}}
         if "partial" in df:
-            out["base"]["tasks_partial"] = {t: float(base[base["set"] == t]["partial"].mean()) for t in tasks_}
-    pairs = []
-    if all(a in arms for a in key_pair):
-        pairs.append((f"{key_pair[0]}-vs-{key_pair[1]}", key_pair[0], key_pair[1]))
-    pairs += [(f"{a}-vs-{reference}", a, reference) for a in arms if a != reference and reference in arms
+            out["base"]["tasks_partial"] = {t: float(rows[rows["set"] == t]["partial"].mean()) for t in tasks_}
+    key_name = f"{key_pair[0]}-vs-{key_pair[1]}"
+    pairs = [(key_name, *key_pair)] if all(a in names for a in key_pair) else []
+    pairs += [(f"{a}-vs-{reference}", a, reference) for a in names if a != reference and reference in names
               and (a, reference) != tuple(reversed(key_pair))]
     for j, (name, a, b) in enumerate(pairs):
         common = sorted(set(out["arms"][a]["seeds"]) & set(out["arms"][b]["seeds"]))
@@ -218,36 +279,71 @@ def summarize(df, config: Mapping, *, reference: str = "cream", key_pair: tuple[
                                   "reference": b, "n_seeds": c["n_seeds"], "n_prompts": c["n_prompts"],
                                   "sd_seed_diff": sd,
                                   "mdd80": min_detectable_difference(sd, c["n_seeds"]) if sd > 0 else 0.0}
-    side = {k: v["p_value"] for k, v in out["contrasts"].items() if v["reference"] == reference
-            and k != f"{key_pair[0]}-vs-{key_pair[1]}"}
-    for name, p in holm(side).items():
+    family = [k for k, v in out["contrasts"].items() if v["reference"] == reference and k != key_name]
+    if holm_family is not None:
+        family = [k for k in holm_family if k in out["contrasts"]]
+    out["holm_family"] = family
+    for name, p in holm({k: out["contrasts"][k]["p_value"] for k in family}).items():
         out["contrasts"][name]["p_holm"] = p
-    out["verdict"] = verdict(out)
-    return out
+    out["verdict"] = verdict(out, f"{key_pair[0]}-vs-{key_pair[1]}", {a: arms[a]["label"] for a in names})
+    return json_safe(out)
+
+
+def _points(x: float, signed: bool = True) -> str:
+    """``x`` (a share) in points with one decimal; a value that rounds to zero prints as 0.0, unsigned."""
+    v = round(float(x) * 100, 1)
+    if v == 0:
+        return "0.0"
+    return (f"{v:+.1f}" if signed else f"{v:.1f}").replace("-", "−")
 
 
 def verdict(summary: Mapping, pair: str = "cream-vs-pose", labels: Mapping[str, str] | None = None) -> str:
-    """One sentence on the key contrast, read off its 95 % CI (excludes 0 or not) and p-value.
-    ``labels`` renames the arms in the sentence (e.g. ``{"cream": "CREAM"}``)."""
+    """One sentence on a contrast, read off its 95 % CI and p-value: whether the CI excludes 0, and
+    how far the CI reaches on each side (so a CI that barely touches 0 reads as borderline, not as
+    "no difference"). ``labels`` renames the arms (e.g. ``{"cream": "CREAM"}``)."""
     c = summary.get("contrasts", {}).get(pair)
-    if c is None:
-        return f"{pair}: not measured (both arms need >= 2 common seeds)."
     key_a, key_b = pair.split("-vs-")
     labels = labels or {}
     a, b = labels.get(key_a, key_a), labels.get(key_b, key_b)
-    lo, hi = c["ci95"]
+    if c is None:
+        return f"{a} − {b}: not measured (both arms need >= 2 common seeds)."
+    lo, hi = c.get("ci95") or (None, None)
     arms = summary.get("arms", {})
     means = ""
     if key_a in arms and key_b in arms:
-        means = f" ({arms[key_a]['mean'] * 100:.1f} % vs {arms[key_b]['mean'] * 100:.1f} %)"
+        means = f" ({_points(arms[key_a]['mean'], False)} % vs {_points(arms[key_b]['mean'], False)} %)"
+    if not all(isinstance(x, float | int) and np.isfinite(x) for x in (c.get("diff"), lo, hi, c.get("p_value"))):
+        return f"{a} − {b}: not estimable from these records (a difference, CI bound or p-value is missing)."
+    lo_s, hi_s = _points(lo), _points(hi)
     if lo > 0 or hi < 0:
         word = "higher" if lo > 0 else "lower"
         strength = f"the 95 % CI excludes 0: {a} is {word}"
+    elif min(abs(lo), abs(hi)) < 0.005:
+        side = "above" if c["diff"] > 0 else "below"
+        strength = (f"the 95 % CI reaches 0 only at its edge: a borderline difference, mostly {side} 0, "
+                    "not established at this number of seeds")
     else:
-        strength = "the 95 % CI includes 0: no clear difference"
-    return (f"{a} − {b} in the middle of the context: {c['diff'] * 100:+.1f} points{means}, 95 % CI "
-            f"[{lo * 100:+.1f}, {hi * 100:+.1f}], permutation p = {c['p_value']:.3g}, {c['n_seeds']} paired seeds x "
+        strength = (f"the 95 % CI includes 0 and spans {lo_s} to {hi_s} points: the data are compatible "
+                    "with no difference and with differences of that size either way")
+    return (f"{a} − {b} in the middle of the context: {_points(c['diff'])} points{means}, 95 % CI "
+            f"[{lo_s}, {hi_s}], sign-flip p = {c['p_value']:.2g}, {c['n_seeds']} paired seeds × "
             f"{c['n_prompts']} prompts; {strength}.")
+
+
+def contrast_rows(summary: Mapping, labels: Mapping[str, str] | None = None) -> list[dict]:
+    """The contrasts as table rows for people: display names, differences and CI bounds in points
+    (one decimal), p-values to two significant digits."""
+    labels = labels or {}
+    rows = []
+    for c in summary.get("contrasts", {}).values():
+        a, b = c["arm"], c["reference"]
+        lo, hi = c["ci95"]
+        rows.append({"contrast": f"{labels.get(a, a)} − {labels.get(b, b)}", "difference (points)": round(c["diff"] * 100, 1),
+                     "95 % CI": f"[{_points(lo)}, {_points(hi)}]", "p": float(f"{c['p_value']:.2g}"),
+                     "p (Holm)": float(f"{c['p_holm']:.2g}") if c.get("p_holm") is not None else None,
+                     "paired seeds": c["n_seeds"],
+                     "MDD80 (points)": round(c["mdd80"] * 100, 1) if c.get("mdd80") is not None else None})
+    return rows
 
 
 def print_summary(summary: Mapping) -> None:

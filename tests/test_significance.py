@@ -139,7 +139,9 @@ def _table(acc: dict[str, list[float]], n: int = 20):
 
 def test_summarize_schema_and_values():
     df = _table({"cream": [0.5, 0.6, 0.7], "pose": [0.4, 0.5, 0.5], "contiguous": [0.3, 0.3, 0.4]})
-    s = S.summarize(df, {"note": "test"}, n_resamples=2000)
+    arms = {"cream": {"params": {"sampler": "cream"}, "label": "CREAM"}, "pose": {"params": {"sampler": "pose"}, "label": "PoSE"},
+            "contiguous": {"params": {"sampler": "contiguous"}, "label": "contiguous"}}
+    s = S.summarize(df, {"note": "test"}, arms, n_resamples=2000)
     assert set(s) >= {"config", "arms", "contrasts"} and s["config"] == {"note": "test"}
     cream = s["arms"]["cream"]
     assert set(cream) >= {"params", "seeds", "middle_acc", "mean", "ci95"}
@@ -149,4 +151,65 @@ def test_summarize_schema_and_values():
     assert set(c) >= {"diff", "ci95", "p_value"}
     assert c["diff"] == pytest.approx(np.mean([0.1, 0.1, 0.2]))
     assert "contiguous-vs-cream" in s["contrasts"] and "p_holm" in s["contrasts"]["contiguous-vs-cream"]
-    assert s["verdict"].startswith("cream − pose") and "95 % CI" in s["verdict"]
+    assert s["verdict"].startswith("CREAM − PoSE") and "95 % CI" in s["verdict"]
+    assert s["holm_family"] == ["contiguous-vs-cream"]
+
+
+def test_summarize_one_seed_has_no_nan():
+    """One seed: no contrast, no seed variance; the summary is strict JSON (None, never NaN)."""
+    import json
+
+    arms = {"cream": {"params": {}, "label": "CREAM"}, "pose": {"params": {}, "label": "PoSE"}}
+    s = S.summarize(_table({"cream": [0.5], "pose": [0.4]}), {}, arms, n_resamples=1000)
+    json.dumps(s, allow_nan=False)
+    assert s["contrasts"] == {} and s["arms"]["cream"]["variance"]["sd_seed"] is None
+    assert "not measured" in s["verdict"]
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 8, 11])
+def test_sign_flip_p_equals_brute_force(k):
+    """Meet in the middle against listing every one of the 2^k sign patterns."""
+    rng = np.random.default_rng(k)
+    for _ in range(5):
+        x = rng.integers(-30, 31, size=k)
+        flips = np.array(list(itertools.product((-1, 1), repeat=k)))
+        brute = np.mean(np.abs(flips @ x) >= abs(x.sum()))
+        assert S.sign_flip_p(x) == pytest.approx(brute, abs=1e-15)
+    assert S.sign_flip_p(np.zeros(k, dtype=int)) == 1.0
+
+
+def test_sign_flip_p_large_k_by_symmetry():
+    """30 equal positive differences: only the all-plus and all-minus patterns reach the observed sum."""
+    assert S.sign_flip_p(np.full(30, 3)) == pytest.approx(2 / 2**30, rel=1e-12)
+    with pytest.raises(ValueError, match="integers"):
+        S.sign_flip_p([0.5, 1.0])
+    with pytest.raises(ValueError, match="finite"):
+        S.sign_flip_p([1.0, float("nan")])
+
+
+def test_holm_refuses_nan_and_out_of_range():
+    for bad in (float("nan"), -0.1, 1.5):
+        with pytest.raises(ValueError, match="p_values"):
+            S.holm({"a": 0.01, "b": bad})
+
+
+def test_verdict_reads_the_ci_honestly():
+    def one(lo, hi, diff=0.03, p=0.04):
+        return S.verdict({"contrasts": {"a-vs-b": {"diff": diff, "ci95": [lo, hi], "p_value": p, "n_seeds": 30,
+                                                   "n_prompts": 300}}}, "a-vs-b")
+    edge = one(-0.0001, 0.059, p=0.045)
+    assert "[0.0, +5.9]" in edge and "borderline" in edge and "no clear difference" not in edge and "−0.0" not in edge
+    assert "excludes 0: a is higher" in one(0.01, 0.05)
+    wide = one(-0.03, 0.06)
+    assert "compatible with no difference" in wide and "[−3.0, +6.0]" in wide
+    assert "not estimable" in one(float("nan"), 0.05)
+    assert "not measured" in S.verdict({"contrasts": {}}, "a-vs-b")
+
+
+def test_contrast_rows_use_display_names_and_rounding():
+    summary = {"contrasts": {"cream-sigma1-vs-cream": {"arm": "cream-sigma1", "reference": "cream", "diff": 0.026999,
+                                                        "ci95": [-0.00917, 0.0631], "p_value": 0.149992, "p_holm": 0.44997,
+                                                        "n_seeds": 20, "mdd80": 0.0411}}}
+    row = S.contrast_rows(summary, {"cream-sigma1": "CREAM σ = 1", "cream": "CREAM reference"})[0]
+    assert row == {"contrast": "CREAM σ = 1 − CREAM reference", "difference (points)": 2.7, "95 % CI": "[−0.9, +6.3]",
+                   "p": 0.15, "p (Holm)": 0.45, "paired seeds": 20, "MDD80 (points)": 4.1}

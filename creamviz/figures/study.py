@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from creamviz.figures.style import ARM_COLORS, TEMPLATE, display_name
 
-__all__ = ["fig_study_forest", "fig_study_contrasts", "fig_study_depth", "ARM_COLORS"]
+__all__ = ["fig_study_forest", "fig_study_contrasts", "fig_study_depth", "fig_seed_blocks", "ARM_COLORS"]
 
 
 
@@ -61,11 +61,13 @@ def fig_study_contrasts(summary: Mapping, *, title: str | None = None) -> go.Fig
     if not contrasts:
         raise ValueError("summary has no contrasts")
     fig = go.Figure()
+    arms = summary["arms"]
     for name, c in contrasts.items():
         lo, hi = c["ci95"]
         p = c["p_value"]
+        a, b = (arms.get(x, {}).get("label") or x for x in (c.get("arm", name), c.get("reference", "")))
         fig.add_trace(go.Scatter(
-            x=[c["diff"] * 100], y=[f"{display_name(name)} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
+            x=[c["diff"] * 100], y=[f"{a} − {b} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
             showlegend=False, marker={"size": 10, "color": ARM_COLORS.get(c.get("arm", name), "#333333"),
                                       "symbol": "diamond" if lo > 0 or hi < 0 else "circle"},
             error_x={"type": "data", "symmetric": False, "array": [(hi - c["diff"]) * 100],
@@ -73,7 +75,8 @@ def fig_study_contrasts(summary: Mapping, *, title: str | None = None) -> go.Fig
             hovertemplate=f"{display_name(name)}<br>%{{x:+.1f}} points [{lo * 100:+.1f}, {hi * 100:+.1f}], p = {p:.3g}<extra></extra>"))
     fig.add_vline(x=0, line_color="#2a3f5f", line_width=1)
     fig.update_layout(template=TEMPLATE, height=120 + 38 * len(contrasts), margin={"l": 10},
-                      title=title or "Paired differences in middle accuracy, 95 % CI (diamond: CI excludes 0)",
+                      title=title or "Paired differences in middle accuracy, 95 % CI (diamond: CI excludes 0; "
+                                     "p: exact sign-flip test)",
                       xaxis_title="difference (percentage points), same seeds and prompts")
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -106,4 +109,44 @@ def fig_study_depth(summary: Mapping, *, arms: Sequence[str] | None = None, titl
                       xaxis_title="depth of the gold pair (% of the context)", yaxis_title="accuracy (%)",
                       legend_title="arm")
     fig.update_xaxes(range=[-3, 103])
+    return fig
+
+
+BLOCK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")  # one per seed block, in order
+
+
+def fig_seed_blocks(blocks: Mapping[str, Mapping], *, title: str | None = None) -> go.Figure:
+    """Per-seed paired differences of each contrast, grouped by seed block, with each block's mean.
+
+    ``blocks``: contrast label -> ``{"seeds": [...], "diff": [...] (points), "block": [block label per
+    seed], "block_means": {block label: {"mean", "n"}}}`` (:func:`creamviz.study.seed_block_differences`).
+    One row per contrast; x = seed, points coloured by block, a horizontal segment at each block's mean."""
+    from plotly.subplots import make_subplots
+
+    if not blocks:
+        raise ValueError("blocks is empty: expected contrast label -> per-seed differences")
+    names = list(blocks)
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, vertical_spacing=0.12 / max(1, len(names) - 1) + 0.04)
+    order = list(dict.fromkeys(b for d in blocks.values() for b in d["block"]))
+    colors = {b: BLOCK_COLORS[i % len(BLOCK_COLORS)] for i, b in enumerate(order)}
+    for row, name in enumerate(names, start=1):
+        d = blocks[name]
+        x = [str(s) for s in d["seeds"]]
+        for b in dict.fromkeys(d["block"]):
+            idx = [i for i, bb in enumerate(d["block"]) if bb == b]
+            fig.add_trace(go.Scatter(x=[x[i] for i in idx], y=[d["diff"][i] for i in idx], mode="markers",
+                                     name=b, legendgroup=b, showlegend=row == 1, marker={"size": 8, "color": colors[b]},
+                                     hovertemplate="seed %{x}: %{y:+.1f} points<extra>" + b + "</extra>"), row=row, col=1)
+            m = d["block_means"][b]
+            label = f"mean {m['mean']:+.1f} (n = {m['n']})".replace("-", "−")
+            mid = idx[len(idx) // 2]
+            fig.add_trace(go.Scatter(x=[x[idx[0]], x[mid], x[idx[-1]]], y=[m["mean"]] * 3, mode="lines+text",
+                                     line={"color": colors[b], "width": 3}, showlegend=False, legendgroup=b,
+                                     text=["", label if m["n"] >= 3 else "", ""], textposition="top center",
+                                     hovertext=label, hoverinfo="text"), row=row, col=1)
+        fig.add_hline(y=0, line_color="#2a3f5f", line_width=1, row=row, col=1)
+        fig.update_yaxes(title_text="points", row=row, col=1)
+        fig.update_xaxes(type="category", title_text="seed" if row == len(names) else None, row=row, col=1)
+    fig.update_layout(template=TEMPLATE, height=160 + 260 * len(names), legend_title="seed block",
+                      title=title or "Per-seed paired differences in middle accuracy, by seed block")
     return fig

@@ -17,13 +17,11 @@ from creamviz import coverage, segment_stats
 from creamviz import figures as F
 from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
-from creamviz.resources import resource_path
 from creamviz.samplers import (
     RANDPOS_MAX_IDS,
     SAMPLERS,
     Param,
     make_sampler,
-    sampler_defaults,
     sampler_parameters,
 )
 from creamviz.widgets.base import ExplorerBase, show_auto
@@ -180,19 +178,6 @@ def ids_distance_frequency(sampler, n_samples: int, seed: int = 0) -> tuple[np.n
     return counts / n, n
 
 
-def _study_summary() -> dict | None:
-    """The shipped study summary, read once (None when absent)."""
-    global _SUMMARY_CACHE
-    if _SUMMARY_CACHE is None and STUDY_SUMMARY.is_file():
-        import json
-
-        _SUMMARY_CACHE = json.loads(STUDY_SUMMARY.read_text())
-    return _SUMMARY_CACHE
-
-
-_SUMMARY_CACHE: dict | None = None
-
-
 def _empty_figure(text: str) -> go.Figure:
     return F.fig_placeholder("", text)
 
@@ -232,64 +217,11 @@ def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
     return fig
 
 
-STUDY_SUMMARY = resource_path("study", "summary.json")
-CREAM_DEFAULTS = {"sigma": 3.0, "p_continuity": 0.5, "middle": "reference"}  # the study's reference arm
+def nearest_study_arm(method: str, train_len: int, target_len: int, **params) -> dict:
+    """The measured study arm nearest to these parameters: :func:`creamviz.study.nearest_arm`."""
+    from creamviz.study import nearest_arm
 
-
-def nearest_study_arm(method: str, train_len: int, target_len: int, *, k=None, mu=None, sigma=3.0,
-                      p_continuity=0.5, middle="reference", summary: dict | None = None,
-                      max_distance: float = 0.34) -> dict:
-    """The measured study arm nearest to these sampler parameters, or none near.
-
-    Arms of another sampler, another factor L / N, or non-default k / μ are never near. Among the
-    CREAM arms the distance is ``|σ − σ_arm| / 3 + |p_continuity − p_arm| / 0.5 + [middle differs]``;
-    near means at most ``max_distance`` (σ within 1, or p_continuity within 0.17, of an arm).
-    Returns ``{"arm": name or None, "distance": d, "text": one sentence}``."""
-    import json
-
-    if summary is None:
-        if not STUDY_SUMMARY.is_file():
-            return {"arm": None, "distance": None, "text": "No study summary shipped (creamviz/resources/study/summary.json)."}
-        summary = json.loads(STUDY_SUMMARY.read_text())
-    cfg = summary.get("config", {})
-    study_n, study_l = int(cfg.get("train_len", 256)), int(cfg.get("target_len", 2048))
-    where = f"N = {study_n} → L = {study_l}"
-    factor = target_len / train_len
-    if not np.isclose(factor, study_l / study_n):
-        return {"arm": None, "distance": None,
-                "text": f"No study arm is near: the study ran at factor L/N = {study_l / study_n:g} ({where}), "
-                        f"these parameters have {factor:g}."}
-    rule = sampler_defaults("cream", train_len, target_len)  # k = 4·L/N, μ = 1 + L/N (their Param declarations)
-    if method == "cream" and ((k is not None and k != rule["k"]) or (mu is not None and mu != rule["mu"])):
-        return {"arm": None, "distance": None,
-                "text": "No study arm is near: the study used the default k = 4·L/N and μ = 1 + L/N."}
-    best, best_d = None, np.inf
-    for name, arm in summary.get("arms", {}).items():
-        params = dict(arm.get("params", {}))
-        if params.pop("sampler", None) != method:
-            continue
-        if method == "cream":
-            p = {**CREAM_DEFAULTS, **params}
-            d = abs(sigma - p["sigma"]) / 3 + abs(p_continuity - p["p_continuity"]) / 0.5 + float(middle != p["middle"])
-        else:
-            d = 0.0
-        if d < best_d:
-            best, best_d = name, d
-    if best is None or best_d > max_distance:
-        extra = f" (nearest: {best}, distance {best_d:.2f})" if best is not None else ""
-        return {"arm": None, "distance": None if best is None else float(best_d),
-                "text": f"No study arm is near these parameters{extra}."}
-    a = summary["arms"][best]
-    text = (f"Nearest study arm: {a.get('label') or best} ({where}, distance {best_d:.2f}): middle key-value "
-            f"accuracy {a['mean'] * 100:.1f} % [95 % CI {a['ci95'][0] * 100:.1f}, {a['ci95'][1] * 100:.1f}], "
-            f"{len(a['seeds'])} seeds")
-    c = summary.get("contrasts", {}).get(f"{best}-vs-cream") or (summary.get("contrasts", {}).get("cream-vs-pose")
-                                                                  if best == "pose" else None)
-    if c is not None:
-        sign = -1 if best == "pose" else 1  # cream-vs-pose is CREAM − PoSE
-        lo, hi = sorted((sign * c["ci95"][0], sign * c["ci95"][1]))
-        text += f"; vs CREAM reference {sign * c['diff'] * 100:+.1f} points [{lo * 100:+.1f}, {hi * 100:+.1f}], p = {c['p_value']:.2g}"
-    return {"arm": best, "distance": float(best_d), "text": text + "."}
+    return nearest_arm(method, train_len, target_len, **params)
 
 
 class SamplerExplorer(ExplorerBase):
@@ -333,8 +265,8 @@ class SamplerExplorer(ExplorerBase):
         figs = sampler_figures(sampler, self.n_samples, self.seed)
         self.sampler = sampler
         self.study_note = nearest_study_arm(self.method, self.train_len, self.target_len, k=self.k, mu=self.mu,
-                                            sigma=self.sigma, p_continuity=self.p_continuity, middle=self.middle,
-                                            summary=_study_summary())["text"]
+                                            sigma=self.sigma, p_continuity=self.p_continuity,
+                                            middle=self.middle)["text"]
         return figs
 
     def _extra_views(self) -> list[W.Widget]:
