@@ -8,15 +8,16 @@ on the relevant item by its depth for a few chosen heads of a ``NeedleSweep``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from creamviz.attention_result import AttentionMaps, NeedleSweep
 from creamviz.figures.style import TEMPLATE
 
-__all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves"]
+__all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves", "fig_retrieval_scores", "fig_head_masking"]
 
 LOG_FLOOR = 1e-6  # probabilities below this get the floor colour on the log scale
 
@@ -121,4 +122,72 @@ def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], 
                       yaxis={"type": "log"} if log_y else {"rangemode": "tozero"},
                       title=title or f"{sweep.label + ': ' if sweep.label else ''}mass on the {sweep.task} item "
                                      f"by depth (L = {sweep.length:,}, {sweep.mass.shape[1]} prompt(s) per depth)")
+    return fig
+
+
+def fig_retrieval_scores(scores, *, title: str | None = None, threshold: float = 0.1) -> go.Figure:
+    """Retrieval score per (layer, head) (Wu et al. 2024), one heatmap panel per model, side by side
+    with a shared colour scale (e.g. base / CREAM / PoSE). ``scores``: a
+    :class:`creamviz.retrieval_heads.RetrievalScores` or a mapping ``name -> RetrievalScores``.
+    Heads above ``threshold`` (the paper's retrieval heads) are outlined.
+
+    Traces: per panel a ``go.Heatmap`` named after the model, then a ``go.Scatter`` named
+    ``"<name>: score > threshold"`` when any head passes it.
+    """
+    panels = dict(scores) if isinstance(scores, Mapping) else {scores.label or "model": scores}
+    if not panels:
+        raise ValueError("scores must hold at least one RetrievalScores")
+    zmax = max(float(s.scores.max()) for s in panels.values()) or 1.0
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[
+        f"{name} (exact match {s.correct.mean():.0%} of {len(s.correct)})" for name, s in panels.items()],
+        shared_yaxes=True, horizontal_spacing=0.04)
+    for i, (name, s) in enumerate(panels.items(), start=1):
+        x, y = [f"H{h}" for h in s.heads], [f"L{layer}" for layer in s.layers]
+        fig.add_trace(go.Heatmap(z=s.scores, x=x, y=y, name=name, colorscale="Viridis", zmin=0, zmax=zmax,
+                                 showscale=i == len(panels), colorbar={"title": "retrieval<br>score"},
+                                 hovertemplate=f"{name}<br>%{{y}} %{{x}}<br>retrieval score %{{z:.3f}}<extra></extra>"),
+                      row=1, col=i)
+        above = s.retrieval_heads(threshold)
+        if above:
+            fig.add_trace(go.Scatter(x=[f"H{h}" for _, h in above], y=[f"L{layer}" for layer, _ in above],
+                                     mode="markers", name=f"{name}: score > {threshold:g}", hoverinfo="skip",
+                                     marker={"symbol": "square-open", "size": 14, "color": "#d62728",
+                                             "line": {"width": 2}}), row=1, col=i)
+    first = next(iter(panels.values()))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(template=TEMPLATE, showlegend=False, height=max(360, 20 * len(first.layers) + 160),
+                      width=max(420, len(panels) * (45 * len(first.heads) + 80) + 160),
+                      title=title or f"Retrieval score per head ({first.task}, L = {first.length:,}, "
+                                     f"{len(first.correct)} prompts; outlined: score > {threshold:g})")
+    return fig
+
+
+def fig_head_masking(results, *, title: str | None = None) -> go.Figure:
+    """Exact match of the greedy answer with the top-k retrieval heads masked (solid) against k random
+    other heads masked (dashed: mean over draws; dots: each draw), by k, one colour per model.
+    ``results``: a :class:`creamviz.retrieval_heads.MaskingResult` or a mapping ``name -> MaskingResult``.
+
+    Traces per model: ``"<name>: top-k retrieval heads"``, ``"<name>: k random heads (mean)"``,
+    ``"<name>: random draws"``.
+    """
+    runs = dict(results) if isinstance(results, Mapping) else {"model": results}
+    if not runs:
+        raise ValueError("results must hold at least one MaskingResult")
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    fig = go.Figure()
+    for i, (name, r) in enumerate(runs.items()):
+        color = palette[i % len(palette)]
+        ks = [0, *r.ks]
+        fig.add_trace(go.Scatter(x=ks, y=[r.baseline, *r.top], mode="lines+markers", name=f"{name}: top-k retrieval heads",
+                                 line={"color": color, "width": 2}))
+        fig.add_trace(go.Scatter(x=ks, y=[r.baseline, *r.random.mean(1)], mode="lines+markers",
+                                 name=f"{name}: k random heads (mean)", line={"color": color, "width": 2, "dash": "dash"}))
+        xs = np.repeat(np.asarray(r.ks), r.random.shape[1])
+        fig.add_trace(go.Scatter(x=xs, y=r.random.ravel(), mode="markers", name=f"{name}: random draws",
+                                 marker={"color": color, "size": 6, "opacity": 0.45, "symbol": "circle-open"}))
+    first = next(iter(runs.values()))
+    fig.update_layout(template=TEMPLATE, height=420, width=760, xaxis_title="heads masked (k)",
+                      yaxis={"title": "exact match of the greedy answer", "range": [-0.03, 1.03]},
+                      title=title or f"Masking the top-k retrieval heads vs k random heads "
+                                     f"({first.n_prompts} prompts, {first.random.shape[1]} random draws per k)")
     return fig
