@@ -268,7 +268,7 @@ def no_progress_bars():
             hf_logging.enable_progress_bar()
 
 
-def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
+def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None, adapter=None, merge=False):
     """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, a name in ``NAMED_MODELS``
     such as ``"smollm2-135m"`` once fetched, or a local HF directory).
 
@@ -277,6 +277,9 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
     with ``factor`` = L / N >= 1 sets ``config.rope_parameters`` and ``max_position_embeddings = L``
     (N = the checkpoint's ``max_position_embeddings``). ``attn``: "sdpa" or "eager" (needed for
     ``output_attentions``). Returns the model in eval mode, on CPU, float32 unless ``dtype`` given.
+    ``adapter``: a LoRA adapter directory (``creamviz.lora``; a LoRA run's ``final/``) put on the
+    loaded base (pass the run's ``rope`` / ``factor``): a ``peft.PeftModel``, or with ``merge`` the
+    plain model with the update folded into its weights.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -289,6 +292,10 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
         model = AutoModelForCausalLM.from_pretrained(
             _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
             trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)
+    if adapter is not None:
+        from creamviz.lora import load_adapter
+
+        model = load_adapter(model, adapter, merge=merge)
     model.eval()
     return model
 
