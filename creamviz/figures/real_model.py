@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from creamviz.attention_result import AttentionMaps, NeedleSweep, TokenText
-from creamviz.figures.style import TEMPLATE
+from creamviz.figures.style import TEMPLATE, method_color
 
 __all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves", "fig_retrieval_scores", "fig_head_masking"]
 
@@ -219,10 +219,9 @@ def fig_head_masking(results, *, title: str | None = None) -> go.Figure:
     runs = dict(results) if isinstance(results, Mapping) else {"model": results}
     if not runs:
         raise ValueError("results must hold at least one MaskingResult")
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     fig = go.Figure()
     for i, (name, r) in enumerate(runs.items()):
-        color = palette[i % len(palette)]
+        color = method_color(name, i)
         ks = [0, *r.ks]
         fig.add_trace(go.Scatter(x=ks, y=[r.baseline, *r.top], mode="lines+markers", name=f"{name}: top-k retrieval heads",
                                  line={"color": color, "width": 2}))
