@@ -23,7 +23,7 @@ import torch
 from creamviz.validation import check_bool, check_int, check_real
 
 __all__ = ["LoraSettings", "ADAPTER_FILE", "ADAPTER_CONFIG", "EMBEDDING_AND_NORM_MODULES", "apply_lora",
-           "save_adapter", "load_adapter", "merge_adapter", "is_adapter_dir", "trainable_parameters"]
+           "save_adapter", "load_adapter", "adapter_base", "merge_adapter", "is_adapter_dir", "trainable_parameters"]
 
 ADAPTER_FILE = "adapter_model.safetensors"  # peft's file names
 ADAPTER_CONFIG = "adapter_config.json"
@@ -98,6 +98,28 @@ def is_adapter_dir(path) -> bool:
     """True when ``path`` holds a saved adapter (peft's config and safetensors weights)."""
     p = pathlib.Path(path)
     return (p / ADAPTER_CONFIG).is_file() and (p / ADAPTER_FILE).is_file()
+
+
+def adapter_base(path) -> tuple[str, str | None, float | None]:
+    """(base model, rope, factor) an adapter was trained on, from its LoRA run's records: the run
+    metadata beside a ``final/`` adapter, or the run's config beside a ``checkpoint-*``."""
+    import json
+
+    from creamviz.training import CONFIG_FILE, RUN_METADATA
+
+    p = pathlib.Path(path)
+    meta, config = p / RUN_METADATA, p.parent / CONFIG_FILE
+    if meta.is_file():
+        m = json.loads(meta.read_text())
+        rope = m["rope"]["type"]
+        return m["base_model"], None if rope == "none" else rope, m["rope"]["factor"]
+    if config.is_file():
+        from creamviz.training import TrainConfig
+
+        c = TrainConfig(**json.loads(config.read_text()))
+        return c.model, None if c.rope == "none" else c.rope, c.rope_factor
+    raise ValueError(f"adapter {str(path)!r} has no run records ({RUN_METADATA} or ../{CONFIG_FILE}); "
+                     "load it with load_model(base, rope=..., factor=..., adapter=path)")
 
 
 def save_adapter(model, out) -> pathlib.Path:

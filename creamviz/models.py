@@ -284,6 +284,13 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None, adapter
     import torch
     from transformers import AutoModelForCausalLM
 
+    from creamviz import lora
+
+    if adapter is None and lora.is_adapter_dir(path) and not any(pathlib.Path(path).glob("model*.safetensors")):
+        # a LoRA run's final/ or checkpoint: its base model and RoPE from the run's records
+        base, run_rope, run_factor = lora.adapter_base(path)
+        return load_model(base, rope=rope or run_rope, factor=factor or run_factor, attn=attn, dtype=dtype,
+                          adapter=path, merge=merge)
     if attn not in ("sdpa", "eager", "flash_attention_2"):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
     config = load_config(path, rope=rope, factor=factor)

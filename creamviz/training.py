@@ -274,6 +274,11 @@ class TrainConfig:
     cpu: bool | None = None  # force CPU; None -> CPU when CUDA is absent (multi-process CPU runs need it)
     progress: bool = True  # tqdm progress bar
     record_positions: bool = True  # write the sampled layouts to positions*.jsonl
+    lora_r: int | None = None  # LoRA rank r (creamviz.lora, through peft); None = full fine-tuning
+    lora_alpha: float | None = None  # LoRA scale alpha (update x alpha / r); None -> 2 r
+    lora_targets: str = "q_proj,k_proj,v_proj,o_proj"  # comma-separated module names that get an adapter
+    lora_dropout: float = 0.0  # dropout on the adapters' input
+    lora_embed_norms: bool = False  # LongLoRA's LoRA+: also train the embeddings and norms in full
 
     def validate(self, *, data_is_label: bool = False) -> None:
         """Check every field; a ValueError names the field, the value and the valid range.
@@ -347,6 +352,23 @@ class TrainConfig:
         if self.keep_checkpoints is not None:
             need_int("keep_checkpoints", 1)
         _validate_scale_fields(self)
+        if self.lora_r is not None:
+            self.lora_settings()
+        elif self.lora_alpha is not None or self.lora_embed_norms:
+            raise ValueError(f"lora_alpha={self.lora_alpha!r} / lora_embed_norms={self.lora_embed_norms!r} need "
+                             "lora_r (the LoRA rank); valid: set lora_r, or leave them unset")
+
+    def lora_settings(self):
+        """The :class:`creamviz.lora.LoraSettings` of the ``lora_*`` fields (validated; seeded by
+        ``seed``), or None for full fine-tuning."""
+        from creamviz.lora import LoraSettings
+
+        if self.lora_r is None:
+            return None
+        targets = tuple(t.strip() for t in str(self.lora_targets).split(",") if t.strip())
+        alpha = 2.0 * self.lora_r if self.lora_alpha is None else self.lora_alpha
+        return LoraSettings(r=self.lora_r, alpha=alpha, target_modules=targets, dropout=self.lora_dropout,
+                            train_embeddings_and_norms=self.lora_embed_norms, seed=self.seed).validate()
 
     def with_model_window(self) -> TrainConfig:
         """A copy with ``train_len`` resolved (None -> the model's pre-trained window W), after
@@ -806,6 +828,12 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
     model = models.load_model(config.model, rope=None if config.rope == "none" else config.rope,
                               factor=rope_factor, attn=config.attn)
     tokenizer = models.load_tokenizer(config.model)
+    if config.lora_r is not None:  # LoRA: only the adapters (and LongLoRA's extras) train
+        from creamviz.lora import apply_lora
+
+        model = apply_lora(model, config.lora_settings())
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
 
     args = TrainingArguments(
         output_dir=str(out),
@@ -913,6 +941,7 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
                 "world_size": args.world_size,
                 "wall_time_s": wall,
                 "resumed_from": str(resumed_from) if resumed_from else None,
+                "lora": config.lora_settings().record() if config.lora_r is not None else None,  # final/ holds the adapter
                 "final_loss": loss_log[-1]["loss"] if loss_log else None,
                 "config": asdict(config),
                 "versions": {"torch": torch.__version__,
