@@ -14,7 +14,8 @@ Parts (each resumable; a call stops itself after ``--max-minutes`` and the next 
      104, 139), LitM's generation budget of 100 new tokens, scored by the value appearing in the
      answer (``tasks.score``);
    - needle-in-a-haystack tasks of RULER's families at L (``niah_chat``, ``multikey_niah``,
-     ``multivalue_niah``; RULER's string-match-all scorer, ``tasks.ruler_score``, where it applies);
+     ``multivalue_niah``) in RULER's noise haystack (the repeated "The grass is green. ..." of its
+     niah_single_1), RULER's string-match-all scorer (``tasks.ruler_score``) for the multi-needle ones;
    - passkey retrieval (``passkey_chat``) at N, L / 2 and L over depths.
    Records are written after every shared-context group (``evaluate.evaluate_resumable``).
 3. ``heads``: retrieval scores (Wu et al. 2024; ``creamviz.retrieval_heads``) of every head of the
@@ -30,6 +31,7 @@ Exit status 0 when every part is done, 3 when the time budget ended a call early
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import pathlib
 import sys
@@ -157,6 +159,9 @@ def eval_examples(cfg: ExtendConfig, tok) -> dict[str, list]:
 
     L, N = cfg.target_len, cfg.train_len
     sets = {}
+    # RULER's noise haystack (its niah_single_1 one: the passkey filler repeated), long enough for L;
+    # the package's held-out corpus holds only ~8K SmolLM2 tokens
+    noise = [" ".join(tasks.PASSKEY_FILLER)] * (L // 8)
     for n in cfg.litm_keys:
         golds = LITM_GOLD.get(n, tuple(sorted({0, (n - 1) // 2, n - 1})))
         # the pairs fit any budget: LitM's prompts are sized by their number of keys, not by a length
@@ -165,7 +170,10 @@ def eval_examples(cfg: ExtendConfig, tok) -> dict[str, list]:
     for name in cfg.ruler_tasks:
         gen = tasks.GENERATORS.get(name) or tasks.RULER_GENERATORS[name]
         depths = [(i + 0.5) / cfg.ruler_n for i in range(cfg.ruler_n)]
-        sets[f"{name}_{L}"] = [gen(tok, L, depth=d, seed=i) for i, d in enumerate(depths)]
+        takes_depth = "depth" in inspect.signature(gen).parameters  # multivalue_niah places its needles itself
+        extra = {"haystack": noise} if "haystack" in inspect.signature(gen).parameters else {}
+        sets[f"{name}_{L}"] = [gen(tok, L, depth=d, seed=i, **extra) if takes_depth else gen(tok, L, seed=i, **extra)
+                               for i, d in enumerate(depths)]
     lengths = cfg.passkey_lengths or (N, L // 2, L)
     for length in lengths:
         depths = [(i + 0.5) / cfg.passkey_n for i in range(cfg.passkey_n)]
