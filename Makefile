@@ -8,14 +8,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup model test demo lab bench lint clean
+.PHONY: setup model test demo lab bench lint docs clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first: the CPU build on this disk; the package only asks for a range.
+	# torch first, its CPU build (the package itself only asks for a range).
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium (browser tests will fail)"
@@ -40,8 +40,12 @@ bench: setup
 	$(BIN)/python benchmarks/bench_samplers.py
 	@for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_samplers.py ] || $(BIN)/python $$f; done
 
+# the documentation site in site/ (offline: plotly.js and MathJax bundled); notebooks run in quick mode
+docs: setup model
+	$(BIN)/python scripts/build_docs.py --executed test-artifacts/executed
+
 lint: setup
 	$(BIN)/ruff check creamviz tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache site build/docs

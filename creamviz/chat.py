@@ -7,7 +7,8 @@ official script masks nothing). Here:
 - :func:`render_chat` turns one conversation (a list of ``{"role", "content"}`` messages) into
   ``(input_ids, labels)`` through ``tokenizer.apply_chat_template``; ``labels="all"`` (official) or
   ``"assistant"`` (loss only on the assistant turns' content and end-of-turn tokens; the user
-  turns, the system prompt and the ``assistant`` header get -100).
+  turns, the system prompt, a default system prompt the template injects and the ``assistant``
+  header get -100). The ids are always the whole conversation's tokenization.
 - :func:`longchat_lines_chats` generates a small seeded LongChat-Lines-style set: a long
   multi-turn conversation in which the user dictates numbered lines ``line <id>: REGISTER_CONTENT
   is <number>`` over several turns and finally asks for the number on one line.
@@ -57,16 +58,24 @@ def _check_messages(messages, where: str) -> list[dict]:
     return out
 
 
+_SENTINEL = "\u2063creamviz-answer\u2063"  # stands in for an assistant answer to find where it starts
+
+
 def render_chat(tokenizer, messages, *, labels: str = "all", where: str = "chat") -> tuple[list[int], list[int]]:
     """``(input_ids, labels)`` of one conversation rendered with ``tokenizer``'s chat template.
 
-    The conversation is rendered message by message (``apply_chat_template`` of each prefix; for an
-    assistant turn also the prefix with ``add_generation_prompt=True``, which ends with the
-    assistant header), and each new piece of text is tokenized on its own (no special tokens
-    added), so every token belongs to exactly one piece: the ids decode to the full rendered
-    conversation. ``labels="all"``: labels = ids. ``"assistant"``: -100 except the assistant
-    turns' content and closing tokens. ValueError when the tokenizer has no chat template or the
-    template does not render prefixes as prefixes (``where`` names the source in messages).
+    The ids are the tokenization of the whole rendered conversation, once (no special tokens added),
+    so they equal what the model sees at inference whatever the turns contain. ``labels="all"``:
+    labels = ids. ``"assistant"``: -100 except the assistant turns' answers: the characters from the
+    start of each assistant message's content to the end of its turn (its closing tokens included),
+    found as character spans and mapped onto tokens by the tokenizer's offsets (a token is labelled
+    when it starts inside a span; one that merges header and content characters is not). Whatever
+    the template injects (a default system prompt, role headers) is never labelled. The content's
+    start is found by rendering the turn with a placeholder answer, so templates that insert text
+    before the first message are handled (a slow tokenizer, without offsets, tokenizes the text
+    between span edges and must give the whole conversation's ids). ValueError when the tokenizer
+    has no chat template, or the template does not render
+    the conversation's prefixes as prefixes (``where`` names the source in messages).
     """
     if labels not in CHAT_LABELS:
         raise ValueError(f"labels={labels!r}; valid: {', '.join(CHAT_LABELS)}")
@@ -75,31 +84,46 @@ def render_chat(tokenizer, messages, *, labels: str = "all", where: str = "chat"
                          "chat rows need a chat model's tokenizer")
     messages = _check_messages(messages, where)
 
-    def text(upto: int, gen: bool = False) -> str:
-        if upto == 0:
-            return ""
-        return tokenizer.apply_chat_template(messages[:upto], tokenize=False, add_generation_prompt=gen)
+    def render(msgs) -> str:
+        return tokenizer.apply_chat_template(msgs, tokenize=False)
 
-    pieces: list[tuple[str, bool]] = []  # (text, is an assistant answer)
-    done = ""
+    full = render(messages)
+    if labels == "all":
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        return ids, list(ids)
+    spans = []  # [start, end) character spans of the assistant answers in `full`
     for j, m in enumerate(messages):
-        stops = [(text(j, gen=True), False), (text(j + 1), True)] if m["role"] == "assistant" \
-            else [(text(j + 1), False)]
-        for upto_text, answer in stops:
-            if not upto_text.startswith(done):
-                raise ValueError(f"{where}: the chat template does not render message {j} as an extension "
-                                 "of the messages before it; cannot split the conversation into turns")
-            pieces.append((upto_text[len(done):], answer))
-            done = upto_text
-    ids: list[int] = []
-    lab: list[int] = []
-    for piece, answer in pieces:
-        if not piece:
+        if m["role"] != "assistant":
             continue
-        tok = tokenizer(piece, add_special_tokens=False)["input_ids"]
-        ids += tok
-        lab += tok if (labels == "all" or answer) else [-100] * len(tok)
-    return ids, lab
+        upto = render(messages[:j + 1])
+        marked = render(messages[:j] + [{"role": "assistant", "content": _SENTINEL}])
+        begin = marked.find(_SENTINEL)
+        if begin < 0 or not full.startswith(upto) or upto[:begin] != marked[:begin] \
+                or not upto[begin:].startswith(m["content"]):
+            raise ValueError(f"{where}: the chat template does not render message {j} as an extension of the "
+                             "messages before it (or changes its content); cannot find the assistant answer")
+        spans.append((begin, len(upto)))
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(enc["input_ids"])
+        starts = np.array([o[0] for o in enc["offset_mapping"]], dtype=np.int64)  # (T,) first character of each token
+        answer = np.zeros(len(ids), dtype=bool)
+        for begin, stop in spans:
+            answer |= (starts >= begin) & (starts < stop)
+        return ids, [t if a else -100 for t, a in zip(ids, answer, strict=True)]
+    # no offsets (a slow tokenizer): tokenize the pieces between span edges, accepted only when they
+    # add up to the whole conversation's tokenization (always true for a byte tokenizer)
+    ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    edges = sorted({0, len(full), *(e for span in spans for e in span)})
+    pieces, lab = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        tok = tokenizer(full[lo:hi], add_special_tokens=False)["input_ids"]
+        pieces += tok
+        lab += tok if any(b <= lo < e for b, e in spans) else [-100] * len(tok)
+    if pieces != list(ids):
+        raise ValueError(f"{where}: labels='assistant' needs a fast tokenizer (character offsets) here: "
+                         f"{type(tokenizer).__name__} tokenizes the turns differently from the whole conversation")
+    return list(ids), lab
 
 
 def longchat_lines_chats(n: int, *, n_lines: int = 120, lines_per_turn: int = 12, seed: int = 0) -> list[dict]:

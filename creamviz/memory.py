@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from creamviz.validation import check_bool, check_choice, check_int, check_real
+
 __all__ = ["GB", "LLAMA2_7B", "ModelShape", "STRATEGIES", "activation_bytes", "memory_table",
            "model_state_bytes", "per_gpu_memory"]
 
@@ -53,17 +55,15 @@ class ModelShape:
     vocab: int  # V, vocabulary size
     name: str = ""  # for tables
 
+    def __post_init__(self) -> None:
+        check_real("n_params", self.n_params, 1)
+        for field_name in ("hidden", "layers", "heads", "vocab"):
+            check_int(field_name, getattr(self, field_name), 1)
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden={self.hidden} must be a multiple of heads={self.heads}")
+
 
 LLAMA2_7B = ModelShape(n_params=6_738_415_616, hidden=4096, layers=32, heads=32, vocab=32000, name="Llama-2-7B")
-
-
-def _check(name, value, low=0, integer=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-    if integer:
-        ok = ok and float(value).is_integer()
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name}={value!r} is out of range: valid is {kind} >= {low}")
 
 
 def model_state_bytes(n_params: float, strategy: str, world_size: int, *, precision: str = "mixed",
@@ -76,16 +76,14 @@ def model_state_bytes(n_params: float, strategy: str, world_size: int, *, precis
     buffer of ZeRO-3 / FSDP, two layers in 16-bit). Returns ``{"params", "grads", "optimizer",
     "gathered", "gpu", "cpu"}`` in bytes.
     """
-    _check("n_params", n_params, 1)
-    _check("world_size", world_size, 1, integer=True)
-    _check("layer_params", layer_params, 0)
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy={strategy!r}; valid: {', '.join(STRATEGIES)}")
-    if precision not in ("mixed", "fp32"):
-        raise ValueError(f"precision={precision!r}; valid: mixed, fp32")
+    check_real("n_params", n_params, 1)
+    check_int("world_size", world_size, 1)
+    check_real("layer_params", layer_params, 0)
+    check_choice("strategy", strategy, STRATEGIES)
+    check_choice("precision", precision, ("mixed", "fp32"))
     w = 2.0 if precision == "mixed" else 4.0  # bytes of a compute weight / gradient
-    k = (12.0 if precision == "mixed" else 8.0) if optimizer_bytes is None else float(optimizer_bytes)
-    _check("optimizer_bytes", k, 0)
+    k = (12.0 if precision == "mixed" else 8.0) if optimizer_bytes is None else \
+        check_real("optimizer_bytes", optimizer_bytes, 0)
     psi, nd = float(n_params), int(world_size)
     params, grads, opt, cpu, gathered = w * psi, w * psi, k * psi, 0.0, 0.0
     if strategy == "zero1":
@@ -114,10 +112,13 @@ def activation_bytes(shape: ModelShape, seq_len: int, batch: int, *, checkpointi
     with ``checkpointing`` each layer's input plus one layer recomputed; ``logits`` =
     ``s·b·V·(dtype_bytes + 8)``.
     """
-    _check("seq_len", seq_len, 1, integer=True)
-    _check("batch", batch, 1, integer=True)
-    if dtype_bytes not in (2, 4):
-        raise ValueError(f"dtype_bytes={dtype_bytes!r}; valid: 2 (bf16/fp16) or 4 (fp32)")
+    if not isinstance(shape, ModelShape):
+        raise ValueError(f"shape must be a ModelShape, got {type(shape).__name__}")
+    check_int("seq_len", seq_len, 1)
+    check_int("batch", batch, 1)
+    check_bool("checkpointing", checkpointing)
+    check_bool("fused_attention", fused_attention)
+    check_choice("dtype_bytes", dtype_bytes, (2, 4))
     s, b, h, a = seq_len, batch, shape.hidden, shape.heads
     scale = dtype_bytes / 2  # the formula counts 16-bit values
     per_layer = s * b * h * (34 + (0 if fused_attention else 5 * a * s / h)) * scale
@@ -153,6 +154,9 @@ def memory_table(shape: ModelShape = LLAMA2_7B, *, world_size: int = 2, seq_len:
     head = (f"{shape.name or 'model'} (Ψ = {shape.n_params / 1e9:.2f} B), sequence {seq_len}, micro-batch {batch} "
             f"per GPU, {world_size} GPUs, {precision} precision, gradient checkpointing "
             f"{'on' if checkpointing else 'off'}")
+    check_real("gpu_gb", gpu_gb, 0, low_open=True)
+    for name in strategies:
+        check_choice("strategies", name, STRATEGIES)
     rows = [head, "",
             "| strategy | params | grads | optimizer | activations | GPU total | CPU per rank | fits "
             f"{gpu_gb:g} GB |", "|---|---|---|---|---|---|---|---|"]
@@ -186,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp32", action="store_true", help="no mixed precision")
     p.add_argument("--gpu-gb", type=float, default=80.0)
     ns = p.parse_args(argv)
-    shape = ModelShape(ns.params, ns.hidden, ns.layers, ns.heads, ns.vocab, ns.name)
-    print(memory_table(shape, world_size=ns.world_size, seq_len=ns.seq_len, batch=ns.batch,
-                       checkpointing=not ns.no_checkpointing, precision="fp32" if ns.fp32 else "mixed",
-                       gpu_gb=ns.gpu_gb))
+    try:
+        shape = ModelShape(ns.params, ns.hidden, ns.layers, ns.heads, ns.vocab, ns.name)
+        table = memory_table(shape, world_size=ns.world_size, seq_len=ns.seq_len, batch=ns.batch,
+                             checkpointing=not ns.no_checkpointing, precision="fp32" if ns.fp32 else "mixed",
+                             gpu_gb=ns.gpu_gb)
+    except ValueError as err:  # one line naming the flag's value and range, no traceback
+        p.error(str(err))
+    print(table)
     return 0
 
 

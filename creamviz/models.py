@@ -148,21 +148,117 @@ def named_model_dir(name: str) -> pathlib.Path:
     return cache_root() / "models" / name
 
 
-def is_fetched(name: str) -> bool:
-    """Is the converted copy of ``name`` complete in the cache?"""
+DIGEST_CHUNK = 4096  # bytes read at the start, middle and end of every tensor for the weights digest
+
+
+def weights_digest(path) -> dict:
+    """A cheap fingerprint of a safetensors file: SHA-256 of its header (names, shapes, dtypes,
+    offsets), its size and ``DIGEST_CHUNK`` bytes at the start, middle and end of every tensor's data
+    (about 3 MB read for SmolLM2-135M's 538 MB, instead of the whole file).
+
+    Returns ``{"sha256": hex, "zero": bool, "zero_tensors": [names]}``: ``zero`` is True when every
+    sampled byte is 0 (a file whose tensor data were zeroed), ``zero_tensors`` lists the tensors of two
+    or more dimensions whose three samples are all 0 (a weight matrix zeroed). ValueError naming the
+    file when the header cannot be read."""
+    import hashlib
+    import json
+
+    path = pathlib.Path(path)
+    h, zero = hashlib.sha256(), True
+    size = path.stat().st_size
+    h.update(size.to_bytes(8, "little"))
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        header = f.read(n) if 0 < n <= size - 8 else b""
+        try:
+            meta = json.loads(header)
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{str(path)!r} is not a safetensors file (its header cannot be read)")
+        h.update(header)
+        zero_tensors = []
+        for name in sorted(k for k in meta if k != "__metadata__"):
+            start, end = (8 + n + int(o) for o in meta[name]["data_offsets"])
+            tensor_zero = True
+            for off in sorted({start, max(start, (start + end) // 2 - DIGEST_CHUNK // 2),
+                               max(start, end - DIGEST_CHUNK)}):
+                f.seek(off)
+                chunk = f.read(min(DIGEST_CHUNK, end - off))
+                h.update(chunk)
+                tensor_zero = tensor_zero and not any(chunk)
+            zero = zero and tensor_zero
+            if tensor_zero and end > start and len(meta[name].get("shape", ())) >= 2:
+                zero_tensors.append(name)
+    return {"sha256": h.hexdigest(), "zero": zero, "zero_tensors": zero_tensors}
+
+
+def named_model_problem(name: str) -> str | None:
+    """Why the cached copy of ``name`` cannot be used (missing files, a ``config.json`` that is
+    not a model config, a truncated or zeroed ``model.safetensors``, weights that differ from the
+    digest recorded at conversion), or None when it is complete and verified. Cheap: reads the
+    headers and a few KiB per tensor (:func:`weights_digest`), not the weights."""
+    import json
+
     d = named_model_dir(name)
-    return all((d / f).is_file() for f in (SOURCE_FILE, "config.json", "model.safetensors",
-                                           "tokenizer.json"))
+    missing = [f for f in (SOURCE_FILE, "config.json", "model.safetensors", "tokenizer.json")
+               if not (d / f).is_file()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for fname in ("config.json", SOURCE_FILE):
+        try:
+            data = json.loads((d / fname).read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            return f"{fname} is not valid JSON ({type(err).__name__})"
+        if not isinstance(data, dict) or (fname == "config.json" and "model_type" not in data):
+            return f"{fname} is not a model config (no model_type)" if fname == "config.json" else \
+                f"{fname} is not a JSON object"
+        if fname == SOURCE_FILE:
+            source = data
+    weights = d / "model.safetensors"
+    try:
+        check_safetensors_file(weights)
+        digest = weights_digest(weights)
+    except ValueError as err:
+        return str(err)
+    if digest["zero_tensors"] or digest["zero"]:
+        return f"model.safetensors holds zeroed tensor data ({', '.join(digest['zero_tensors'][:3]) or 'all'})"
+    recorded = source.get("weights_digest")
+    if recorded is not None and recorded != digest["sha256"]:
+        return "model.safetensors differs from the weights recorded at conversion (weights_digest)"
+    recorded = source.get("config_sha256")
+    if recorded is not None and recorded != file_sha256(d / "config.json"):
+        return "config.json differs from the one written at conversion (config_sha256)"
+    return None
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a (small) file's bytes, e.g. config.json."""
+    import hashlib
+
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def is_fetched(name: str) -> bool:
+    """Is the converted copy of ``name`` complete and intact in the cache (see
+    :func:`named_model_problem`)?"""
+    return named_model_problem(name) is None
 
 
 def _resolve(path) -> pathlib.Path:
     if isinstance(path, str) and path == "tiny":
         return BASE_CHECKPOINT
     if isinstance(path, str) and path in NAMED_MODELS:
-        if not is_fetched(path):
+        if not named_model_dir(path).exists():
             raise ValueError(
                 f"model {path!r} is not in the cache ({named_model_dir(path)}); fetch it once with "
                 f"`creamviz fetch-model {path}` (or `make model`)")
+        problem = named_model_problem(path)
+        if problem is not None:
+            raise ValueError(
+                f"model {path!r} in the cache ({named_model_dir(path)}) is damaged: {problem}; convert it "
+                f"again with `creamviz fetch-model {path} --force`")
         return named_model_dir(path)
     p = pathlib.Path(path).expanduser()
     if not p.is_dir():
@@ -295,16 +391,39 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None, adapter
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
     config = load_config(path, rope=rope, factor=factor)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    where = _resolve(path)
+    for weights in sorted(where.glob("*.safetensors")):  # zeroed data: a few KiB read per tensor
+        digest = weights_digest(weights)
+        if digest["zero"] or digest["zero_tensors"]:
+            raise ValueError(f"{str(weights)!r} holds zeroed tensor data "
+                             f"({', '.join(digest['zero_tensors'][:5]) or 'every tensor'}); the file is damaged: "
+                             "convert or save it again")
     with no_progress_bars():
-        model = AutoModelForCausalLM.from_pretrained(
-            _resolve(path), config=config, attn_implementation=attn, local_files_only=True,
-            trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            where, config=config, attn_implementation=attn, local_files_only=True,
+            trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32,
+            output_loading_info=True, ignore_mismatched_sizes=True)  # reported, then refused below
+    check_loaded_weights(model, info, where)
     if adapter is not None:
-        from creamviz.lora import load_adapter
-
-        model = load_adapter(model, adapter, merge=merge)
+        model = lora.load_adapter(model, adapter, merge=merge)
     model.eval()
     return model
+
+
+def check_loaded_weights(model, info: dict, where) -> None:
+    """Refuse a model whose checkpoint did not fill it: tensors the config expects but the file lacks
+    (transformers would initialise them at random), tensors the file holds that the model has no
+    place for, or shape mismatches. ``info`` is transformers' ``output_loading_info``."""
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of the wrong shape")):
+        names = sorted(str(k if isinstance(k, str) else k[0]) for k in (info.get(key) or ()))
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            problems.append(f"{len(names)} tensor(s) {what}: {shown}")
+    if problems:
+        raise ValueError(f"path={str(where)!r}: the weights do not match the model's config ("
+                         f"{'; '.join(problems)}); refusing a partly initialised model. Convert or save it again")
 
 
 def load_tokenizer(path):

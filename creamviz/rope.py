@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from creamviz.validation import check_int, check_real
+from creamviz.validation import check_int, check_real, check_size
 
 __all__ = [
     "SCALINGS",
@@ -73,6 +73,8 @@ YARN_DEFAULTS = {"beta_fast": 32.0, "beta_slow": 1.0}  # transformers' (and the 
 REGION_TOLERANCE = 0.01  # |log(scale) / log(factor)| below this: "kept"; above 1 - this: "interpolated"
 PHASE_BLOCK = 1 << 22  # (dimension, distance) cells binned at once (16 MiB of int32)
 DECAY_BLOCK = 1 << 20  # (distance, dimension) complex terms summed at once (16 MiB)
+MAX_DECAY_POINTS = 1 << 18  # distances a decay curve is evaluated at (a plot needs about 1024)
+MAX_COVERAGE_BYTES = 1 << 30  # phase-coverage working arrays (the explorer's largest case needs ~0.5 GiB)
 
 
 # --------------------------------------------------------------------------- validation
@@ -121,6 +123,7 @@ def _window_and_theta(config) -> tuple[int, float]:
     theta = params.get("rope_theta", getattr(config, "rope_theta", None))
     if theta is None:
         raise ValueError("the config has no rope_theta: not a RoPE model")
+    theta = check_real("rope_theta", theta, 1.0, low_open=True, hint=" (the config's RoPE base)")
     window = params.get("original_max_position_embeddings")
     if not window:  # linear keeps no N: load_model set max_position_embeddings = factor * N
         factor = params.get("factor") if params.get("rope_type") == "linear" else None
@@ -207,9 +210,14 @@ def rope_config(model="tiny", scaling=None, factor=None, *, train_len=None, rope
 
 
 def _rotary_dim(config) -> int:
+    """d, the rotated channels per head; ValueError when it holds no rotary pair (d < 2)."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     partial = (config.rope_parameters or {}).get("partial_rotary_factor", 1.0)
-    return int(head_dim * partial)
+    rotary = int(head_dim * partial)
+    if rotary < 2:
+        raise ValueError(f"head_dim={head_dim} (partial_rotary_factor={partial}) gives {rotary} rotated channels "
+                         "per head; valid: at least 2 (one rotary pair)")
+    return rotary
 
 
 # --------------------------------------------------------------------------- the spectrum
@@ -301,6 +309,7 @@ def spectrum_from_config(config, *, seq_len=None, target_len=None) -> RopeSpectr
     params = dict(config.rope_parameters)
     name = params["rope_type"]
     big_n, theta = _window_and_theta(config)
+    _rotary_dim(config)  # at least one rotary pair
     factor = float(params.get("factor") or 1.0)
     big_l = int(round(factor * big_n)) if target_len is None else check_int("target_len", target_len, 2)
     if name in ("dynamic", "longrope"):
@@ -384,6 +393,7 @@ def decay_distances(max_distance: int, n_points: int = 1024) -> np.ndarray:
     to ``max_distance`` (every integer near 0), sorted and distinct. (R,) int64."""
     max_distance = check_int("max_distance", max_distance, 1)
     n_points = check_int("n_points", n_points, 2)
+    check_size("decay_distances", n_points, MAX_DECAY_POINTS, unit="points (n_points)")
     grid = np.unique(np.round(np.geomspace(1, max_distance, n_points)).astype(np.int64))
     return np.concatenate([[0], grid])
 
@@ -391,6 +401,8 @@ def decay_distances(max_distance: int, n_points: int = 1024) -> np.ndarray:
 def decay_curves(spectrum: RopeSpectrum, n_points: int = 1024) -> dict:
     """:func:`logit_decay` up to L - 1 on :func:`decay_distances`: name -> (distances, bound) for the
     pre-trained θ, the scaled θ' and, when the scaling has an attention factor, θ' times its square."""
+    n_points = check_int("n_points", n_points, 2)
+    check_size("decay_curves", n_points, MAX_DECAY_POINTS, unit="points (n_points)")
     distances = decay_distances(max(1, spectrum.target_len - 1), n_points)
     curves = {"pre-trained θ": (distances, logit_decay(spectrum.base_inv_freq, distances))}
     if spectrum.scaling != "default":
@@ -414,6 +426,7 @@ def phase_index(inv_freq, n_distances: int, n_bins: int) -> np.ndarray:
     turns_per_token = np.asarray(inv_freq, dtype=np.float64) / (2 * np.pi)
     n_distances = check_int("n_distances", n_distances, 1)
     n_bins = check_int("n_bins", n_bins, 1)
+    check_size("phase_index", len(turns_per_token) * n_distances * 4, MAX_COVERAGE_BYTES, unit="bytes")
     r = np.arange(n_distances, dtype=np.float64)
     out = np.empty((len(turns_per_token), n_distances), dtype=np.int32)
     rows = max(1, PHASE_BLOCK // n_distances)
@@ -494,6 +507,13 @@ class PhaseCoverage:
         return (need & self.exercised).sum(axis=1) / need.sum(axis=1)
 
 
+def coverage_bytes(n_pairs: int, big_l: int, n_bins: int, n_distance_bins: int) -> int:
+    """Estimate of :func:`phase_coverage`'s working arrays in bytes: the (d/2, L) phase cells (int32,
+    their int64 flat copy and a float64 block) and the (d/2, n_bins, D) per-bin counts (int64 + float64,
+    and the einsum's operands)."""
+    return n_pairs * big_l * (4 + 8 + 8) + n_pairs * n_bins * n_distance_bins * (8 + 8 + 8)
+
+
 @functools.lru_cache(maxsize=2)
 def _cells(inv_freq_bytes: bytes, big_l: int, n_bins: int, n_distance_bins: int):
     """What every method of one scaling shares, cached read-only (keyed by the float64 bytes of θ'):
@@ -547,6 +567,9 @@ def phase_coverage(spectrum: RopeSpectrum, frequency, *, method: str = "", n_bin
         raise ValueError("frequency must be finite and >= 0")
     n_bins = check_int("n_bins", n_bins, 1)
     n_distance_bins = min(check_int("n_distance_bins", n_distance_bins, 1), big_l)
+    check_size(f"phase_coverage at L={big_l}, n_bins={n_bins}, n_distance_bins={n_distance_bins}",
+               coverage_bytes(len(spectrum.inv_freq), big_l, n_bins, n_distance_bins), MAX_COVERAGE_BYTES,
+               unit="bytes", hint=" (lower target_len, n_bins or n_distance_bins)")
     index, needed, edges, per_bin = _cells(spectrum.inv_freq.tobytes(), big_l, n_bins, n_distance_bins)
     if trained_inv_freq is None:
         trained = _histogram(index, frequency, n_bins)
@@ -607,6 +630,10 @@ def rope_overview(spectrum: RopeSpectrum, methods=("cream", "pose", "randpos", "
     from creamviz.samplers import make_sampler
 
     big_n, big_l = spectrum.train_len, spectrum.target_len
+    n_bins = check_int("n_bins", n_bins, 1)
+    n_distance_bins = min(check_int("n_distance_bins", n_distance_bins, 1), big_l)
+    check_size(f"rope_overview at L={big_l}", coverage_bytes(len(spectrum.inv_freq), big_l, n_bins, n_distance_bins),
+               MAX_COVERAGE_BYTES, unit="bytes", hint=" (lower target_len, n_bins or n_distance_bins)")
     decay = decay_curves(spectrum, decay_points)
     coverages = {"pre-training": pretraining_coverage(spectrum, n_bins=n_bins, n_distance_bins=n_distance_bins)}
     used = {}

@@ -37,6 +37,7 @@ __all__ = [
     "sampler_parameters",
     "load_sampler_plugins",
     "check_n",
+    "check_position_ids",
     "make_rng",
     "CreamSampler",
     "PoseSampler",
@@ -99,6 +100,64 @@ def _check_ids_size(n: int, big_n: int) -> None:
 
 
 check_n = _check_n  # public: a sampler's `n` argument as an int >= 1, or a ValueError
+
+
+def check_position_ids(ids: Any, n: int, train_len: int, target_len: int, *, sampler: str = "sampler") -> np.ndarray:
+    """The boundary check on every sampler's output (built-in and plugin): ``ids`` must be an
+    ``(n, N)`` integer array with every row strictly increasing inside ``[0, L)``; returns it as
+    int64, else a ValueError naming ``sampler``, the first bad row and what is wrong.
+
+    Cost: one pass over the ids in row blocks (``np.diff`` of a block), no copy of the whole matrix."""
+    arr = np.asarray(ids)
+    if arr.shape != (n, train_len):
+        raise ValueError(f"sampler {sampler!r} returned position ids of shape {arr.shape}; valid is "
+                         f"(n, train_len) = ({n}, {train_len})")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"sampler {sampler!r} returned position ids of dtype {arr.dtype}; valid is an "
+                         f"integer dtype")
+    rows = max(1, IDS_BLOCK_ELEMENTS // max(1, train_len))
+    for start in range(0, n, rows):
+        block = arr[start:start + rows]
+        bad = (block[:, 0] < 0) | (block[:, -1] >= target_len)
+        if train_len > 1:
+            bad |= np.any(np.diff(block, axis=1) <= 0, axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            row = block[i]
+            what = (f"id {int(row.min())} < 0" if row.min() < 0 else
+                    f"id {int(row.max())} >= target_len={target_len}" if row.max() >= target_len else
+                    "ids not strictly increasing (repeated or decreasing)")
+            raise ValueError(f"sampler {sampler!r} returned invalid position ids in row {start + i}: {what}; "
+                             f"valid: each row strictly increasing in [0, target_len={target_len})")
+    return arr.astype(np.int64, copy=False)
+
+
+def _checked_position_ids(method: Callable) -> Callable:
+    """Wrap a sampler class's ``position_ids`` with :func:`check_position_ids` (see ``__init_subclass__``)."""
+    @functools.wraps(method)
+    def position_ids(self, n, seed=None, *args, **kwargs):
+        ids = method(self, n, seed, *args, **kwargs)
+        return check_position_ids(ids, _check_n(n), self.train_len, self.target_len, sampler=self.name)
+
+    position_ids._checked = True
+    return position_ids
+
+
+def _checked_sample(method: Callable) -> Callable:
+    """Wrap a sampler class's ``sample``: the Segments must hold n layouts of the sampler's N and L."""
+    @functools.wraps(method)
+    def sample(self, n, seed=None, *args, **kwargs):
+        seg = method(self, n, seed, *args, **kwargs)
+        if not isinstance(seg, Segments):
+            raise ValueError(f"sampler {self.name!r}.sample returned {type(seg).__name__}; valid is a Segments")
+        if (len(seg), seg.train_len, seg.target_len) != (_check_n(n), self.train_len, self.target_len):
+            raise ValueError(f"sampler {self.name!r}.sample returned {len(seg)} layouts of train_len="
+                             f"{seg.train_len}, target_len={seg.target_len}; valid is n={n} layouts of "
+                             f"train_len={self.train_len}, target_len={self.target_len}")
+        return seg
+
+    sample._checked = True
+    return sample
 make_rng = _rng  # public: a np.random.Generator from a sampler's `seed` argument
 
 
@@ -350,6 +409,11 @@ class Sampler:
         kw = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in cls.parameters]
         pos = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("train_len", "target_len")]
         cls.__signature__ = inspect.Signature(pos + kw)
+        # every sampler's output passes the boundary check, whoever wrote the class
+        for attr, wrap in (("position_ids", _checked_position_ids), ("sample", _checked_sample)):
+            method = cls.__dict__.get(attr)
+            if callable(method) and not getattr(method, "_checked", False):
+                setattr(cls, attr, wrap(method))
 
     def check(self) -> None:
         """Rules tying several parameters together (override; raise ValueError naming them)."""

@@ -191,7 +191,8 @@ def min_target_len(train_len: int, head_len: int, tail_len: int) -> int:
 
     Group A is satisfiable iff ``L >= N + L_h + L_m + 2W - 3`` (put ``P_s = L_h + W - 1``),
     group B iff ``L >= N + L_t + L_m + 2W - 3``; so ``L* = N + L_m + min(L_h, L_t) + 2W - 3``
-    (at most ``4N - 3``). For ``L >= L*`` the maximum equals the upper bound ``W + 2N - 3``.
+    (at most ``4N - 8``, proved for every N by :func:`creamviz.proof.claim_6`). For ``L >= L*`` the
+    maximum equals the upper bound ``W + 2N - 3``.
     """
     big_n, _, head_len, tail_len, mid_len = _check_config(train_len, train_len + 1, head_len, tail_len)
     width = max(head_len, mid_len, tail_len)

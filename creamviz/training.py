@@ -38,6 +38,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import PrinterCallback, TrainerCallback
 
 from creamviz.data import MixtureDataset, WindowDataset, read_corpus
+from creamviz.samplers import check_position_ids
 
 __all__ = [
     "PositionCollator",
@@ -153,7 +154,8 @@ class PositionCollator:
             rng = np.random.default_rng(entropy)
             if getattr(self.sampler, "has_segments", True):
                 seg = self.sampler.sample(1, rng)
-                ids[i] = seg.position_ids()[0]
+                ids[i] = check_position_ids(seg.position_ids(), 1, big_n, self.sampler.target_len,
+                                            sampler=getattr(self.sampler, "name", type(self.sampler).__name__))[0]
                 tail_len[i] = seg.tail_len[0]
                 rec = {"head_len": int(seg.head_len[0]), "mid_start": int(seg.mid_start[0]),
                        "mid_end": int(seg.mid_end[0]), "tail_len": int(seg.tail_len[0]),
@@ -161,7 +163,8 @@ class PositionCollator:
                 if seg.rand_factor is not None:
                     rec["rand_factor"] = int(seg.rand_factor[0])
             else:  # RandPos: no segments, the ids are the record
-                ids[i] = self.sampler.position_ids(1, rng)[0]
+                ids[i] = check_position_ids(self.sampler.position_ids(1, rng), 1, big_n, self.sampler.target_len,
+                                            sampler=getattr(self.sampler, "name", type(self.sampler).__name__))[0]
                 rec = {"position_ids": ids[i].tolist()}
             records.append(rec)
         return ids, tail_len, records
@@ -195,12 +198,16 @@ class PositionCollator:
         if "input_ids" not in ex:
             raise ValueError(f"each example needs 'input_ids'; got keys {sorted(ex)}")
         tok = _as_array(ex["input_ids"], "input_ids")
+        if tok.shape[0] == 0:
+            raise ValueError("an example has 0 input_ids; every example needs at least one token")
         lab = tok.copy() if ex.get("labels") is None else _as_array(ex["labels"], "labels")
         keep = np.ones(tok.shape, bool) if ex.get("attention_mask") is None else \
             _as_array(ex["attention_mask"], "attention_mask").astype(bool)
         if lab.shape != tok.shape or keep.shape != tok.shape:
             raise ValueError(f"labels / attention_mask must match input_ids' length {tok.shape[0]}, "
                              f"got {lab.shape[0]} / {keep.shape[0]}")
+        if not keep.any():
+            raise ValueError("an example's attention_mask is all zeros: it has no token to train on")
         return tok, lab, keep
 
     def _contiguous_row(self, ex: dict, pos: np.ndarray):

@@ -1,9 +1,9 @@
-"""Render the README's RoPE figures: one per scaling, Llama-2-7B's rotary geometry, N = 4096, L = 32768.
+"""Render the RoPE figures of docs/rope.md: one per scaling, Llama-2-7B's rotary geometry, N = 4096, L = 32768.
 
     BROWSER_PATH=/usr/bin/chromium .venv/bin/python docs/rope_figures.py [--out docs/img] [--samples 2000]
 
 Config only (head_dim 128, rope_theta 1e4, N = 4096): no weights are read. Writes
-``rope_<scaling>.png`` and prints the numbers the README quotes.
+``rope_<scaling>.png`` and prints the numbers docs/rope.md quotes.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_render_chat_rejects_bad_input(chat_tok):
         render_chat(chat_tok, [])
     chat_tok.chat_template = "{% for m in messages|reverse %}{{ m['content'] }}{% endfor %}"  # not prefix-stable
     with pytest.raises(ValueError, match="extension of the messages before it"):
-        render_chat(chat_tok, MESSAGES)
+        render_chat(chat_tok, MESSAGES, labels="assistant")  # "all" labels the whole rendering, any template
 
 
 def test_longchat_lines_generator_and_shipped_file():

@@ -201,3 +201,62 @@ def test_any_parameter_combination_is_an_error_or_a_consistent_result(sampler_ex
                 assert _same(ex.sampler.params[name], getattr(ex, name))
     else:
         assert ex.error and _snapshot(ex) == before
+
+
+# --------------------------------------------------------------------------- second round
+def test_rope_auto_factor_slider_shows_the_factor_used():
+    """L / N = 16384 / 64 = 256 lies beyond the slider's initial range (64): the range widens so
+    the disabled 'auto' slider shows what the spectrum uses, not a clamped 64."""
+    from creamviz.widgets import RopeExplorer
+
+    ex = RopeExplorer(model="tiny", train_len=64, target_len=16384, method="pose", n_samples=100)
+    _ = ex.widget
+    assert ex.factor is None and ex.spectrum.factor == 256.0
+    assert ex.controls["factor"].value == 256.0 and ex.controls["factor"].disabled
+
+
+@pytest.mark.parametrize("side", ["sampler", "rope"])
+@pytest.mark.parametrize("name, value", [("sigma", math.nan), ("sigma", math.inf), ("mu", -math.inf),
+                                         ("p_continuity", math.nan)])
+def test_linked_explorers_refuse_non_finite_shared_values_and_keep_the_last(side, name, value):
+    from creamviz.widgets import RopeExplorer
+
+    sampler, rope = SamplerExplorer(n_samples=200), RopeExplorer(n_samples=200)
+    rope.link_sampler(sampler)
+    target = sampler if side == "sampler" else rope
+    before = getattr(sampler, name)
+    assert not target.set_params(**{name: value})
+    assert f"{name}={value!r}" in target.error and "finite number" in target.error
+    assert "Broken link" not in target.error
+    assert _same(getattr(sampler, name), before) and _same(getattr(rope, name), before)
+    assert target.set_params(**{name: 2.0 if name != "p_continuity" else 0.25})  # the link still works
+    assert getattr(sampler, name) == getattr(rope, name)
+
+
+def test_launcher_error_tells_the_present_state_after_a_refused_type():
+    """A refused value after an earlier invalid one: the error says both (this call's refusal and the
+    state's remaining problem); a later valid call clears it."""
+    from creamviz.widgets import TrainingLauncher
+
+    launcher = TrainingLauncher()
+    _ = launcher.widget
+    assert not launcher.set_params(steps=-5) and "steps=-5" in launcher.error
+    assert not launcher.set_params(lr="abc")
+    assert "lr='abc' refused" in launcher.error and "steps=-5" in launcher.error
+    assert launcher.lr == 5e-4
+    assert launcher.set_params(steps=10) and launcher.error == ""
+    assert not launcher.set_params(lr="abc") and "steps" not in launcher.error  # nothing stale
+    assert launcher.set_params(lr=1e-3) and launcher.error == ""
+
+
+
+@pytest.mark.parametrize("train_len", [0])
+def test_rope_explorer_names_train_len_instead_of_dividing_by_it(train_len):
+    from creamviz.widgets import RopeExplorer
+
+    ex = RopeExplorer(n_samples=100)
+    _ = ex.widget
+    before = _snapshot(ex)
+    assert not ex.set_params(train_len=train_len)
+    assert f"train_len={train_len}" in ex.error and "ZeroDivision" not in ex.error
+    assert _snapshot(ex) == before

@@ -9,6 +9,7 @@ from creamviz.figures.attention import *  # noqa: F401,F403
 from creamviz.figures.audit import *  # noqa: F401,F403
 from creamviz.figures.coverage import *  # noqa: F401,F403
 from creamviz.figures.evaluation import *  # noqa: F401,F403
+from creamviz.figures.proof import *  # noqa: F401,F403
 from creamviz.figures.real_model import *  # noqa: F401,F403
 from creamviz.figures.rope import *  # noqa: F401,F403
 from creamviz.figures.sampling import *  # noqa: F401,F403

@@ -187,8 +187,8 @@ class ExplorerBase(T.HasTraits):
                     setattr(self, name, value)
                 except T.TraitError as err:
                     refused.append(f"{name}={value!r} refused: {' '.join(str(err).split())}")
-        if refused:
-            self.error = "; ".join(refused)
+        if refused:  # this call's refusals, then what the update found about the state as it stands
+            self.error = "; ".join(refused + ([self.error] if self.error else []))
         return not self.error
 
     @property

@@ -14,6 +14,7 @@ distances on the sampler's screen are the ones whose angles are shown here.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import ipywidgets as W
@@ -25,10 +26,11 @@ from creamviz import figures as F
 from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
+from creamviz.validation import check_int
 from creamviz.widgets.base import ExplorerBase, show_figure
 from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_traits
 
-__all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS"]
+__all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS", "FiniteLink"]
 
 FIGURE_NAMES = ("wavelengths", "decay", "phase", "distance_dimension")
 SPECTRUM_FIGURES = ("wavelengths", "decay")  # depend on the scaling only
@@ -93,6 +95,28 @@ def update_in_place(widget: go.FigureWidget, fig: go.Figure) -> bool:
     return True
 
 
+class FiniteLink(T.link):
+    """``traitlets.link`` for parameters shared by two explorers: a NaN or ±inf set on either side is
+    refused (the side it was set on gets its previous value back, and a TraitError names the
+    parameter), since NaN != NaN would break the link with the value half-propagated."""
+
+    def _refuse(self, side, change) -> bool:
+        value = change.new
+        if not isinstance(value, float) or math.isfinite(value):
+            return False
+        with self._busy_updating():
+            setattr(side[0], side[1], change.old)
+        raise T.TraitError(f"{side[1]}={value!r}: a parameter shared by linked explorers must be a finite number")
+
+    def _update_target(self, change) -> None:
+        if self.updating or not self._refuse(self.source, change):
+            super()._update_target(change)
+
+    def _update_source(self, change) -> None:
+        if self.updating or not self._refuse(self.target, change):
+            super()._update_source(change)
+
+
 class RopeExplorer(ExplorerBase):
     """State + view of a RoPE scaling and the angles a sampler's distances exercise.
 
@@ -144,6 +168,7 @@ class RopeExplorer(ExplorerBase):
     def scaling_params(self) -> dict:
         """The keyword arguments of :func:`creamviz.rope.rope_spectrum` the traits describe."""
         big_n, big_l = self.train_len, self.target_len
+        check_int("train_len", big_n, 2)  # N before L / N
         if isinstance(big_l, bool) or big_l <= big_n or big_l > MAX_TARGET_LEN:
             raise ValueError(f"target_len={big_l} is out of range: valid is [train_len + 1 = {big_n + 1}, "
                              f"{MAX_TARGET_LEN}]")
@@ -209,7 +234,7 @@ class RopeExplorer(ExplorerBase):
         self.unlink_sampler()
         shared = ("method", "train_len", "target_len", *self.sampler_param_names)
         with self.hold_updates():
-            self._links = [T.link((explorer, name), (self, name)) for name in shared if explorer.has_trait(name)]
+            self._links = [FiniteLink((explorer, name), (self, name)) for name in shared if explorer.has_trait(name)]
         return self._links
 
     def unlink_sampler(self) -> None:
@@ -267,7 +292,10 @@ class RopeExplorer(ExplorerBase):
                 auto.value = control.disabled = getattr(self, name) is None
                 if auto.value:
                     try:
-                        control.value = default()
+                        value = default()
+                        if not isinstance(control, W.FloatLogSlider) and value > control.max:
+                            control.max = value  # show the value used (e.g. L / N = 256), not the clamped max
+                        control.value = value
                     except (ValueError, ZeroDivisionError, TypeError):
                         pass
             finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import ipywidgets as W
@@ -11,10 +12,11 @@ import traitlets as T
 from creamviz import figures as F
 from creamviz import theorem
 from creamviz.figures.audit import fig_span_profile
+from creamviz.proof import CLAIMS, VARIANTS  # plain descriptions: importing them needs no solver
 from creamviz.report import Section, write_report
 from creamviz.widgets.base import ExplorerBase
 
-__all__ = ["TheoremExplorer", "theorem_figures"]
+__all__ = ["TheoremExplorer", "theorem_figures", "proof_status_text"]
 
 MAX_REGION_CELLS = 400_000  # head lengths x placements computed for the region map
 
@@ -34,6 +36,20 @@ def theorem_figures(train_len: int, target_len: int, head_len: int, tail_len: in
     fig = F.fig_region_map(region)
     profile = fig_span_profile(audit)
     return {"span_profile": profile, "region_map": fig}, audit
+
+
+def proof_status_text() -> str:
+    """Which statements about Theorem B.1 hold for every N and L (proved by the SMT solver in
+    :mod:`creamviz.proof`) and what the explorer only audits at the configuration it shows. Static:
+    derived from the module-level claim descriptions (the proof tests check them against the solver)."""
+    proved = [c for c in CLAIMS if c.status == "proved"]
+    refuted = [v for v in VARIANTS if v.status == "refuted"]
+    return (f"Proved for every N and L (SMT solver z3, creamviz.proof; claims {proved[0].key}–{proved[-1].key}): "
+            + "; ".join(c.title for c in proved) + ". "
+            + "Refuted with a counterexample: " + "; ".join(v.title for v in refuted) + ". "
+            + "Only audited, at the configuration you pick: the numbers and figures above — |D_r| at every "
+            f"placement, brute-forced over the pairs of the real id vector when placements × N² ≤ "
+            f"{theorem.BRUTE_FORCE_PAIRS:,}, else from the six-interval closed form, whose model claim 0 proves.")
 
 
 class TheoremExplorer(ExplorerBase):
@@ -86,10 +102,12 @@ class TheoremExplorer(ExplorerBase):
         self._show_in_control("tail_len", 1, max(1, big_n - 1 - max(1, head)))
 
     def _extra_views(self) -> list[W.Widget]:
-        return [self._trait_note("verdict", "Verdict")]
+        proved = W.HTML(f"<p style='max-width:900px;color:#444'><b>Proved vs audited.</b> "
+                        f"{html.escape(proof_status_text())}</p>")
+        return [self._trait_note("verdict", "Verdict"), proved]
 
     def export_html(self, path: str | Path = "creamviz_theorem.html") -> Path:
         """Write the current figures and verdict to one standalone HTML file."""
-        section = Section(title="Theorem B.1 audit", paragraphs=[self.verdict],
+        section = Section(title="Theorem B.1 audit", paragraphs=[self.verdict, proof_status_text()],
                           figures=[go.Figure(f) for f in self.figures.values()])
         return write_report(path, "creamviz — Theorem B.1 explorer", [section])
