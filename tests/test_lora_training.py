@@ -95,3 +95,31 @@ def test_cli_lora_run(tmp_path):
     bad = subprocess.run([*cmd[:-1], str(tmp_path / "bad"), "--lora-r", "0"], env=env, capture_output=True,
                          text=True, timeout=600)
     assert bad.returncode == 2 and "lora r" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_fsdp_lora_run_saves_the_adapter_and_resumes(tmp_path):
+    """configs/fsdp.yaml, 2 CPU processes (tests/fsdp_cpu_entry.py): a LoRA run of the tiny model writes
+    its adapter to final/, and --resume continues from checkpoint-2 with the first two losses kept."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    launcher = pathlib.Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "fsdp_lora"
+
+    def launch(steps, *extra):
+        cmd = [str(launcher), "launch", "--config_file", str(REPO / "configs" / "fsdp.yaml"), "--num_processes", "2",
+               str(REPO / "tests" / "fsdp_cpu_entry.py"), "--model", "tiny", "--target-len", "1024", "--steps",
+               str(steps), "--batch-size", "2", "--save-every", "2", "--warmup-steps", "0", "--lr", "1e-3",
+               "--seed", "3", "--data", "mix", "--out", str(out), "--no-progress", "--lora-r", "4", *extra]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    launch(2)
+    meta = json.loads((out / "final" / "creamviz_run.json").read_text())
+    assert meta["distributed"]["type"] == "FSDP" and meta["lora"]["r"] == 4
+    assert lora.is_adapter_dir(out / "final")
+    first = [json.loads(x) for x in (out / "loss_log.jsonl").read_text().splitlines()]
+    launch(4, "--resume")
+    log = [json.loads(x) for x in (out / "loss_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and log[:2] == first
+    assert type(models.load_model(str(out / "final"))).__name__ == "PeftModelForCausalLM"
