@@ -141,8 +141,8 @@ class RetrievalScores:
         return {"label": self.label, "task": self.task, "length": self.length, "depths": list(self.depths),
                 "seeds": list(self.seeds), "n_prompts": int(len(self.correct)), "accuracy": float(self.correct.mean()),
                 "layers": list(self.layers), "heads": list(self.heads), "scores": self.scores.round(6).tolist(),
-                "top10": [[l, h, round(float(self.scores[self.layers.index(l), self.heads.index(h)]), 4)]
-                          for l, h in self.top(min(10, self.scores.size))]}
+                "top10": [[layer, h, round(float(self.scores[self.layers.index(layer), self.heads.index(h)]), 4)]
+                          for layer, h in self.top(min(10, self.scores.size))]}
 
 
 def retrieval_examples(tokenizer, *, task: str, length: int, depths=(0.1, 0.3, 0.5, 0.7, 0.9), seeds=(0,)):
@@ -265,7 +265,7 @@ def masking_experiment(model, tokenizer, examples, scores: RetrievalScores, *, k
     n_random = check_int("n_random", n_random, low=1)
     seed = check_int("seed", seed, low=0)
     ranked = scores.top(max(ks))
-    all_heads = [(l, h) for l in scores.layers for h in scores.heads]
+    all_heads = [(layer, h) for layer in scores.layers for h in scores.heads]
     baseline = float(answer_exact(model, tokenizer, examples).mean())
     top, rand = [], []
     for k in ks:

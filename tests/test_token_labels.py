@@ -8,7 +8,13 @@ import pytest
 
 from creamviz import figures as F
 from creamviz import models, tasks
-from creamviz.attention import TokenText, attention_maps, prompt_spans, prompt_token_text, token_text
+from creamviz.attention import (
+    TokenText,
+    attention_maps,
+    prompt_spans,
+    prompt_token_text,
+    token_text,
+)
 
 NAME = "smollm2-135m"
 
