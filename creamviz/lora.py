@@ -44,11 +44,11 @@ class LoraSettings:
     modules_to_save: tuple[str, ...] = field(default=(), repr=False)  # extra modules trained in full
 
     def validate(self) -> LoraSettings:
-        check_int("lora r", self.r, low=1)
-        check_real("lora alpha", self.alpha, low=0.0, low_open=True)
-        check_real("lora dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_int("r", self.r, low=1)
+        check_real("alpha", self.alpha, low=0.0, low_open=True)
+        check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         check_bool("train_embeddings_and_norms", self.train_embeddings_and_norms)
-        check_int("lora seed", self.seed, low=0, high=2**63 - 1)
+        check_int("seed", self.seed, low=0, high=2**63 - 1)
         targets = tuple(self.target_modules) if not isinstance(self.target_modules, str) else ()
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise ValueError(f"target_modules={self.target_modules!r} must be a non-empty sequence of module names, "

@@ -360,6 +360,16 @@ class TrainConfig:
             need_int("keep_checkpoints", 1)
         _validate_scale_fields(self)
         if self.lora_r is not None:
+            from creamviz.validation import check_bool, check_int, check_real
+
+            check_int("lora_r", self.lora_r, low=1)
+            if self.lora_alpha is not None:
+                check_real("lora_alpha", self.lora_alpha, low=0.0, low_open=True)
+            check_real("lora_dropout", self.lora_dropout, low=0.0, high=1.0, high_open=True)
+            check_bool("lora_embed_norms", self.lora_embed_norms)
+            if not isinstance(self.lora_targets, str) or not self.lora_targets.replace(",", "").strip():
+                raise ValueError(f"lora_targets={self.lora_targets!r} must name modules, comma-separated, "
+                                 "e.g. 'q_proj,k_proj,v_proj,o_proj'")
             self.lora_settings()
         elif self.lora_alpha is not None or self.lora_embed_norms:
             raise ValueError(f"lora_alpha={self.lora_alpha!r} / lora_embed_norms={self.lora_embed_norms!r} need "

@@ -68,7 +68,7 @@ def test_merge_equals_hand_merged_weight(tmp_path):
 
 
 def test_bad_settings_and_paths(tmp_path):
-    for bad, match in ((dict(r=0), "lora r"), (dict(alpha=0.0), "lora alpha"), (dict(dropout=1.0), "lora dropout"),
+    for bad, match in ((dict(r=0), "r=0"), (dict(alpha=0.0), "alpha=0 "), (dict(dropout=1.0), "dropout=1 "),
                        (dict(target_modules=()), "target_modules"), (dict(train_embeddings_and_norms=1), "train_emb")):
         with pytest.raises(ValueError, match=match):
             lora.LoraSettings(**bad).validate()

@@ -60,11 +60,13 @@ def test_tiny_lora_run_resumes_exactly_and_loads_back(tmp_path):
 
 
 def test_lora_config_checks():
-    with pytest.raises(ValueError, match="lora r"):
+    with pytest.raises(ValueError, match="lora_r=0"):
         TrainConfig(lora_r=0).validate()
+    with pytest.raises(ValueError, match="lora_dropout=1.5 "):
+        TrainConfig(lora_r=2, lora_dropout=1.5).validate()
     with pytest.raises(ValueError, match="lora_alpha"):
         TrainConfig(lora_alpha=4.0).validate()
-    with pytest.raises(ValueError, match="target_modules"):
+    with pytest.raises(ValueError, match="lora_targets"):
         TrainConfig(lora_r=2, lora_targets=" , ").validate()
     assert TrainConfig(lora_r=8).lora_settings().alpha == 16.0
     assert TrainConfig().lora_settings() is None
@@ -94,7 +96,7 @@ def test_cli_lora_run(tmp_path):
     assert cfg["r"] == 8 and cfg["lora_alpha"] == 8 and sorted(cfg["target_modules"]) == ["q_proj", "v_proj"]
     bad = subprocess.run([*cmd[:-1], str(tmp_path / "bad"), "--lora-r", "0"], env=env, capture_output=True,
                          text=True, timeout=600)
-    assert bad.returncode == 2 and "lora r" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "argument --lora-r: lora_r=0" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.slow
