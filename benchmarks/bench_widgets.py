@@ -45,7 +45,54 @@ def main() -> int:
     print(f"TheoremExplorer (N=12, L=60): update {t_widget * 1e3:6.1f} ms "
           f"(target < {TARGET_S * 1e3:.0f} ms) {'OK' if t_widget < TARGET_S else 'MISSED'}; "
           f"plain builders {t_plain * 1e3:6.1f} ms -> widget overhead x{t_widget / t_plain:.2f}")
+    ok &= randpos_at_largest_settings()
     return 0 if ok else 1
+
+
+RANDPOS_TARGET_S = 1.0  # what a user waits in the browser; the Python part is timed here
+
+
+def randpos_at_largest_settings() -> bool:
+    """RandPos at the largest settings the controls allow: the SamplerExplorer at N = 8192,
+    L = 262,144, 200,000 samples, and the RopeExplorer at N = 16,384, L = 262,144 with dynamic
+    scaling (the worst waits before the RandPos budget: 4.0-7.7 s and 3.1 s in the browser).
+    Python compute per switch (median of 3, after one warm-up); the browser's own numbers (drawing
+    included) are in test-artifacts/randpos-waits.json after tests/test_browser.py has run."""
+    import json
+    from pathlib import Path
+
+    from creamviz.widgets import RopeExplorer
+
+    ok = True
+    ex = SamplerExplorer(train_len=8192, target_len=262144, n_samples=200_000, middle="truncnorm")
+    rope_ex = RopeExplorer(train_len=16384, target_len=262144, scaling="dynamic", middle="truncnorm")
+    for label, explorer in (("SamplerExplorer (N=8192, L=262144, 200k samples)", ex),
+                            ("RopeExplorer (dynamic, N=16384, L=262144)", rope_ex)):
+        times = {}
+        for method in ("randpos", "cream"):
+            explorer.method = "cream" if method == "randpos" else "randpos"  # warm-up: the other one
+            explorer.method = method
+            samples = []
+            for _ in range(3):
+                explorer.method = "cream" if method == "randpos" else "randpos"
+                getattr(explorer, "_frequencies", {}).clear()  # RoPE: no cached frequency, a fresh draw
+                start = time.perf_counter()
+                explorer.method = method
+                samples.append(time.perf_counter() - start)
+            times[method] = float(np.median(samples))
+            assert explorer.error == "", explorer.error
+        ok &= times["randpos"] < RANDPOS_TARGET_S
+        print(f"{label}: switch to RandPos {times['randpos'] * 1e3:6.0f} ms, to CREAM {times['cream'] * 1e3:6.0f} ms "
+              f"Python (target < {RANDPOS_TARGET_S * 1e3:.0f} ms in the browser) "
+              f"{'OK' if times['randpos'] < RANDPOS_TARGET_S else 'MISSED'}")
+    browser = Path(__file__).resolve().parents[1] / "test-artifacts" / "randpos-waits.json"
+    if browser.is_file():
+        waits = json.loads(browser.read_text())
+        for view, rows in waits.items():
+            for row in rows:
+                if "randpos" in row["change"]:
+                    print(f"  browser ({view}): {row['change']}: {row['wait_s']:.2f} s")
+    return ok
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from creamviz import coverage, segment_stats, theorem
 from creamviz import figures as F
 from creamviz.evaluate import niah_grid_from_records
 from creamviz.experiment import ExperimentConfig, run_experiment
+from creamviz.figures.style import display_name
 from creamviz.report import Section, write_report
 from creamviz.samplers import CreamSampler, PoseSampler, RandPosSampler, make_sampler
 
@@ -83,10 +84,14 @@ def coverage_section(cfg: DemoConfig) -> tuple[Section, dict]:
     samplers = {name: make_sampler(name, train_len=big_n, target_len=big_l) for name in ("cream", "pose", "contiguous")}
     segs = {name: s.sample(n, seed=cfg.seed) for name, s in samplers.items()}
     freqs = {name: coverage.distance_frequency(seg) for name, seg in segs.items()}
-    freqs["randpos"] = coverage.distance_frequency(RandPosSampler(big_n, big_l).position_ids(4 if cfg.quick else 16, seed=cfg.seed), big_l)
+    randpos_ids = RandPosSampler(big_n, big_l).position_ids(4 if cfg.quick else 16, seed=cfg.seed)  # (n, N)
+    freqs["randpos"] = coverage.distance_frequency(randpos_ids, big_l)
     centers = coverage.bin_mean(freqs["cream"], 512)[0]
     curves = {name: coverage.coverage_curve(seg[:2000]) for name, seg in segs.items()}
+    curves["randpos"] = coverage.coverage_curve(randpos_ids, big_l)  # raw ids: FFT path, fewer samples
     spans = {name: coverage.span_size(seg) for name, seg in segs.items()}
+    # RandPos has no segments: mean |D_r| = Σ_d P(d in D_r), the sum of its distance frequency
+    spans["randpos"] = np.array([freqs["randpos"].sum()])
     max_n, max_l = (8, 30) if cfg.quick else (12, 48)
     summary = theorem.summarize_audits(theorem.audit_all(max_n, max_l))
     at_scale = {branch: theorem.max_span(big_n, big_l, edge, edge)[0] for branch, edge in
@@ -118,8 +123,10 @@ def coverage_section(cfg: DemoConfig) -> tuple[Section, dict]:
         figures=[F.fig_distance_frequency({k: coverage.bin_mean(v, 512)[1] for k, v in freqs.items()}, distances=centers),
                  F.fig_coverage_curves(curves), F.fig_region_map(theorem.region_map(16, 72))],
         tables=[(["method", "mean |D_r|", "distances never trained", "coverage of [0, L) after 2,000 samples"],
-                 [[k, f"{results['mean_span_size'].get(k, float('nan')):,.0f}", results["distances_never_trained"][k],
-                   f"{results['coverage_after_2000'].get(k, float('nan')):.3f}"] for k in freqs])],
+                 [[display_name(k), f"{results['mean_span_size'][k]:,.0f}", results["distances_never_trained"][k],
+                   f"{results['coverage_after_2000'][k]:.3f}"
+                   + (f" (after {len(curves[k])} samples)" if k == "randpos" else "")]
+                  for k in freqs])],
     )
     return section, results
 

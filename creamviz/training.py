@@ -23,6 +23,7 @@ collator's batch counter and the row number (then restore the counter with ``loa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 import subprocess
@@ -836,9 +837,8 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None) -> Tra
                           f"({'; '.join(f'{k}: {v}' for k, v in newer.items())}); "
                           + (f"resuming from {complete[-1].name}" if complete else "no complete one is left"),
                           stacklevel=2)
-        if not complete:
-            warnings.warn(f"resume=True but {out} holds no complete checkpoint: starting a fresh run",
-                          stacklevel=2)
+        if not complete and not newer:  # nothing to resume yet: a normal first run, not a problem
+            logging.getLogger(__name__).info("resume=True and %s holds no checkpoint yet: starting a fresh run", out)
     resumed_from = complete[-1] if (config.resume and complete) else None
 
     rope_factor = config.rope_factor

@@ -376,7 +376,7 @@ def test_fig_depth_profiles(three_models):
     fig = fig_depth_profiles(three_models, layer=1)
     lines = [t for t in fig.data if t.type == "scatter"]
     bars = [t for t in fig.data if t.type == "bar"]
-    assert [t.name for t in lines] == ["base", "cream", "pose"] and len(bars) == 3
+    assert [t.name for t in lines] == ["untuned base", "CREAM", "PoSE"] and len(bars) == 3
     m = three_models["pose"]
     np.testing.assert_allclose(lines[2].y, m.depth_profile[1].mean(0))
     np.testing.assert_allclose(bars[2].y, m.thirds[1].mean(0))
@@ -416,7 +416,7 @@ def test_fig_needle_attention(three_models):
     fig = fig_needle_attention(three_models, (30, 40))
     bars = [t for t in fig.data if t.type == "bar"]
     lines = [t for t in fig.data if t.type == "scatter"]
-    assert [t.name for t in bars] == ["base", "cream", "pose"] and len(lines) == 3
+    assert [t.name for t in bars] == ["untuned base", "CREAM", "PoSE"] and len(lines) == 3
     m = three_models["cream"]
     np.testing.assert_allclose(bars[1].y, m.query_attention[..., 30:40].sum(-1).mean(1))
     uniform = [s for s in fig.layout.shapes if s.type == "line"]
@@ -456,11 +456,11 @@ def test_needle_sweep_and_figure():
     assert sweep.mass.mean((0, 1))[layer, head] == sweep.mass.mean((0, 1)).max()
     np.testing.assert_allclose(sweep.curve(1, 2), sweep.mass[:, :, 1, 2].mean(1))
     fig = fig_needle_sweep({"base": sweep, "other": sweep}, which=(1, 2))
-    assert [t.name for t in fig.data] == ["base (L1 H2, L = 120)", "other (L1 H2, L = 120)", "uniform share (L = 120)"]
+    assert [t.name for t in fig.data] == ["untuned base (L1 H2, L = 120)", "other (L1 H2, L = 120)", "uniform share (L = 120)"]
     np.testing.assert_allclose(fig.data[0].y, sweep.curve(1, 2))
     np.testing.assert_allclose(fig.data[0].x, [0.0, 100.0])
     np.testing.assert_allclose(fig.data[-1].y, sweep.uniform.mean(1))
-    assert fig_needle_sweep(sweep, which="best").data[0].name.startswith(f"base (L{layer} H{head}")
+    assert fig_needle_sweep(sweep, which="best").data[0].name.startswith(f"untuned base (L{layer} H{head}")
     with pytest.raises(ValueError, match="which"):
         fig_needle_sweep(sweep, which=(5, 0))
     with pytest.raises(ValueError, match="depths"):

@@ -374,6 +374,21 @@ LAUNCHER_SETTINGS = {"03_training.ipynb": dict(steps=60, cancel_at=3, out="runs/
 
 
 # ------------------------------------------------------------------------------ the test
+EXECUTED = ARTIFACTS / "executed"  # each notebook as run here, outputs included (the docs build reads them)
+
+
+def save_executed(page, work: Path, name: str) -> Path:
+    """Save the notebook from JupyterLab (outputs and widget state included) and copy it to
+    ``test-artifacts/executed/<name>``."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=60_000,
+                           polling=200)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    target = EXECUTED / name
+    shutil.copyfile(work / name, target)
+    return target
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_in_jupyterlab(lab, name):
     browser, url, token, _work = lab
@@ -398,6 +413,7 @@ def test_notebook_in_jupyterlab(lab, name):
         page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
             .every(g => g.querySelector('.main-svg'))""", timeout=60_000)
         timings["figures"] = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
+        save_executed(page, _work, name)
 
         timings["waits"] = waits = {}
         for css, drive in EXPLORERS.items():
@@ -463,89 +479,292 @@ def test_notebook_in_jupyterlab(lab, name):
 
 
 # --------------------------------------------------------------------------- RoPE explorer: update time
-ROPE_SETUP_JS = f"""() => {{
-    const plots = Array.from(({LAST_CELL}).querySelectorAll('.js-plotly-plot'));
-    window.__ropeDrawn = plots.map(() => 0);
-    plots.forEach((gd, k) => gd.on('plotly_afterplot', () => {{ window.__ropeDrawn[k] = performance.now(); }}));
-    window.__ropeBusy = 0; window.__ropeIdle = 0;
-    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-    kernel.statusChanged.connect((_, status) => {{
-        if (status === 'busy') window.__ropeBusy = performance.now();
-        if (status === 'idle') window.__ropeIdle = performance.now();
-    }});
-    return plots.length;
-}}"""
-ROPE_CHANGE_JS = f"""([label, value]) => {{
-    const box = Array.from(({LAST_CELL}).querySelectorAll('.widget-dropdown'))
-        .find(d => d.querySelector('label') && d.querySelector('label').textContent.trim() === label);
-    const select = box.querySelector('select');
-    window.__ropeT0 = performance.now();
-    select.value = value;
-    select.dispatchEvent(new Event('change', {{bubbles: true}}));
-}}"""
-# the kernel handled the change (busy, then idle), some figure was redrawn, then 400 ms of quiet;
-# a figure whose content did not change gets no update and no redraw
-ROPE_DRAWN_JS = """() => {
-    const t0 = window.__ropeT0, drawn = window.__ropeDrawn.filter(t => t > t0);
-    return window.__ropeBusy > t0 && window.__ropeIdle > window.__ropeBusy && drawn.length > 0 &&
-        performance.now() - Math.max(window.__ropeIdle, ...drawn) > 400;
-}"""
-ROPE_ELAPSED_JS = """() => [(Math.max(...window.__ropeDrawn.filter(t => t > window.__ropeT0)) - window.__ropeT0) / 1000,
-    window.__ropeDrawn.filter(t => t > window.__ropeT0).length]"""
-ROPE_WAVELENGTHS_JS = f"""() => {{
-    const gd = Array.from(({LAST_CELL}).querySelectorAll('.js-plotly-plot'))
-        .find(g => g.layout && g.layout.title && String(g.layout.title.text || '').startsWith('Wavelength'));
-    return gd && gd.data && gd.data.length ? JSON.stringify([gd.layout.title.text,
-        gd.data.map(t => Array.from(t.y || []))]) : 'missing';
-}}"""
-
-
 def test_rope_explorer_updates_within_a_second(lab):
     """Notebook 07's RopeExplorer (N = 4096, L = 32768, 2000 samples) in JupyterLab: time from a
-    dropdown change in the page until every figure has been redrawn (plotly_afterplot)."""
-    import json
+    dropdown change in the page until the view has been redrawn (its last DOM mutation)."""
     import statistics
 
     browser, url, token, _work = lab
     ARTIFACTS.mkdir(exist_ok=True)
-    if True:  # (the block of the single-notebook version, on the module's server and browser)
-        page = browser.new_page(viewport=VIEWPORT)
-        page_errors = []
-        page.on("pageerror", lambda err: page_errors.append(str(err)))
-        open_notebook(page, url, token, "07_rope.ipynb")
-        run_all(page)
-        page.wait_for_function(f"() => ({LAST_CELL}).querySelectorAll('.js-plotly-plot .main-svg').length >= 4",
-                               timeout=60_000)
-        assert page.evaluate(ROPE_SETUP_JS) == 4
-        page.wait_for_timeout(1000)
-        page.evaluate(ROPE_CHANGE_JS, ["scaling", "llama3"])  # warm-up (first redraw compiles code paths)
-        page.wait_for_function(ROPE_DRAWN_JS, timeout=30_000, polling="raf")
-        warmup = page.evaluate(ROPE_ELAPSED_JS)[0]
-        changes = [("scaling", "linear"), ("scaling", "dynamic"), ("scaling", "llama3"), ("scaling", "default"),
-                   ("scaling", "yarn"), ("scaling", "linear"), ("sampler", "pose"), ("sampler", "randpos"),
-                   ("sampler", "cream"), ("scaling", "yarn")]
-        timings = []
-        for label, value in changes:
-            before = page.evaluate(ROPE_WAVELENGTHS_JS)
-            page.evaluate(ROPE_CHANGE_JS, [label, value])
-            page.wait_for_function(ROPE_DRAWN_JS, timeout=30_000, polling="raf")
-            seconds, redrawn = page.evaluate(ROPE_ELAPSED_JS)
-            python_ms = page.evaluate(f"() => ({LAST_CELL}).querySelector('.widget-html').textContent")
-            timings.append({"change": f"{label}={value}", "seconds": round(seconds, 3), "figures_redrawn": redrawn,
-                            "status": python_ms.strip()})
-            if label == "scaling":  # the wavelengths really changed
-                after = page.evaluate(ROPE_WAVELENGTHS_JS)
-                assert "missing" not in (before, after) and after != before, (before[:200], after[:200])
-        assert not page.evaluate(f"() => ({LAST_CELL}).querySelector('.creamviz-error')")
-        last = page.locator(".jp-Notebook .jp-Cell").last
-        last.evaluate("cell => cell.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(ARTIFACTS / "rope_explorer.png"))
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-        page.close()
-    seconds = [t["seconds"] for t in timings]
-    (ARTIFACTS / "rope_explorer_timing.json").write_text(json.dumps({"warmup_s": warmup, "changes": timings}, indent=1))
-    print(f"RopeExplorer browser update times (s): warm-up {warmup:.3f}, then {seconds}")
+    page = browser.new_page(viewport=VIEWPORT)
+    page_errors = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    open_notebook(page, url, token, "07_rope.ipynb")
+    run_all(page)
+    root = page.locator(".creamviz-ropeexplorer").last
+    root.scroll_into_view_if_needed()
+    root.locator(".js-plotly-plot .main-svg").nth(3).wait_for(timeout=60_000)
+    scaling = control(root, "scaling").locator("select")
+    sampler = control(root, "sampler").locator("select")
+    warmup = []
+    timed_change(page, root, lambda: scaling.select_option("llama3"), "scaling = llama3 (warm-up)", warmup)
+    changes = [(scaling, "linear"), (scaling, "dynamic"), (scaling, "llama3"), (scaling, "default"), (scaling, "yarn"),
+               (scaling, "linear"), (sampler, "pose"), (sampler, "randpos"), (sampler, "cream"), (scaling, "yarn")]
+    timings = []
+    for select, value in changes:
+        what = f"{'scaling' if select is scaling else 'sampler'}={value}"
+        timed_change(page, root, lambda select=select, value=value: select.select_option(value), what, timings)
+    assert not root.evaluate(ERROR_JS)
+    root.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "rope_explorer.png"))
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    page.close()
+    seconds = [t["wait_s"] for t in timings]
+    (ARTIFACTS / "rope_explorer_timing.json").write_text(json.dumps({"warmup": warmup, "changes": timings}, indent=1))
+    print(f"RopeExplorer browser update times (s): warm-up {warmup[0]['wait_s']:.3f}, then {seconds}")
     assert not page_errors, page_errors
     assert statistics.median(seconds) < 1.0, timings
     assert max(seconds) < 2.0, timings  # a loaded 2-core machine may stretch one update, never to 2 s
+
+
+# --------------------------------------------------------------------------- scratch notebooks
+def write_notebook(work: Path, name: str, cells: list[str]) -> str:
+    """A notebook of ``cells`` (code) in the lab's folder; returns its name."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(work / name))
+    return name
+
+
+# a frame counter: a page whose main thread is busy (parsing and drawing figures) draws few frames
+FRAMES_START_JS = """() => { window.__frames = []; window.__framesOn = true;
+    const tick = t => { window.__frames.push(t); if (window.__framesOn) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick); }"""
+FRAMES_STOP_JS = """() => { window.__framesOn = false; const f = window.__frames;
+    const gaps = f.slice(1).map((t, i) => t - f[i]).sort((a, b) => a - b);
+    const q = p => gaps.length ? gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))] : null;
+    return {frames: f.length, seconds: f.length > 1 ? (f[f.length - 1] - f[0]) / 1000 : 0,
+            median_gap_ms: q(0.5), p95_gap_ms: q(0.95), max_gap_ms: gaps.length ? gaps[gaps.length - 1] : null}; }"""
+
+LATE_CANCEL = dict(steps=300, cancel_at=150)  # the issue's case: a cancel at step >= 150 of 300 never landed
+
+
+def test_cancel_late_in_a_long_run_stops_within_two_steps(lab):
+    """A 300-step launcher run cancelled at step 150: it stops within two steps of the step shown when
+    the button was pressed, and the page keeps drawing frames all along (no redraw queue)."""
+    browser, url, token, work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = write_notebook(work, "late_cancel.ipynb", [
+        "from creamviz.widgets import SamplerExplorer, TrainingLauncher\n"
+        "explorer = SamplerExplorer(train_len=256, target_len=2048, n_samples=2000)\n"
+        f"launcher = TrainingLauncher(explorer, rope='yarn', steps={LATE_CANCEL['steps']}, batch_size=1, "
+        "warmup_steps=0, eval_limit=1, out='runs/late-cancel')\n"
+        "launcher.widget"])
+    page = browser.new_page(viewport=VIEWPORT)
+    record = {}
+    try:
+        open_notebook(page, url, token, name)
+        run_all(page)
+        launcher = page.locator(".creamviz-traininglauncher").last
+        launcher.scroll_into_view_if_needed()
+        page.evaluate(FRAMES_START_JS)
+        t0 = time.perf_counter()
+        launcher.get_by_role("button", name="launch").click()
+        deadline = time.time() + 480
+        while step_number(launcher) < LATE_CANCEL["cancel_at"] and time.time() < deadline:
+            assert "failed" not in launcher.inner_text(), launcher.inner_text()
+            page.wait_for_timeout(100)
+        record["frames_while_training"] = page.evaluate(FRAMES_STOP_JS)
+        page.evaluate(FRAMES_START_JS)
+        cancel = launcher.get_by_role("button", name="cancel")
+        shown = step_number(launcher)  # what the page shows the moment the button is pressed
+        t_click = time.perf_counter()
+        cancel.click()
+        page.wait_for_function("(root) => /cancelled/.test(root.innerText)", arg=launcher.element_handle(),
+                               timeout=120_000)
+        record["frames_while_cancelling"] = page.evaluate(FRAMES_STOP_JS)
+        stopped = step_number(launcher)
+        pressed = re.search(r"cancel pressed at step (\d+)", launcher.inner_text())
+        record.update(shown_at_click=shown, stopped_at=stopped, steps=LATE_CANCEL["steps"],
+                      kernel_step_at_cancel=int(pressed.group(1)) if pressed else None,
+                      cancel_to_cancelled_s=round(time.perf_counter() - t_click, 2),
+                      training_s=round(t_click - t0, 1))
+        loss_x = launcher.evaluate(LOSS_X_JS)
+        record["loss_curve_last_step"] = max(loss_x) if loss_x else None
+        page.screenshot(path=str(ARTIFACTS / "late-cancel.png"))
+    finally:
+        (ARTIFACTS / "late-cancel.json").write_text(json.dumps(record, indent=1))
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+    # the cancel reaches the training loop and lands within two steps of the step the kernel had
+    # reported; the page's counter may trail the kernel by a step or two under load
+    assert record["kernel_step_at_cancel"] is not None, record
+    assert shown <= record["kernel_step_at_cancel"] <= stopped <= record["kernel_step_at_cancel"] + 2, record
+    assert stopped <= shown + 4, record
+    assert max(loss_x) == stopped, record  # the curve shows every step up to the checkpoint
+    frames = record["frames_while_training"]
+    # a responsive page: frames keep coming (before, a redraw per step left them ~300 ms apart)
+    assert frames["median_gap_ms"] < 100 and frames["p95_gap_ms"] < 500, record
+
+
+@pytest.mark.xfail(strict=False, reason="open: about one reopen in two shows 'Error displaying widget: model not "
+                   "found' for the launcher's view (ipywidgets' frontend restore from the kernel; see the test's console "
+                   "log in test-artifacts/reopen.json)")
+def test_reopened_page_on_a_running_kernel_shows_every_widget(lab):
+    """Notebook 03's widgets (a SamplerExplorer and a TrainingLauncher) after a run, then the page
+    closed and opened again (twice) on the same running kernel: every view is drawn, none says
+    "Error displaying widget: model not found"."""
+    browser, url, token, work = lab
+    name = write_notebook(work, "reopen.ipynb", [
+        "from creamviz.widgets import SamplerExplorer, TrainingLauncher\n"
+        "explorer = SamplerExplorer(train_len=256, target_len=2048, n_samples=2000)\n"
+        "explorer.widget",
+        "launcher = TrainingLauncher(explorer, rope='yarn', steps=3, batch_size=1, warmup_steps=0, eval_limit=1,"
+        " out='runs/reopen')\nlauncher.widget"])
+    page = browser.new_page(viewport=VIEWPORT)
+    open_notebook(page, url, token, name)
+    run_all(page)
+    page.wait_for_function("() => document.querySelectorAll('.creamviz-explorer .js-plotly-plot .main-svg').length >= 6",
+                           timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(1500)
+    page.close()  # the kernel keeps running
+    seen = []
+    try:
+        for attempt in range(2):
+            page = browser.new_page(viewport=VIEWPORT)
+            console = []
+            page.on("console", lambda msg, console=console: console.append(f"{msg.type}: {msg.text}"[:300])
+                    if msg.type in ("error", "warning") else None)
+            t_open = time.perf_counter()
+            page.goto(f"{url}/lab/tree/{name}?token={token}")  # no ?reset: the running session is reused
+            page.wait_for_function(f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                return w && w.context && w.context.path.endsWith({json.dumps(name)}) && ({KERNEL_IDLE_JS})(); }}""",
+                                   timeout=120_000)
+            try:
+                page.wait_for_function("""() => document.querySelectorAll('.creamviz-explorer').length >= 2 &&
+                    document.querySelectorAll('.creamviz-explorer .js-plotly-plot .main-svg').length >= 6""",
+                                       timeout=60_000)
+            except Exception:  # noqa: BLE001 - reported below with what the page shows
+                pass
+            text = page.evaluate("() => document.body.innerText")
+            views = page.evaluate("() => document.querySelectorAll('.creamviz-explorer').length")
+            seen.append({"attempt": attempt, "views": views, "model_not_found": "model not found" in text,
+                         "seconds": round(time.perf_counter() - t_open, 1), "console": console[:12]})
+            page.screenshot(path=str(ARTIFACTS / f"reopen-{attempt}.png"))
+            if attempt == 0:
+                page.close()
+    finally:
+        (ARTIFACTS.mkdir(exist_ok=True), (ARTIFACTS / "reopen.json").write_text(json.dumps(seen, indent=1)))
+        try:
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        except Exception:  # noqa: BLE001
+            pass
+        page.close()
+    assert all(s["views"] >= 2 and not s["model_not_found"] for s in seen), seen
+
+
+# geometry of every figure in the explorers: inside its output area (3 px of slack for borders and
+# sub-pixel sizes: plotly's SVG is 2 px wider than the outer output area), colour bars and titles
+# too, and no two subplot titles (annotations at the top of a panel) overlapping
+GEOMETRY_JS = """() => {
+    const out = [];
+    for (const view of document.querySelectorAll('.creamviz-explorer')) {
+        const area = view.closest('.jp-OutputArea-output') || view;
+        const a = area.getBoundingClientRect();
+        for (const ctl of view.querySelectorAll('.widget-inline-hbox')) {
+            const r = ctl.getBoundingClientRect();
+            if (r.width && r.right > a.right + 3) out.push({what: 'control', text: ctl.innerText.slice(0, 40),
+                                                            right: r.right, area_right: a.right});
+        }
+        for (const gd of view.querySelectorAll('.js-plotly-plot')) {
+            const title = (gd.layout && gd.layout.title && gd.layout.title.text) || '';
+            for (const el of gd.querySelectorAll('.main-svg, .colorbar, .gtitle, .annotation')) {
+                const r = el.getBoundingClientRect();
+                if (r.width && (r.right > a.right + 3 || r.left < a.left - 3))  // 3 px: borders, sub-pixel sizes
+                    out.push({what: el.getAttribute('class'), figure: title.slice(0, 60), right: r.right,
+                              left: r.left, area: [a.left, a.right]});
+            }
+            const notes = Array.from(gd.querySelectorAll('.annotation-text')).map(e => [e.textContent, e.getBoundingClientRect()]);
+            for (let i = 0; i < notes.length; i++) for (let j = i + 1; j < notes.length; j++) {
+                const [p, q] = [notes[i][1], notes[j][1]];
+                if (p.width && q.width && p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom)
+                    out.push({what: 'overlapping titles', figure: title.slice(0, 60), texts: [notes[i][0], notes[j][0]]});
+            }
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1000, 1440])
+def test_explorers_fit_the_window(lab, width):
+    """Every explorer at a 1000 px and a 1440 px window: no control, figure, colour bar or title
+    extends past its output area and no two subplot titles overlap; at 1440 px also the RandPos
+    waits at the largest settings the controls allow (written to test-artifacts/randpos-waits.json)."""
+    browser, url, token, work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = write_notebook(work, f"fit_{width}.ipynb", [
+        "from creamviz.widgets import RopeExplorer, SamplerExplorer, TheoremExplorer\n"
+        "SamplerExplorer(train_len=256, target_len=2048, n_samples=2000)",
+        "TheoremExplorer()",
+        "RopeExplorer(model='tiny', train_len=256, target_len=2048)"])
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    problems, waits = [], {}
+    try:
+        open_notebook(page, url, token, name)
+        run_all(page)
+        page.wait_for_function("() => document.querySelectorAll('.creamviz-explorer').length >= 3 && "
+                               "Array.from(document.querySelectorAll('.creamviz-explorer .js-plotly-plot'))"
+                               ".every(g => g.querySelector('.main-svg'))", timeout=120_000)
+        page.wait_for_timeout(1500)
+        problems = page.evaluate(GEOMETRY_JS)
+        for k, view in enumerate(("sampler", "theorem", "rope")):
+            root = page.locator(".creamviz-explorer").nth(k)
+            root.evaluate("el => el.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / f"fit-{width}-{view}.png"))
+        if width == 1440:
+            randpos_waits(page, waits)
+    finally:
+        (ARTIFACTS / f"fit-{width}.json").write_text(json.dumps({"problems": problems, "waits": waits}, indent=1))
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+    assert not problems, problems[:8]
+    if waits:
+        import statistics
+
+        (ARTIFACTS / "randpos-waits.json").write_text(json.dumps(waits, indent=1))
+        randpos = [w["wait_s"] for ws in waits.values() for w in ws if "randpos" in w["change"]]
+        # the target is 1 s; on a loaded 2-core machine one switch may stretch past it, never to 2 s
+        assert statistics.median(randpos) < WAIT_TARGET_S and max(randpos) < 2 * WAIT_TARGET_S, waits
+
+
+def choose(select, value: str) -> None:
+    """Pick ``value`` in a <select> as a user does (a change event), without playwright's
+    actionability waits (a busy page can hold those for the whole timeout)."""
+    select.evaluate("(s, v) => { s.value = v; s.dispatchEvent(new Event('change', {bubbles: true})); }", value)
+
+
+def randpos_waits(page, out: dict) -> dict:
+    """Seconds from a change to the redrawn view: the SamplerExplorer at N = 8192, L = 262,144,
+    200,000 samples switched to RandPos; the RopeExplorer at N = 16,384, L = 262,144, dynamic
+    scaling, switched to RandPos."""
+    out.update(sampler=[], rope=[])
+    root = page.locator(".creamviz-explorer").nth(0)
+    root.scroll_into_view_if_needed()
+    for what, label, value in (("L = max", "L (target_len)", "262144"), ("N = max", "N (train_len)", "8192"),
+                               ("samples = max", "samples", "200000")):
+        timed_change(page, root, type_readout(page, control(root, label), value), what, out["sampler"])
+    method = control(root, "method").locator("select")
+    for _ in range(2):  # there and back twice: the second RandPos wait has no first-use costs
+        timed_change(page, root, lambda: choose(method, "randpos"), "method = randpos (N 8192, L 262144)",
+                     out["sampler"])
+        timed_change(page, root, lambda: choose(method, "cream"), "method = cream (N 8192, L 262144)",
+                     out["sampler"])
+    root = page.locator(".creamviz-explorer").nth(2)
+    root.scroll_into_view_if_needed()
+    for what, label, value in (("L = max", "L (target_len)", "262144"), ("N = max", "N (train_len)", "16384")):
+        timed_change(page, root, type_readout(page, control(root, label), value), what, out["rope"])
+    scaling = control(root, "scaling").locator("select")
+    timed_change(page, root, lambda: choose(scaling, "dynamic"), "scaling = dynamic", out["rope"])
+    sampler = control(root, "sampler").locator("select")
+    for _ in range(2):
+        timed_change(page, root, lambda: choose(sampler, "randpos"), "sampler = randpos (dynamic, N 16384, L 262144)",
+                     out["rope"])
+        timed_change(page, root, lambda: choose(sampler, "cream"), "sampler = cream (dynamic, N 16384, L 262144)",
+                     out["rope"])
+    return out

@@ -257,7 +257,8 @@ def test_bin_mean():
 def test_fig_coverage_curves():
     curves = {name: cv.coverage_curve(seg) for name, seg in small_samples(50).items()}
     fig = fig_coverage_curves(curves, title="t")
-    assert [tr.name for tr in fig.data] == list(curves)
+    assert [tr.name for tr in fig.data] == ["CREAM", "CREAM, truncated-normal middle", "CREAM, uniform middle", "PoSE",
+                                            "contiguous windows"]  # display names
     assert fig.layout.title.text == "t" and fig.layout.xaxis.type == "log"
     np.testing.assert_allclose(fig.data[0].y, curves["cream"])
     assert list(fig.data[0].x) == list(range(1, 51))
@@ -269,7 +270,9 @@ def test_fig_distance_frequency():
     freqs = {name: cv.distance_frequency(seg) for name, seg in small_samples(50).items() if seg.target_len == 60}
     freqs["randpos"] = cv.distance_frequency(RandPosSampler(12, 60).position_ids(50, seed=0), 60)
     fig = fig_distance_frequency(freqs, log_y=True)
-    assert [tr.name for tr in fig.data] == list(freqs)
+    assert [tr.name for tr in fig.data] == [{"cream": "CREAM", "cream-truncnorm": "CREAM, truncated-normal middle",
+                                             "pose": "PoSE", "contiguous": "contiguous windows",
+                                             "randpos": "RandPos"}[n] for n in freqs]
     assert fig.layout.yaxis.type == "log"
     assert len(fig.data[0].x) == 60 and max(fig.data[-1].y) <= 1
     # lines that coincide (e.g. RandPos and contiguous at 1.0) differ in dash pattern and width

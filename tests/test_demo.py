@@ -90,3 +90,21 @@ def test_demo_quick_end_to_end(tmp_path):
     assert info["plots"] >= 12 and info["rendered"] == info["plots"], info
     assert not info["errors"] and not info["external"], info
     assert info["results"] > 1000
+
+
+def test_coverage_table_has_a_number_for_every_method():
+    # RandPos has no segments: its mean |D_r| is the sum of its distance frequency (not "nan")
+    from creamviz import coverage
+    from creamviz.demo import DemoConfig, coverage_section
+    from creamviz.samplers import RandPosSampler
+
+    cfg = DemoConfig(train_len=256, target_len=1024, quick=True)
+    section, results = coverage_section(cfg)
+    rows = {row[0]: row for row in section.tables[0][1]}
+    assert set(rows) == {"CREAM", "PoSE", "contiguous windows", "RandPos"}
+    assert not any("nan" in str(cell) for row in rows.values() for cell in row)
+    ids = RandPosSampler(256, 1024).position_ids(4, seed=cfg.seed)
+    brute = sum(len({b - a for i, a in enumerate(r) for b in r[i:]}) for r in ids.tolist()) / len(ids)
+    assert results["mean_span_size"]["randpos"] == pytest.approx(brute)
+    assert rows["RandPos"][3].endswith("(after 4 samples)")
+    assert results["coverage_after_2000"]["randpos"] == pytest.approx(coverage.coverage_curve(ids, 1024)[-1])

@@ -131,7 +131,7 @@ def _curve(acc, length=2048):
 def test_fig_accuracy_by_depth():
     fig = fig_accuracy_by_depth({"cream": _curve([1, .6, .5, .7, 1]),
                                  "pose": [_curve([1, .3, .2, .4, .9]), _curve([1, .5, .2, .6, .9])]})
-    assert [t.name for t in fig.data] == ["cream", "pose (mean of 2 seeds)"]
+    assert [t.name for t in fig.data] == ["CREAM", "PoSE (mean of 2 seeds)"]
     assert list(fig.data[0].x) == [0, 25, 50, 75, 100]
     assert list(fig.data[0].y) == pytest.approx([100, 60, 50, 70, 100])
     assert list(fig.data[1].y) == pytest.approx([100, 40, 20, 50, 90])

@@ -76,13 +76,13 @@ def test_distance_dimension_and_dimension_coverage(view):
     assert np.all(z[cov.familiar == 0] == never) and (cov.familiar == 0).any()
     np.testing.assert_allclose(heat.x, (cov.distance_edges[:-1] + cov.distance_edges[1:] - 1) / 2)
     many = F.fig_distance_dimension(view.coverages)
-    assert [a.text.split(" ")[0] for a in many.layout.annotations] == list(view.coverages)
+    assert [a.text.split(" ")[0] for a in many.layout.annotations] == ["pre-training", "CREAM", "contiguous"]
     pre = next(t for t in many.data if t.name == "pre-training")
     np.testing.assert_allclose(pre.z, view.coverages["pre-training"].familiar)  # all seen here: no code
     fig = F.fig_dimension_coverage(view.coverages)
-    assert [t.name for t in fig.data] == ["cream", "contiguous", "pre-training"]  # pre-training drawn last
+    assert [t.name for t in fig.data] == ["CREAM", "contiguous windows", "pre-training"]  # pre-training drawn last
     for trace in fig.data:
-        np.testing.assert_allclose(trace.y, view.coverages[trace.name].covered_fraction)
+        np.testing.assert_allclose(trace.y, view.coverages[trace.legendgroup.removeprefix("cov-")].covered_fraction)
     with pytest.raises(ValueError, match="PhaseCoverage"):
         F.fig_dimension_coverage({"x": np.ones(3)})
 

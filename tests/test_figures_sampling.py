@@ -110,4 +110,4 @@ def test_figures_have_expected_traces():
     usage = {"cream": S.position_usage(seg), "randpos": S.position_usage(
         RandPosSampler(64, 512).position_ids(50, seed=0), target_len=512)}
     fig = F.fig_position_usage(usage, log_y=True)
-    assert [t.name for t in fig.data] == ["cream", "randpos"] and fig.layout.yaxis.type == "log"
+    assert [t.name for t in fig.data] == ["CREAM", "RandPos"] and fig.layout.yaxis.type == "log"

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -558,9 +560,12 @@ def test_kill_9_while_saving_then_resume_falls_back_and_logs_each_row_once(base_
     assert sorted(tuple(r[k] for k in key) for r in rows) == sorted(tuple(r[k] for k in key) for r in uninterrupted)
 
 
-def test_resume_without_a_checkpoint_says_so(base_dir, small_corpus, tmp_path):
+def test_resume_without_a_checkpoint_says_so(base_dir, small_corpus, tmp_path, caplog):
+    # resume on an empty directory is a normal first run: logged at INFO, no warning
     cfg = TrainConfig(model=str(base_dir), target_len=L, steps=1, batch_size=1, save_every=5, warmup_steps=0,
                       data=str(small_corpus), progress=False, out=str(tmp_path / "fresh"), resume=True)
-    with pytest.warns(UserWarning, match="no complete checkpoint: starting a fresh run"):
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="creamviz.training"):
+        warnings.simplefilter("error", UserWarning)
         result = train(cfg)
+    assert "holds no checkpoint yet: starting a fresh run" in caplog.text
     assert result.completed and result.resumed_from is None

@@ -26,7 +26,7 @@ def _explorer(**params) -> SamplerExplorer:
 def test_fig_loss_curve_lines_per_run_and_empty_runs():
     logs = {"cream": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], "pose": []}
     fig = F.fig_loss_curve(logs, total_steps=10)
-    assert [t.name for t in fig.data] == ["cream", "cream, moving average (0.9)", "pose", "pose, moving average (0.9)"]
+    assert [t.name for t in fig.data] == ["CREAM", "CREAM, moving average (0.9)", "PoSE", "PoSE, moving average (0.9)"]
     assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [2.0, 1.5]
     # debiased EMA by hand: s1 = 0.1*2 / 0.1 = 2; s2 = (0.9*0.2 + 0.1*1.5) / (1 - 0.81) = 0.33 / 0.19
     np.testing.assert_allclose(fig.data[1].y, [2.0, 0.33 / 0.19])
@@ -37,7 +37,7 @@ def test_fig_loss_curve_lines_per_run_and_empty_runs():
     empty = F.fig_loss_curve({"cream": []})
     assert empty.layout.title.text and [a.text for a in empty.layout.annotations] == ["no steps yet"]
     raw = F.fig_loss_curve(logs, smoothing=None)
-    assert [t.name for t in raw.data] == ["cream", "pose"]
+    assert [t.name for t in raw.data] == ["CREAM", "PoSE"]
     with pytest.raises(ValueError, match="logs"):
         F.fig_loss_curve({})
     with pytest.raises(ValueError, match="smoothing"):
@@ -154,7 +154,7 @@ def test_launch_trains_in_the_background_then_evaluates(tmp_path):
     curve = la.eval_result
     assert curve.length == 2048 and list(curve.n) == [1] * 5
     evaluation = la.figures["evaluation"]
-    assert len(evaluation.data) == 1 and evaluation.data[0].name == "cream"
+    assert len(evaluation.data) == 1 and evaluation.data[0].name == "CREAM"
     assert list(evaluation.data[0].x) == pytest.approx([0, 25, 50, 75, 100])
     assert "L = 2,048" in evaluation.layout.title.text
     assert all(0 <= y <= 100 for y in evaluation.data[0].y)
@@ -174,6 +174,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     ckpt = run_dir / "checkpoint-1"
     assert (ckpt / "model.safetensors").is_file()
     assert la.step == 1 and la.result.final_model is None and str(ckpt) in la.message
+    assert "(cancel pressed at step 0)" in la.message  # pressed before the first step reported
     assert not la.message.startswith("cancelled") and la.progress.description == "step 1 / 2"
     assert "Evaluation" in la.figures["evaluation"].layout.title.text  # a placeholder, no stale title
 
@@ -198,9 +199,11 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     assert [r["loss"] for r in la.loss_log] == [r["loss"] for r in la.result.loss_log]
     assert list(la.figures["loss"].data[0].x) == [1, 2]  # the live curve keeps step 1
     assert la.progress.description == "step 2 / 2" and not la.message.startswith("done")
+    # this launch ran one step (2 of 2, resumed at 1): the message counts that one, not the run's total
+    assert la.message.startswith("1 steps in ") and "steps 2–2 of 2, resumed at 1" in la.message, la.message
     ppl = la.eval_result
     assert ppl.length == 2048 and (ppl.nll > 0).all()
-    assert la.figures["evaluation"].data[0].name == "cream"
+    assert la.figures["evaluation"].data[0].name == "CREAM"
     assert pathlib.Path(la.export_html(tmp_path / "run.html")).stat().st_size > 0
 
 
@@ -217,3 +220,21 @@ def test_progress_text_counts_steps_and_eta():
     assert progress_text(2, 10, 4.0, 0) == "step 2 / 10 · ETA 0:16"  # 2 s per step, 8 steps left
     assert progress_text(7, 10, 60.0, 5) == "step 7 / 10 · ETA 1:30"  # resumed at 5: 30 s per step
     assert progress_text(10, 10, 9.0, 0) == "step 10 / 10"
+
+
+def test_live_loss_curve_is_redrawn_at_most_every_live_redraw_s(monkeypatch):
+    # many loss reports in a burst: one redraw per LIVE_REDRAW_S, not one per step
+    from creamviz.widgets import training as launcher_module
+
+    la = TrainingLauncher(target_len=2048, **{**RUN, "steps": 500})
+    drawn = []
+    monkeypatch.setattr(la, "_show", lambda name, fig: drawn.append((name, len(fig.data[0].x))))
+    clock = iter(100 + i * 0.01 for i in range(10_000))  # each report 10 ms after the previous one
+    monkeypatch.setattr(launcher_module.time, "perf_counter", lambda: next(clock))
+    for step in range(1, 201):  # 2 s of reports
+        la._add_loss(step, 1.0)
+    redraws = [n for name, n in drawn if name == "loss"]
+    assert 3 <= len(redraws) <= 2.0 / launcher_module.LIVE_REDRAW_S + 1, redraws
+    assert redraws == sorted(redraws) and redraws[0] == 1  # points are appended, the first drawn at once
+    la._redraw_loss()  # what the run's end does: the last points appear
+    assert drawn[-1] == ("loss", 200)

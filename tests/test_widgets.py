@@ -143,3 +143,101 @@ def test_theorem_explorer():
     assert ex.audit.tail_len == 3
     figs, audit = theorem_figures(12, 60, 4, 3)
     assert describe_audit(audit) == ex.verdict
+
+
+def test_randpos_coverage_curve_matches_brute_force():
+    # the explorer's RandPos coverage (direct pair differences, or the FFT path past the budget) is the
+    # running union of D_r = {p_j - p_i : i <= j}, computed here with Python sets
+    from creamviz.samplers import RandPosSampler
+    from creamviz.widgets import sampler as sampler_module
+
+    for big_n, big_l, n in ((5, 40, 30), (12, 60, 20), (30, 500, 8)):
+        ids = RandPosSampler(big_n, big_l).position_ids(n, seed=1)
+        seen, expected = set(), []
+        for row in ids.tolist():
+            seen |= {b - a for i, a in enumerate(row) for b in row[i:]}
+            expected.append(len(seen) / big_l)
+        np.testing.assert_allclose(sampler_module.ids_coverage_curve(ids, big_l), expected)
+        # the FFT path (forced by a zero pair budget) agrees on the samples it uses
+        budget = sampler_module.COVERAGE_PAIRS_BUDGET
+        try:
+            sampler_module.COVERAGE_PAIRS_BUDGET = 0
+            fft = sampler_module.ids_coverage_curve(ids, big_l)
+        finally:
+            sampler_module.COVERAGE_PAIRS_BUDGET = budget
+        np.testing.assert_allclose(fft, expected[:len(fft)])
+
+
+def test_randpos_explorer_at_the_largest_settings_is_bounded():
+    # N = 8192, L = 262144, 200k samples asked: the ids, keys and FFT work are capped, the strip is a
+    # heatmap (not 98k markers), and the figures say how many samples they show
+    from creamviz.samplers import RandPosSampler
+
+    figs = sampler_figures(RandPosSampler(8192, 262144), 200_000, 0)
+    assert figs["strip"].data[0].type == "heatmap" and np.asarray(figs["strip"].data[0].z).shape == (12, 512)
+    z = np.asarray(figs["strip"].data[0].z)
+    np.testing.assert_allclose(z.sum(axis=1) * 512, 8192)  # each row: N ids spread over 512 bins of 512 positions
+    assert "16 samples" in figs["segment_density"].layout.title.text
+    assert figs["coverage"].layout.title.text.endswith("after 1 … 4 samples")
+    assert sum(len(f.to_json()) for f in figs.values()) < 300_000  # was 2.2 MB of strip markers
+
+
+def test_randpos_distance_frequency_matches_brute_force():
+    # the RoPE explorer's RandPos distance frequency: the share of samples whose D_r holds d, by sets
+    from creamviz.samplers import RandPosSampler
+    from creamviz.widgets import sampler as sampler_module
+
+    for big_n, big_l in ((5, 40), (16, 300)):
+        sampler = RandPosSampler(big_n, big_l)
+        freq, n = sampler_module.ids_distance_frequency(sampler, 25, seed=2)
+        ids = sampler.position_ids(n, seed=2).tolist()
+        sets = [{b - a for i, a in enumerate(row) for b in row[i:]} for row in ids]
+        np.testing.assert_allclose(freq, [sum(d in s for s in sets) / n for d in range(big_l)])
+    freq, n = sampler_module.ids_distance_frequency(RandPosSampler(16384, 262144), 20_000)
+    assert n == 4 and freq[0] == 1.0 and freq.shape == (262144,)  # FFT path, 2^20 / L samples
+
+
+def test_auto_parameters_show_a_plain_grey_value_not_an_editable_readout():
+    ex = SamplerExplorer(train_len=256, target_len=2048)
+    _ = ex.widget
+    k, note, auto = ex.controls["k"], ex.controls["k_note"], ex.controls["k_auto"]
+    assert ex.k is None and auto.value and k.disabled and not k.readout  # no contenteditable readout
+    assert "= 32 (auto: 4·L/N)" in note.value and "color:#888" in note.value  # 4 L / N at N = 256, L = 2048
+    ex.target_len = 4096
+    assert "= 64 (auto" in note.value
+    auto.value = False  # untick: the slider and its readout take over, with the value it showed
+    assert ex.k == 64 and not k.disabled and k.readout and note.value == ""
+    ex.k = None
+    assert k.disabled and "(auto" in note.value and auto.value
+
+
+def test_target_len_slider_steps_over_valid_l_only_in_reference_mode():
+    from creamviz.widgets import RopeExplorer
+
+    ex = SamplerExplorer(train_len=256, target_len=2048)
+    _ = ex.widget
+    slider = ex.controls["target_len"]
+    # every value the slider can land on is a valid reference-mode L = m N, m >= 2
+    values = range(slider.min, slider.max + 1, slider.step)
+    assert (slider.step, slider.min) == (256, 512) and all(v % 256 == 0 and v >= 512 for v in values)
+    ex.middle = "truncnorm"
+    assert (slider.step, slider.min) == (16, 32) and ex.target_len == 2048  # the state is never touched
+    rope_ex = RopeExplorer()
+    _ = rope_ex.widget
+    rope_ex.target_len = 40000  # typed: the error names a control the explorer has
+    assert "middle='truncnorm'" in rope_ex.error and "middle" in rope_ex.controls
+    assert rope_ex.controls["middle"].layout.display == "" and rope_ex.controls["target_len"].step == 4096
+    rope_ex.middle = "truncnorm"
+    assert rope_ex.error == "" and rope_ex.controls["target_len"].step == 64
+
+
+def test_hiding_the_middle_control_hides_nothing_else():
+    # the RoPE explorer hides CREAM's middle control for other samplers: no other control shares its layout
+    from creamviz.widgets import RopeExplorer
+
+    ex = RopeExplorer(model="tiny", train_len=256, target_len=2048)
+    _ = ex.widget
+    ex.method = "randpos"
+    assert ex.controls["middle"].layout.display == "none"
+    hidden = [k for k, c in ex.controls.items() if k != "middle" and c.layout.display == "none"]
+    assert hidden == [], hidden

@@ -14,4 +14,5 @@ from creamviz.figures.real_model import *  # noqa: F401,F403
 from creamviz.figures.rope import *  # noqa: F401,F403
 from creamviz.figures.sampling import *  # noqa: F401,F403
 from creamviz.figures.study import *  # noqa: F401,F403
+from creamviz.figures.style import ARM_COLORS, METHOD_COLORS, display_name, method_color  # noqa: F401 - the one palette and the display names
 from creamviz.figures.training import *  # noqa: F401,F403

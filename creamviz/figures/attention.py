@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from creamviz.attention_result import AttentionMaps, NeedleSweep, TokenText
-from creamviz.figures.style import SEGMENT_COLORS, TEMPLATE, method_color
+from creamviz.figures.style import LINE_DASHES, SEGMENT_COLORS, TEMPLATE, display_name, method_color
 
 __all__ = ["fig_attention_grid", "fig_attention_head", "fig_depth_profiles", "fig_attention_difference",
            "fig_needle_attention", "fig_needle_sweep"]
@@ -224,21 +224,23 @@ def fig_depth_profiles(maps, *, layer: int | None = None, head: int | None = Non
             needle_name, needle = golds[0][0], golds[0][1:]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1,
                         subplot_titles=("", "mass per third"))  # left: the axis titles say it, the needle label sits above
+    colors = []
     for i, (name, m) in enumerate(models.items()):
         one = _pick(m, layer, head)
         ctx = one.query_start
         b = one.depth_boundaries
         centers = 100.0 * (b[:-1] + b[1:]) / 2.0 / ctx
         color = method_color(name, i)
+        colors.append(color)  # one method's variants ("contiguous", "contiguous + YaRN") share it: dashes tell them apart
         bin_text = [""] * (len(b) - 1) if tokens is None else [
-            f"<br>«{tokens.span_text(int(b[i]), int(b[i + 1]), HOVER_CHARS)}»" for i in range(len(b) - 1)]
-        fig.add_trace(go.Scatter(x=centers, y=one.depth_profile[0, 0], mode="lines+markers", name=name,
-                                 legendgroup=name, line={"color": color},
+            f"<br>«{tokens.span_text(int(b[j]), int(b[j + 1]), HOVER_CHARS)}»" for j in range(len(b) - 1)]
+        fig.add_trace(go.Scatter(x=centers, y=one.depth_profile[0, 0], mode="lines+markers", name=display_name(name),
+                                 legendgroup=name, line={"color": color, "dash": LINE_DASHES[(colors.count(color) - 1) % len(LINE_DASHES)]},
                                  customdata=np.stack([b[:-1], b[1:] - 1], axis=-1), text=bin_text,
                                  hovertemplate="tokens %{customdata[0]}–%{customdata[1]}%{text}<br>mass %{y:.3g}"
                                                f"<extra>{name}</extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(x=["head", "middle", "tail"], y=one.thirds[0, 0], name=name, legendgroup=name,
-                             showlegend=False, marker_color=color,
+        fig.add_trace(go.Bar(x=["head", "middle", "tail"], y=one.thirds[0, 0], name=display_name(name), legendgroup=name,
+                             showlegend=False, marker_color=color, marker_pattern_shape="/" if colors.count(color) > 1 else "",
                              hovertemplate="%{x} third: %{y:.3g}" + f"<extra>{name}</extra>"), row=1, col=2)
     for third, x0, x1 in (("head", 0, 100 / 3), ("middle", 100 / 3, 200 / 3), ("tail", 200 / 3, 100)):
         fig.add_vrect(x0=x0, x1=x1, fillcolor=SEGMENT_COLORS[third], opacity=0.06, line_width=0, row=1, col=1)
@@ -334,12 +336,12 @@ def fig_needle_attention(maps, needle: tuple[int, int], *, layer: int | None = N
     for i, (name, m) in enumerate(models.items()):
         color = method_color(name, i)
         one = _pick(m, layer, head)
-        fig.add_trace(go.Scatter(x=np.arange(one.seq_len), y=one.query_attention[0, 0], mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=np.arange(one.seq_len), y=one.query_attention[0, 0], mode="lines", name=display_name(name),
                                  legendgroup=name, line={"color": color, "width": 1},
                                  hovertemplate="key token %{x}<br>p %{y:.3g}" + f"<extra>{name}</extra>"),
                       row=1, col=1)
         per_layer = m.mass_on(start, stop).mean(axis=1)  # (layers,)
-        fig.add_trace(go.Bar(x=[f"layer {layer_i}" for layer_i in m.layers], y=per_layer, name=name,
+        fig.add_trace(go.Bar(x=[f"layer {layer_i}" for layer_i in m.layers], y=per_layer, name=display_name(name),
                              legendgroup=name, showlegend=False, marker_color=color,
                              hovertemplate="%{x}: %{y:.3g}" + f"<extra>{name}</extra>"), row=2, col=1)
     fig.add_vrect(x0=start - 0.5, x1=stop - 0.5, fillcolor="#d62728", opacity=0.25, line_width=0, row=1, col=1,
@@ -381,7 +383,7 @@ def fig_needle_sweep(sweeps, *, which="best", title: str | None = None, log_y: b
             if layer not in sw.layers or head not in sw.heads:
                 raise ValueError(f"which={which!r}: layer {layer} / head {head} not computed for {name!r}")
             y, tag = sw.curve(layer, head), f"L{layer} H{head}"
-        fig.add_trace(go.Scatter(x=100 * sw.depths, y=y, mode="lines+markers", name=f"{name} ({tag}, L = {sw.length:,})",
+        fig.add_trace(go.Scatter(x=100 * sw.depths, y=y, mode="lines+markers", name=f"{display_name(name)} ({tag}, L = {sw.length:,})",
                                  line={"color": method_color(name, i), "width": 2},
                                  hovertemplate="depth %{x:.0f}%<br>mass %{y:.3f}" + f"<extra>{name}</extra>"))
     first = next(iter(sweeps.values()))

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.figures.style import LINE_DASHES, TEMPLATE, method_color
+from creamviz.figures.style import LINE_DASHES, TEMPLATE, display_name, method_color
 from creamviz.theorem import RegionMap
 
 __all__ = ["fig_region_map", "fig_coverage_curves", "fig_distance_frequency", "cell_outline"]
@@ -126,9 +126,9 @@ def fig_coverage_curves(curves: Mapping[str, np.ndarray], *, title: str | None =
     curves = _check_mapping("curves", curves)
     fig = go.Figure()
     for i, (name, frac) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=np.arange(1, len(frac) + 1), y=frac, name=name, mode="lines",
+        fig.add_trace(go.Scatter(x=np.arange(1, len(frac) + 1), y=frac, name=display_name(name), mode="lines",
                                  line={"color": method_color(name, i), "width": 2},
-                                 hovertemplate="%{x} samples: %{y:.4f}<extra>" + name + "</extra>"))
+                                 hovertemplate="%{x} samples: %{y:.4f}<extra>" + display_name(name) + "</extra>"))
     fig.update_layout(template=TEMPLATE, title=title or "Relative distances covered as samples accumulate",
                       xaxis_title="number of samples", yaxis_title="fraction of [0, L) covered",
                       legend_title="sampler")
@@ -160,7 +160,7 @@ def fig_distance_frequency(freqs: Mapping[str, np.ndarray], *, distances=None, t
     for i, (name, frac) in enumerate(freqs.items()):
         # lines may coincide (RandPos and contiguous both sit at 1.0 for d < N): a dash pattern and a
         # width per line keep every one of them visible where they overlap
-        fig.add_trace(trace(x=distances, y=frac, name=name, mode="lines",
+        fig.add_trace(trace(x=distances, y=frac, name=display_name(name), mode="lines",
                             line={"color": method_color(name, i), "width": 3.5 if i == 0 else 2,
                                   "dash": LINE_DASHES[i % len(LINE_DASHES)]}))
     fig.update_layout(template=TEMPLATE, title=title or "How often each relative distance is trained",

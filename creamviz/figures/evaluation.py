@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.figures.style import TEMPLATE, display_name, method_color
 from creamviz.scores import DepthCurve, LengthCurve, NiahGrid, PplCurve, mean_over_seeds
 
 __all__ = ["fig_accuracy_by_depth", "fig_niah_heatmap", "fig_accuracy_by_length",
@@ -36,7 +36,7 @@ def fig_accuracy_by_depth(curves: Mapping[str, DepthCurve | Sequence[DepthCurve]
             k = len(c)
             c = mean_over_seeds(c)
         lengths.add(c.length)
-        label = name if k == 1 else f"{name} (mean of {k} seeds)"
+        label = display_name(name) if k == 1 else f"{display_name(name)} (mean of {k} seeds)"
         fig.add_trace(go.Scatter(
             x=c.depths * 100, y=c.accuracy * scale, name=label, mode="lines+markers",
             error_y={"type": "data", "array": c.stderr * scale, "visible": True},
@@ -79,7 +79,7 @@ def fig_accuracy_by_length(curves: Mapping[str, LengthCurve], *, title: str | No
         raise ValueError("curves is empty")
     fig = go.Figure()
     for i, (name, c) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=c.lengths, y=c.accuracy * 100, name=name, mode="lines+markers",
+        fig.add_trace(go.Scatter(x=c.lengths, y=c.accuracy * 100, name=display_name(name), mode="lines+markers",
                                  error_y={"type": "data", "array": c.stderr * 100, "visible": True},
                                  line={"color": method_color(name, i)}))
     if window is not None:
@@ -102,7 +102,7 @@ def fig_ppl_by_position(curves: Mapping[str, PplCurve], *, title: str | None = N
     for i, (name, c) in enumerate(curves.items()):
         centers = (c.bucket_start + c.bucket_end - 1) / 2.0
         fig.add_trace(go.Scatter(
-            x=centers, y=c.ppl, name=name, mode="lines+markers", line={"color": method_color(name, i)},
+            x=centers, y=c.ppl, name=display_name(name), mode="lines+markers", line={"color": method_color(name, i)},
             customdata=np.stack([c.bucket_start, c.bucket_end - 1], axis=-1),
             hovertemplate="positions %{customdata[0]}–%{customdata[1]}<br>ppl %{y:.2f}<extra>"
                           + name + "</extra>"))

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from creamviz.attention_result import AttentionMaps, NeedleSweep, TokenText
-from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.figures.style import FALLBACK_COLORS, TEMPLATE, method_color
 
 __all__ = ["fig_head_mosaic", "fig_head_values", "fig_head_depth_curves", "fig_retrieval_scores", "fig_head_masking"]
 
@@ -150,7 +150,7 @@ def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], 
     if not isinstance(sweep, NeedleSweep):
         raise ValueError(f"sweep must be a NeedleSweep, got {type(sweep).__name__}")
     fig = go.Figure()
-    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    palette = FALLBACK_COLORS  # heads, not methods: none of the method colours
     x = 100 * sweep.depths
     for i, (layer, head) in enumerate(heads):
         if layer not in sweep.layers or head not in sweep.heads:
@@ -162,7 +162,7 @@ def fig_head_depth_curves(sweep: NeedleSweep, heads: Sequence[tuple[int, int]], 
                              line={"color": "#444", "width": 2, "dash": "dot"}))
     fig.add_trace(go.Scatter(x=x, y=sweep.uniform.mean(1), mode="lines", name="uniform share",
                              line={"color": "#555", "dash": "dash", "width": 1}))
-    fig.update_layout(template=TEMPLATE, height=420, width=760, legend_title="head",
+    fig.update_layout(template=TEMPLATE, height=420, legend_title="head",  # width: the page's (autosize)
                       xaxis_title="depth of the relevant item in the context (%)",
                       yaxis_title="attention mass of the question on it",
                       yaxis={"type": "log"} if log_y else {"rangemode": "tozero"},

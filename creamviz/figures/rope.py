@@ -14,7 +14,7 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.figures.style import TEMPLATE, display_name, method_color, scaling_color
 from creamviz.rope import PhaseCoverage, RopeSpectrum
 
 __all__ = ["fig_rope_wavelengths", "fig_rope_rotations", "fig_rope_decay", "fig_phase_coverage",
@@ -169,12 +169,12 @@ def _check_curves(curves) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _decay_traces(fig, curves, row=None, col=None, legend=True) -> None:
     where = {"row": row, "col": col} if row else {}
-    palette = ["#8c564b", "#17becf", "#e377c2", "#bcbd22"]
-    for k, (name, (x, y)) in enumerate(curves.items()):
-        color = PRETRAINING_COLOR if name.startswith("pre-trained") else palette[k % len(palette)]
+    for name, (x, y) in curves.items():  # colour by scaling (same in every figure, whatever the order)
+        color = PRETRAINING_COLOR if name.startswith("pre-trained") else scaling_color(name)
         keep = x > 0  # a log axis has no r = 0
         fig.add_trace(go.Scatter(x=x[keep], y=y[keep], mode="lines", name=name, showlegend=legend and x.size > 0,
-                                 line={"color": color, "width": 1.2}, legendgroup=f"decay-{name}",
+                                 line={"color": color, "width": 1.2, "dash": "dot" if "attention factor" in name else "solid"},
+                                 legendgroup=f"decay-{name}",
                                  hovertemplate="r %{x:,}<br>bound %{y:.3g}<extra>" + name + "</extra>"), **where)
 
 
@@ -220,9 +220,9 @@ def fig_phase_coverage(coverage: PhaseCoverage, *, title: str | None = None) -> 
                              colorbar={"title": "exercise<br>rate", "tickvals": [t for t, _ in ticks],
                                        "ticktext": [t for _, t in ticks]},
                              hovertemplate="pair %{y}<br>angle %{x:.2f} rad<br>%{z:.3g}<extra></extra>"))
-    who = coverage.method or "trained distances"
-    fig.update_layout(template=TEMPLATE, height=430, margin={"t": 60},
-                      title=title or f"Which angles {who} exercises per rotary pair "
+    who = display_name(coverage.method) if coverage.method else "trained distances"
+    fig.update_layout(template=TEMPLATE, height=430, margin={"t": 80},  # two title lines: fits 500 px
+                      title=title or f"Which angles {who} exercises per rotary pair<br>"
                                      f"({coverage.unseen.sum():,} needed cells never seen, red)",
                       xaxis={"title": f"angle r·θ' mod 2π ({coverage.n_bins} bins)", "range": [0, 2 * np.pi],
                              "tickvals": np.pi * np.array([0, 0.5, 1, 1.5, 2]),
@@ -257,14 +257,15 @@ def fig_distance_dimension(coverages, *, title: str | None = None) -> go.Figure:
     ``PhaseCoverage.familiar`` (the share of the bin's distances on an angle pre-training produced)."""
     coverages = _check_coverages(coverages)
     names = list(coverages)
-    titles = [f"{n} (1 = angle seen in pre-training, no per-sample rate)" if n == "pre-training" else n for n in names]
+    titles = [f"{n} (1 = angle seen in pre-training, no per-sample rate)" if n == "pre-training" else display_name(n)
+              for n in names]
     title = title or "Where a length-L input meets angles fine-tuning never produced"
     if len(names) == 1:  # one panel: no subplot grid (cheaper to redraw in an explorer)
         cov = coverages[names[0]]
         fig = go.Figure()
         _rate_traces(fig, cov, True, {})
         fig.add_vline(x=cov.train_len, line={"color": "#444444", "dash": "dash", "width": 1})
-        fig.update_layout(template=TEMPLATE, height=400, margin={"t": 60}, title=f"{title}: {titles[0]}",
+        fig.update_layout(template=TEMPLATE, height=400, margin={"t": 80}, title=f"{title}:<br>{titles[0]}",
                           xaxis={"title": "relative distance r (dashed: N)"},
                           yaxis={"title": "rotary pair i", "autorange": "reversed"})
         return fig
@@ -286,7 +287,7 @@ def _coverage_traces(fig, coverages, row=None, col=None, legend=True) -> None:
     for k, (name, cov) in enumerate(ordered):
         pre = name == "pre-training"
         fig.add_trace(go.Scatter(
-            x=np.arange(len(cov.covered_fraction)), y=cov.covered_fraction, mode="lines+markers", name=name,
+            x=np.arange(len(cov.covered_fraction)), y=cov.covered_fraction, mode="lines+markers", name=display_name(name),
             showlegend=legend, legendgroup=f"cov-{name}", marker={"size": 4},
             line={"color": PRETRAINING_COLOR if pre else method_color(name, k), "dash": "dash" if pre else "solid",
                   "width": 2.5 if pre else 1.5},
@@ -339,7 +340,7 @@ def fig_rope_summary(spectrum: RopeSpectrum, decay: Mapping, coverages, *, famil
     fig.update_xaxes(title_text="rotary pair i", row=1, col=1)
     fig.update_xaxes(title_text="rotary pair i", row=1, col=2)
     fig.update_xaxes(title_text="relative distance r", row=2, col=2)
-    fig.update_layout(template=TEMPLATE, height=760, width=1200, margin={"t": 80},
+    fig.update_layout(template=TEMPLATE, height=760, margin={"t": 80},  # width: the page's (autosize)
                       title=title or f"{_describe(spectrum)}: N = {spectrum.train_len:,}, L = {spectrum.target_len:,}",
                       legend={"orientation": "h", "y": -0.1})
     return fig

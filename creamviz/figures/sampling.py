@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.figures.style import SEGMENT_COLORS, TEMPLATE, method_color
+from creamviz.figures.style import SEGMENT_COLORS, TEMPLATE, display_name, method_color
 from creamviz.samplers import Segments
 from creamviz.segment_stats import MiddlePlacement, PositionUsage
 
@@ -46,8 +46,10 @@ def fig_middle_placement(placement: MiddlePlacement, *,
     pmf = dict(rand_factor_pmf or {})
     has_factor = bool(pmf) or len(placement.rand_factor_values) > 0
     if has_factor:
+        # short panel titles: centred over panels of ~300 and ~180 px in a narrow output area, longer
+        # ones ran into each other (the legend names P_s, P_e and the centre)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
-                            subplot_titles=("middle placement: P_s, P_e, centre", "rand_factor distribution"))
+                            subplot_titles=("middle placement", "rand_factor"))
     else:
         fig = make_subplots(rows=1, cols=1, subplot_titles=("middle placement: P_s, P_e, centre",))
     centers = (placement.edges[:-1] + placement.edges[1:] - 1) / 2.0
@@ -66,7 +68,7 @@ def fig_middle_placement(placement: MiddlePlacement, *,
     values_seen = []
     for i, (mode, (values, probs)) in enumerate(pmf.items()):
         values_seen.append(np.asarray(values))
-        fig.add_trace(go.Bar(x=np.asarray(values), y=np.asarray(probs), name=f"{mode} (exact)",
+        fig.add_trace(go.Bar(x=np.asarray(values), y=np.asarray(probs), name=f"{display_name(mode)} (exact)",
                              marker_color=method_color(mode, i), opacity=0.75), row=1, col=2)
     if len(placement.rand_factor_values):
         values_seen.append(np.asarray(placement.rand_factor_values))
@@ -99,7 +101,7 @@ def fig_strip(segments: Segments, *, n_show: int = 12, title: str | None = None)
     fig = go.Figure()
     for name, (start, length) in parts.items():
         fig.add_trace(go.Bar(y=labels, x=length, base=start, orientation="h", name=name,
-                             marker_color=SEGMENT_COLORS[name],
+                             marker_color=SEGMENT_COLORS[name], showlegend=bool(np.any(length > 0)),  # PoSE: no tail
                              customdata=np.stack([start, start + length - 1], axis=1),
                              hovertemplate="[%{customdata[0]}, %{customdata[1]}]<extra>" + name + "</extra>"))
     fig.update_layout(template=TEMPLATE, barmode="overlay", bargap=0.35,
@@ -117,7 +119,7 @@ def fig_position_usage(usage_by_method: Mapping[str, PositionUsage], *, title: s
     target_len = 0
     for i, (name, usage) in enumerate(usage_by_method.items()):
         target_len = max(target_len, usage.target_len)
-        fig.add_trace(go.Scatter(x=usage.centers, y=usage.fractions["all"], name=name, mode="lines",
+        fig.add_trace(go.Scatter(x=usage.centers, y=usage.fractions["all"], name=display_name(name), mode="lines",
                                  line={"color": method_color(name, i), "width": 1.5}))
     fig.update_layout(template=TEMPLATE, title=title or "How often each absolute position is trained",
                       xaxis_title="position id", yaxis_title="fraction of samples using it",

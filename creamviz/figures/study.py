@@ -10,15 +10,10 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from creamviz.figures.style import TEMPLATE
+from creamviz.figures.style import ARM_COLORS, TEMPLATE, display_name
 
 __all__ = ["fig_study_forest", "fig_study_contrasts", "fig_study_depth", "ARM_COLORS"]
 
-ARM_COLORS = {  # CREAM variants in reds/oranges, peers in their method colours
-    "cream": "#d62728", "cream-sigma1": "#ff9896", "cream-sigma6": "#8c1c13", "cream-uniform": "#bcbd22",
-    "cream-truncnorm": "#17becf", "cream-continuity": "#ff7f0e", "cream-relativity": "#e377c2",
-    "pose": "#1f77b4", "randpos": "#9467bd", "contiguous": "#7f7f7f", "base": "#444444",
-}
 
 
 def _check(summary: Mapping) -> None:
@@ -27,7 +22,7 @@ def _check(summary: Mapping) -> None:
 
 
 def _label(name: str, arm: Mapping) -> str:
-    return f"{arm.get('label') or name} ({len(arm['seeds'])} seeds)"
+    return f"{display_name(name)} ({len(arm['seeds'])} seeds)"
 
 
 def fig_study_forest(summary: Mapping, *, title: str | None = None, order: Sequence[str] | None = None) -> go.Figure:
@@ -45,10 +40,10 @@ def fig_study_forest(summary: Mapping, *, title: str | None = None, order: Seque
             marker={"size": 10, "color": ARM_COLORS.get(name, "#333333")},
             error_x={"type": "data", "symmetric": False, "array": [(hi - a["mean"]) * 100],
                      "arrayminus": [(a["mean"] - lo) * 100], "thickness": 2, "width": 6},
-            hovertemplate=f"{name}<br>%{{x:.1f}} % [{lo * 100:.1f}, {hi * 100:.1f}]<extra></extra>"))
+            hovertemplate=f"{display_name(name)}<br>%{{x:.1f}} % [{lo * 100:.1f}, {hi * 100:.1f}]<extra></extra>"))
     if "base" in summary:
         fig.add_vline(x=summary["base"]["middle_acc"] * 100, line_dash="dash", line_color=ARM_COLORS["base"],
-                      annotation_text="untuned base", annotation_position="top")
+                      annotation_text=display_name("base"), annotation_position="top")
     n_prompts = next(iter(arms.values())).get("n_middle_prompts")
     fig.update_layout(template=TEMPLATE, height=120 + 38 * len(names), margin={"l": 10},
                       title=title or f"Key-value accuracy in the middle of the context, 95 % CI "
@@ -70,12 +65,12 @@ def fig_study_contrasts(summary: Mapping, *, title: str | None = None) -> go.Fig
         lo, hi = c["ci95"]
         p = c["p_value"]
         fig.add_trace(go.Scatter(
-            x=[c["diff"] * 100], y=[f"{name.replace('-vs-', ' − ')} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
+            x=[c["diff"] * 100], y=[f"{display_name(name)} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
             showlegend=False, marker={"size": 10, "color": ARM_COLORS.get(c.get("arm", name), "#333333"),
                                       "symbol": "diamond" if lo > 0 or hi < 0 else "circle"},
             error_x={"type": "data", "symmetric": False, "array": [(hi - c["diff"]) * 100],
                      "arrayminus": [(c["diff"] - lo) * 100], "thickness": 2, "width": 6},
-            hovertemplate=f"{name}<br>%{{x:+.1f}} points [{lo * 100:+.1f}, {hi * 100:+.1f}], p = {p:.3g}<extra></extra>"))
+            hovertemplate=f"{display_name(name)}<br>%{{x:+.1f}} points [{lo * 100:+.1f}, {hi * 100:+.1f}], p = {p:.3g}<extra></extra>"))
     fig.add_vline(x=0, line_color="#2a3f5f", line_width=1)
     fig.update_layout(template=TEMPLATE, height=120 + 38 * len(contrasts), margin={"l": 10},
                       title=title or "Paired differences in middle accuracy, 95 % CI (diamond: CI excludes 0)",
@@ -104,7 +99,7 @@ def fig_study_depth(summary: Mapping, *, arms: Sequence[str] | None = None, titl
         bd = summary["base"]["by_depth"]
         depths = sorted(bd, key=float)
         fig.add_trace(go.Scatter(x=[float(d) * 100 for d in depths], y=[bd[d] * 100 for d in depths],
-                                 name="untuned base (YaRN)", mode="lines+markers",
+                                 name=display_name("base") + " (YaRN)", mode="lines+markers",
                                  line={"color": ARM_COLORS["base"], "dash": "dash"}))
     L = summary.get("config", {}).get("target_len", "L")
     fig.update_layout(template=TEMPLATE, title=title or f"Key-value retrieval by depth of the gold pair (L = {L}), 95 % CI",

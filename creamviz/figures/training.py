@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from creamviz.figures.style import TEMPLATE, method_color
+from creamviz.figures.style import TEMPLATE, display_name, method_color
 
 __all__ = ["fig_loss_curve", "fig_placeholder", "ema"]
 
@@ -63,13 +63,13 @@ def fig_loss_curve(logs: Mapping[str, Sequence[Mapping]], *, title: str | None =
         steps = [int(r["step"]) for r in rows]
         losses = [float(r["loss"]) for r in rows]
         fig.add_trace(go.Scatter(
-            x=steps, y=losses, name=str(name), legendgroup=str(name),
+            x=steps, y=losses, name=display_name(name), legendgroup=str(name),
             mode="lines+markers" if len(rows) <= 60 else "lines", marker={"size": 4},
             line={"color": color, "width": 1}, opacity=0.4 if smoothing is not None else 1.0,
             hovertemplate="step %{x}<br>loss %{y:.3f}<extra>" + str(name) + "</extra>"))
         if smoothing is not None:
             fig.add_trace(go.Scatter(
-                x=steps, y=ema(losses, smoothing), name=f"{name}, moving average ({smoothing:g})", legendgroup=str(name),
+                x=steps, y=ema(losses, smoothing), name=f"{display_name(name)}, moving average ({smoothing:g})", legendgroup=str(name),
                 mode="lines", line={"color": color, "width": 2.5},
                 hovertemplate="step %{x}<br>smoothed %{y:.3f}<extra>" + str(name) + "</extra>"))
     fig.update_layout(template=TEMPLATE, title=title or "Fine-tuning loss", height=380,

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import traitlets as T
 
-__all__ = ["ExplorerBase", "MAX_SVG_POINTS", "show_figure"]
+__all__ = ["ExplorerBase", "MAX_SVG_POINTS", "show_figure", "show_auto"]
 
 MAX_SVG_POINTS = 500  # lines+markers traces with more points are drawn as lines only
 FIGURE_MIN_WIDTH = 520  # px: below twice this, the figure grid has one column
@@ -61,6 +61,23 @@ def _fast(trace):
             and trace.mode and "lines" in trace.mode and "markers" in trace.mode:
         trace.mode = "lines"
     return trace
+
+
+def show_auto(control: W.Widget, note: W.HTML, auto: bool, rule: str = "") -> None:
+    """An 'auto' parameter's look: the slider disabled and without its (editable-looking) readout,
+    and beside it a grey, plain-text ``note`` "= 32 (auto: 4·L/N)" that takes no focus; not auto:
+    the slider and its readout back, the note empty."""
+    control.disabled = auto
+    if hasattr(control, "readout"):
+        control.readout = not auto
+    if not auto:
+        note.value = ""
+        return
+    value = control.value
+    text = f"{value:.3g}" if isinstance(value, float) and not float(value).is_integer() else f"{value:g}"
+    rule = f": {html.escape(rule)}" if rule else ""
+    note.value = (f"<span class='creamviz-auto' style='color:#888;user-select:none' "
+                  f"title='the default rule; untick auto to set it'>= {text} (auto{rule})</span>")
 
 
 def _representable(control: W.Widget, value) -> bool:
@@ -325,7 +342,9 @@ class ExplorerBase(T.HasTraits):
 
             export.on_click(do_export)
             half = (len(controls) + 1) // 2
-            panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])])
+            # two columns that wrap under each other when the output area is narrower than both
+            panel = W.HBox([W.VBox(controls[:half]), W.VBox(controls[half:])],
+                           layout=W.Layout(flex_flow="row wrap", column_gap="16px", max_width="100%"))
             self._widget = W.VBox([*self._header_views(), panel, *self._action_views(),
                                    W.HBox([self.status_html, export, exported]), self.error_html,
                                    *self._extra_views(), self._figure_grid()])

@@ -27,8 +27,13 @@ from creamviz import rope
 from creamviz.report import Section, write_report
 from creamviz.samplers import SAMPLERS, sampler_parameters
 from creamviz.validation import check_int
-from creamviz.widgets.base import ExplorerBase, show_figure
-from creamviz.widgets.sampler import SamplerExplorer, build_sampler, sampler_traits
+from creamviz.widgets.base import ExplorerBase, show_auto, show_figure
+from creamviz.widgets.sampler import (
+    SamplerExplorer,
+    build_sampler,
+    ids_distance_frequency,
+    sampler_traits,
+)
 
 __all__ = ["RopeExplorer", "rope_figures", "update_in_place", "MODELS", "FiniteLink"]
 
@@ -39,7 +44,6 @@ MODELS = ("llama2-7b", "smollm2-135m", "tiny")  # the model dropdown; any config
 MAX_TARGET_LEN = 1 << 18  # L limit of the explorer (the phase maps hold d/2 x L cells)
 DECAY_POINTS = 400  # distances the decay curve is drawn at (geometric grid)
 DISTANCE_BINS = 128  # distance bins of the distance x pair map
-RANDPOS_MAX_IDS = 100_000  # RandPos ids per update (FFT path): 24 samples at N = 4096, each holds ~all distances
 
 
 def rope_figures(spectrum: rope.RopeSpectrum, frequency, method: str, *, n_bins: int = 64,
@@ -127,7 +131,7 @@ class RopeExplorer(ExplorerBase):
     ``high_freq_factor`` (Llama 3), ``short_factor`` / ``long_factor`` (LongRoPE, required for it),
     ``seq_len`` (None = L; dynamic and longrope only), the sampler's ``method`` and one trait per
     registered sampler parameter (CREAM's ``k``, ``mu``, ``sigma``, …, as the SamplerExplorer), and
-    ``n_samples`` (RandPos: at most ``100k / N`` of them, its FFT path is the slow one), ``seed``,
+    ``n_samples`` (RandPos: fewer, see :func:`~creamviz.widgets.sampler.ids_distance_frequency`), ``seed``,
     ``n_bins`` (phase bins).
     ``.spectrum`` is the last valid :class:`~creamviz.rope.RopeSpectrum`.
     """
@@ -200,8 +204,10 @@ class RopeExplorer(ExplorerBase):
             sampler = build_sampler(method, self.train_len, self.target_len, **dict(key[3]))
             if len(self._frequencies) > 16:
                 self._frequencies.clear()
-            self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed,
-                                                                     max_ids=RANDPOS_MAX_IDS)
+            if sampler.has_segments:  # closed form from the segments
+                self._frequencies[key] = rope.sampler_distance_frequency(sampler, self.n_samples, self.seed)
+            else:  # RandPos: ids within the explorers' time budget (see ids_distance_frequency)
+                self._frequencies[key] = ids_distance_frequency(sampler, self.n_samples, self.seed)[0]
         return self._frequencies[key]
 
     def _compute(self) -> dict[str, go.Figure]:
@@ -219,9 +225,11 @@ class RopeExplorer(ExplorerBase):
         self._shown = {"spectrum": spectrum_key, "coverage": coverage_key}  # figures unchanged otherwise
         return figs
 
-    uses_figure_widgets = True  # in-place plotly updates (update_in_place): one redraw per figure
+    # go.Figures in the responsive grid (FigureWidgets keep plotly's 700 px and cut colour bars and
+    # titles in narrower output areas); only the figures whose content changed are redrawn
+    uses_figure_widgets = False
 
-    def _show_figure(self, widget: go.FigureWidget, fig: go.Figure) -> None:
+    def _show_figure(self, widget: go.Figure, fig: go.Figure) -> None:
         if not update_in_place(widget, fig):  # same structure: one redraw instead of three
             show_figure(widget, fig)
 
@@ -259,6 +267,8 @@ class RopeExplorer(ExplorerBase):
             "beta_slow": W.FloatSlider(min=0.25, max=16, step=0.25, description="YaRN β_slow", style=style,
                                        layout=layout, continuous_update=False),
             "method": W.Dropdown(options=list(SAMPLERS), description="sampler", style=style, layout=layout),
+            "middle": W.Dropdown(options=list(sampler_parameters()["middle"].choices), description="CREAM middle",
+                                 style=style, layout=W.Layout(width="340px")),  # its own: it is hidden alone
             "n_samples": W.IntSlider(min=100, max=20_000, step=100, description="samples", style=style,
                                      layout=layout, continuous_update=False),
             "n_bins": W.IntSlider(min=8, max=256, step=8, description="phase bins", style=style, layout=layout,
@@ -269,27 +279,38 @@ class RopeExplorer(ExplorerBase):
         factor_box = self._auto_control(
             "factor", W.FloatSlider(min=1, max=64, step=0.5, description="factor", style=style,
                                     layout=W.Layout(width="270px"), continuous_update=False),
-            default=lambda: self.target_len / max(1, self.train_len), refresh_on=("train_len", "target_len"))
+            default=lambda: self.target_len / max(1, self.train_len), refresh_on=("train_len", "target_len"),
+            rule="L/N")
         theta_box = self._auto_control(
             "rope_theta", W.FloatLogSlider(min=2, max=7, step=0.05, base=10, description="base θ", style=style,
                                            layout=W.Layout(width="270px"), continuous_update=False),
-            default=self._model_theta, refresh_on=("model",))
+            default=self._model_theta, refresh_on=("model",), rule="the model's")
+        self.observe(self._refresh_sampler_controls, ["method", "middle", "train_len"])
+        self._refresh_sampler_controls()
         return [c["model"], c["scaling"], factor_box, c["train_len"], c["target_len"], theta_box, c["beta_fast"],
-                c["beta_slow"], c["method"], c["n_samples"], c["n_bins"]]
+                c["beta_slow"], c["method"], c["middle"], c["n_samples"], c["n_bins"]]
 
-    def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...]) -> W.Widget:
+    def _refresh_sampler_controls(self, _change=None) -> None:
+        """CREAM's middle control shows with CREAM only; the L slider steps over valid L only."""
+        self.controls["middle"].layout.display = "" if self.method == "cream" else "none"
+        SamplerExplorer._step_target_len(self, self.train_len, default_step=64, default_min=128)
+
+    def _auto_control(self, name: str, control: W.Widget, default, refresh_on: tuple[str, ...],
+                      rule: str = "") -> W.Widget:
         """A bound slider plus an 'auto' checkbox: checked = trait None, the slider (disabled) shows
         ``default()``; neither ever rewrites the state on its own."""
         self.bind(name, control)
         auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
                           layout=W.Layout(width="60px"))
+        note = W.HTML(layout=W.Layout(width="auto"))  # "= 8 (auto: L/N)" while auto
         key = f"{name}_auto"
         self.controls[key] = auto
+        self.controls[f"{name}_note"] = note
 
         def show(_=None):  # state -> checkbox and the slider's shown default
             self._syncing.update((key, name))
             try:
-                auto.value = control.disabled = getattr(self, name) is None
+                auto.value = getattr(self, name) is None
                 if auto.value:
                     try:
                         value = default()
@@ -298,6 +319,7 @@ class RopeExplorer(ExplorerBase):
                         control.value = value
                     except (ValueError, ZeroDivisionError, TypeError):
                         pass
+                show_auto(control, note, auto.value, rule)
             finally:
                 self._syncing.difference_update((key, name))
 
@@ -308,7 +330,7 @@ class RopeExplorer(ExplorerBase):
         auto.observe(from_checkbox, "value")
         self.observe(show, [name, *refresh_on])
         show()
-        return W.HBox([control, auto])
+        return W.HBox([control, note, auto], layout=W.Layout(align_items="center"))
 
     def _model_theta(self) -> float:
         try:

@@ -19,13 +19,18 @@ from creamviz.figures.style import TEMPLATE
 from creamviz.report import Section, write_report
 from creamviz.resources import resource_path
 from creamviz.samplers import SAMPLERS, Param, make_sampler, sampler_parameters
-from creamviz.widgets.base import ExplorerBase
+from creamviz.widgets.base import ExplorerBase, show_auto
 
 __all__ = ["SamplerExplorer", "sampler_figures", "build_sampler", "sampler_traits", "param_control",
-           "nearest_study_arm"]
+           "nearest_study_arm", "ids_coverage_curve", "ids_distance_frequency"]
 
 FIGURE_NAMES = ("strip", "segment_density", "middle_placement", "coverage")
 MAX_RANDPOS_IDS = 1 << 17  # samplers without segments (RandPos, …): bound the ids they materialise (a redraw < 1 s)
+RANDPOS_KEYS_BUDGET = 1 << 22  # RandPos draws one random key per position of [0, L) per sample: samples x L
+COVERAGE_FFT_BUDGET = 1 << 20  # samplers without segments: coverage samples x L (one FFT of 2L per sample)
+COVERAGE_PAIRS_BUDGET = 1 << 24  # ... or coverage samples x N^2 when the pairs are counted directly
+STRIP_MAX_MARKERS = 4096  # ids of the strip drawn one marker each; denser rows are drawn as ids per bin
+STRIP_BINS = 512  # bins of [0, L) per row of a dense strip
 MAX_MEMORY_BYTES = 256 << 20  # per-position arrays the explorer may allocate (about L <= 5.6 million)
 STYLE = {"description_width": "110px"}
 
@@ -76,6 +81,14 @@ def param_control(param: Param, train_len: int, target_len: int) -> W.Widget:
     return W.FloatSlider(min=low, max=high, step=step, continuous_update=False, readout_format=".3g", **common)
 
 
+def target_len_steps(method: str, middle: str, train_len: int, default_step: int, default_min: int) -> tuple[int, int]:
+    """``(step, min)`` of the L slider: CREAM's reference middle needs L a multiple of N (L = m·N,
+    m >= 2), so there the slider steps by N from 2N (a drag lands on valid L only); else the defaults."""
+    if method == "cream" and middle == "reference" and isinstance(train_len, int) and train_len >= 1:
+        return train_len, 2 * train_len
+    return default_step, default_min
+
+
 def control_range(param: Param, train_len: int, target_len: int) -> tuple:
     """``(min, max, step)`` of a parameter's slider at (N, L): the valid range where bounded,
     else the declared ``ui`` range."""
@@ -93,8 +106,8 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
     """Every explorer figure for ``sampler``: strip, segment density, middle placement, coverage.
 
     ``n_samples`` samples feed the statistics (samplers without segments, such as RandPos: at most
-    ``2^17 / N`` of them, since their ids are materialised); the coverage curve uses the first
-    ``coverage_samples``.
+    ``2^17 / N`` and ``2^22 / L`` of them, since their ids are materialised); the coverage curve uses
+    the first ``coverage_samples`` (RandPos: see :func:`ids_coverage_curve`).
     """
     if sampler.has_segments:
         seg = sampler.sample(n_samples, seed=seed)
@@ -107,7 +120,7 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
             "middle_placement": F.fig_middle_placement(segment_stats.middle_placement(seg), rand_factor_pmf=pmf),
         }
     else:  # no segments (RandPos, a user's free-form scheme): ids only
-        n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len))
+        n = max(1, min(n_samples, MAX_RANDPOS_IDS // sampler.train_len, RANDPOS_KEYS_BUDGET // sampler.target_len))
         ids = sampler.position_ids(n, seed=seed)
         usage = segment_stats.position_usage(ids, target_len=sampler.target_len)
         figs = {
@@ -117,10 +130,47 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
             "middle_placement": _empty_figure(f"{_label(sampler)} has no middle segment"),
         }
         cov_input = ids[: max(1, min(coverage_samples, n, 50))]
-    curve = coverage.coverage_curve(cov_input, sampler.target_len)
+    curve = coverage.coverage_curve(cov_input, sampler.target_len) if sampler.has_segments else \
+        ids_coverage_curve(cov_input, sampler.target_len)
     figs["coverage"] = F.fig_coverage_curves({sampler.name: curve},
                                              title=f"Relative distances covered after 1 … {len(curve):,} samples")
     return figs
+
+
+def ids_coverage_curve(ids: np.ndarray, target_len: int) -> np.ndarray:
+    """:func:`creamviz.coverage.coverage_curve` of raw ids (n, N) within a time budget: the pairs
+    counted directly (N² per sample) while ``n · N² <= COVERAGE_PAIRS_BUDGET``, else the FFT path
+    on the first ``COVERAGE_FFT_BUDGET / L`` samples (a 2L-point transform each; at N = 8192 one
+    sample's 33 M pairs already cover all of [0, L) but its far end). The curve's length says how
+    many samples it used."""
+    n, big_n = ids.shape
+    if n * big_n * big_n <= COVERAGE_PAIRS_BUDGET:
+        first = np.full(target_len, n, dtype=np.int64)  # first sample whose D_r holds d
+        for k in range(n - 1, -1, -1):  # last to first: the smallest index is written last
+            row = ids[k].astype(np.int64)
+            diffs = row[None, :] - row[:, None]  # (N, N)
+            first[diffs[diffs >= 0]] = k
+        return np.cumsum(np.bincount(first[first < n], minlength=n)) / target_len
+    return coverage.coverage_curve(ids[: max(1, COVERAGE_FFT_BUDGET // target_len)], target_len)
+
+
+def ids_distance_frequency(sampler, n_samples: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Per distance ``d in [0, L)`` the fraction of samples whose ``D_r`` holds d, for a sampler
+    without segments (RandPos), within the explorers' time budget: at most ``2^17 / N`` and
+    ``2^22 / L`` samples; their pairs counted directly while ``n · N² <= COVERAGE_PAIRS_BUDGET``,
+    else by FFT on at most ``COVERAGE_FFT_BUDGET / L`` of them. Returns ``(frequency (L,), samples used)``."""
+    big_n, big_l = sampler.train_len, sampler.target_len
+    n = max(1, min(n_samples, MAX_RANDPOS_IDS // big_n, RANDPOS_KEYS_BUDGET // big_l))
+    if n * big_n * big_n > COVERAGE_PAIRS_BUDGET:
+        n = max(1, min(n, COVERAGE_FFT_BUDGET // big_l))
+        return coverage.distance_frequency(sampler.position_ids(n, seed=seed), big_l), n
+    counts = np.zeros(big_l, dtype=np.int64)
+    for row in sampler.position_ids(n, seed=seed).astype(np.int64):
+        diffs = row[None, :] - row[:, None]  # (N, N)
+        has = np.zeros(big_l, dtype=bool)
+        has[diffs[diffs >= 0]] = True
+        counts += has
+    return counts / n, n
 
 
 def _study_summary() -> dict | None:
@@ -146,7 +196,25 @@ def _label(sampler) -> str:
 
 def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
     """Rows of ids as one marker trace with numeric rows (string categories per point cost seconds
-    to validate and send at N = 8192)."""
+    to validate and send at N = 8192); past ``STRIP_MAX_MARKERS`` ids, a heatmap of the share of
+    each row's ids per bin of [0, L) (``STRIP_BINS`` bins: what the markers would show, at a size
+    a browser draws at once)."""
+    if ids.size > STRIP_MAX_MARKERS:
+        n_bins = min(STRIP_BINS, target_len)
+        edges = np.linspace(0, target_len, n_bins + 1)
+        counts = np.stack([np.histogram(row, bins=edges)[0] for row in ids])  # (rows, bins)
+        share = counts / np.diff(edges)[None, :]  # fraction of the bin's positions that are ids
+        fig = go.Figure(go.Heatmap(x=(edges[:-1] + edges[1:]) / 2, y=np.arange(len(ids)), z=share, zmin=0,
+                                   colorscale=[[0, "#ffffff"], [1, "#9467bd"]], name="ids per position",
+                                   colorbar={"title": {"text": "ids per<br>position", "side": "right"}, "len": 0.9},
+                                   hovertemplate="sample #%{y}<br>positions ≈ %{x:,.0f}: %{z:.3f} of them are ids"
+                                                 "<extra></extra>"))
+        fig.update_layout(template=TEMPLATE, title=f"{len(ids)} {label} position vectors (N = {ids.shape[1]:,} ids each, "
+                                                   f"share per bin of {target_len / n_bins:,.0f} positions)",
+                          xaxis={"title": "position id", "range": [0, target_len]},
+                          yaxis={"autorange": "reversed", "title": "sample", "tickvals": list(range(len(ids))),
+                                 "ticktext": [f"#{i}" for i in range(len(ids))]})
+        return fig
     rows = np.repeat(np.arange(len(ids)), ids.shape[1])  # (rows * N,)
     fig = go.Figure(go.Scattergl(x=ids.ravel().astype(np.float64), y=rows.astype(np.float64), mode="markers",
                                  showlegend=False, marker={"size": 3, "color": "#9467bd"}))
@@ -302,6 +370,7 @@ class SamplerExplorer(ExplorerBase):
         'auto' parameter's slider shows the default rule's value."""
         declared = {p.name for p in SAMPLERS[self.method].parameters} if self.method in SAMPLERS else set()
         big_n, big_l = self._window()
+        self._step_target_len(big_n, default_step=16, default_min=32)
         for name, param in sampler_parameters().items():
             self.param_boxes[name].layout.display = "" if name in declared else "none"
             if param.kind is str:
@@ -317,6 +386,25 @@ class SamplerExplorer(ExplorerBase):
                 control.value = value
             finally:
                 self._syncing.discard(name)
+            show_auto(control, self.controls[f"{name}_note"], True, param.auto_text or "")
+
+    def _step_target_len(self, big_n: int, *, default_step: int, default_min: int) -> None:
+        """The L slider steps over valid L only (see :func:`target_len_steps`); the state is not touched."""
+        control = self.controls.get("target_len")
+        if control is None:
+            return
+        step, low = target_len_steps(self.method, self.middle, big_n, default_step, default_min)
+        if (control.step, control.min) == (step, min(low, control.max)):
+            return
+        self._syncing.add("target_len")
+        try:
+            control.step = step
+            control.min = min(low, control.max)
+            control.tooltip = (f"steps of N = {step}: the reference middle needs L a multiple of N"
+                                           if step != default_step else "")
+        finally:
+            self._syncing.discard("target_len")
+        self._show_in_control("target_len")
 
     def _param_control(self, param: Param) -> W.Widget:
         """A declared parameter's control; one with a default rule gets an 'auto' checkbox
@@ -328,14 +416,17 @@ class SamplerExplorer(ExplorerBase):
         name = param.name
         auto = W.Checkbox(value=getattr(self, name) is None, description="auto", indent=False,
                           layout=W.Layout(width="60px"), tooltip=f"default: {param.auto_text}")
+        note = W.HTML(layout=W.Layout(width="auto"))  # "= 32 (auto: 4·L/N)" while auto
         self.controls[f"{name}_auto"] = auto
+        self.controls[f"{name}_note"] = note
 
         key = f"{name}_auto"
 
-        def show_auto(_=None):  # state -> checkbox, without writing back
+        def show_state(_=None):  # state -> checkbox, without writing back
             self._syncing.add(key)
             try:
-                auto.value = control.disabled = getattr(self, name) is None
+                auto.value = getattr(self, name) is None
+                show_auto(control, note, auto.value, param.auto_text or "")
             finally:
                 self._syncing.discard(key)
 
@@ -344,9 +435,9 @@ class SamplerExplorer(ExplorerBase):
                 setattr(self, name, None if change["new"] else control.value)
 
         auto.observe(from_checkbox, "value")
-        self.observe(show_auto, name)
-        show_auto()
-        return W.HBox([control, auto])
+        self.observe(show_state, name)
+        show_state()
+        return W.HBox([control, note, auto], layout=W.Layout(align_items="center"))
 
     def export_html(self, path: str | Path = "creamviz_sampler.html") -> Path:
         """Write the current figures to one standalone HTML file (plotly.js embedded)."""

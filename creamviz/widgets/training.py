@@ -48,6 +48,9 @@ from creamviz.widgets.sampler import SamplerExplorer, sampler_traits
 __all__ = ["TrainingLauncher", "EVALUATIONS", "shared_params", "progress_text"]
 
 STATUSES = ("idle", "running", "evaluating", "done", "cancelled", "failed")
+LIVE_REDRAW_S = 0.5  # the live loss curve is redrawn at most this often (and once when the run ends):
+# re-sending the whole figure on every step kept the browser busy drawing, so a click on "cancel"
+# waited behind a queue of redraws and reached the kernel steps (or the whole run) late
 _ThreadOutput = ThreadOutput  # the name the tests and older code import
 
 
@@ -145,6 +148,9 @@ class TrainingLauncher(ExplorerBase):
         self.run_control = RunControl()
         self._windows: dict[str, int] = {}  # model -> pre-trained window N
         self._clock = (0.0, 0)  # (start time, first step) of the current launch, for the ETA
+        self._loss_drawn_at = 0.0  # perf_counter of the last live redraw of the loss curve
+        self.cancelled_at_step: int | None = None  # step reported when cancel was pressed (this launch)
+        self._loss_title = ""
         if explorer is not None:  # shared parameters given here are set on the explorer first
             shared = {n: params.pop(n) for n in self.shared if n in params}
             if shared:
@@ -241,18 +247,19 @@ class TrainingLauncher(ExplorerBase):
             return False
         self.error = ""
         self.result, self.eval_result = None, None
+        self.cancelled_at_step = None
         self.loss_log = checkpoint_losses(out) if cfg.resume else []  # a resume keeps the earlier losses
         self.run_dir = out
         self.total_steps = cfg.steps
         self.step = self.loss_log[-1]["step"] if self.loss_log else 0
         self._clock = (time.perf_counter(), self.step)
         self.progress_label = progress_text(self.step, cfg.steps, 0.0, self.step)
-        self.message = (f"{'resuming' if self.loss_log else 'training'} {cfg.sampler} N = {cfg.train_len} → "
-                        f"L = {cfg.target_len} for {cfg.steps} steps in {out}")
+        fresh = " (no checkpoint there yet: a fresh run)" if cfg.resume and not self.loss_log else ""
+        self.message = (f"{'resuming at step ' + str(self.step) if self.loss_log else 'training'} {cfg.sampler} "
+                        f"N = {cfg.train_len} → L = {cfg.target_len} for {cfg.steps} steps in {out}{fresh}")
         self.status = "running"
-        self._show("loss", F.fig_loss_curve({cfg.sampler: self.loss_log}, total_steps=cfg.steps,
-                                            title=f"Fine-tuning loss ({cfg.sampler}, N = {cfg.train_len} → "
-                                                  f"L = {cfg.target_len:,})"))
+        self._loss_title = f"Fine-tuning loss ({cfg.sampler}, N = {cfg.train_len} → L = {cfg.target_len:,})"
+        self._redraw_loss(cfg.sampler)
         self._show("evaluation", _placeholder(f"Evaluation at L = {cfg.target_len:,}: runs when training completes"))
         self.run_control.start(lambda callbacks: self._job(cfg, callbacks), on_begin=self._on_step,
                                on_step=self._on_step, on_loss=self._add_loss)
@@ -263,6 +270,7 @@ class TrainingLauncher(ExplorerBase):
         launch with ``resume=True`` continues from it). Returns whether a run was going."""
         if not self.run_control.cancel():
             return False
+        self.cancelled_at_step = self.step  # the step the run had reported when cancel was pressed
         if self.status == "running":
             self.message = "stopping after the current step and saving a checkpoint …"
         return True
@@ -279,43 +287,55 @@ class TrainingLauncher(ExplorerBase):
 
     def _add_loss(self, step: int, loss: float) -> None:
         self.loss_log.append({"step": step, "loss": loss})
-        fig = go.Figure(self.figures["loss"])  # keeps the run's title and x range
-        drawn = F.fig_loss_curve({self.method: self.loss_log})  # the per-step line and its moving average
-        if len(fig.data) == len(drawn.data):
-            for trace, new in zip(fig.data, drawn.data, strict=True):
-                trace.x, trace.y = new.x, new.y
-            fig.layout.annotations = ()  # "no steps yet"
-            self._show("loss", fig)
+        if time.perf_counter() - self._loss_drawn_at >= LIVE_REDRAW_S:  # throttled: see LIVE_REDRAW_S
+            self._redraw_loss()
+
+    def _redraw_loss(self, method: str | None = None) -> None:
+        """Draw the loss curve of the current run (its title, its x range up to the run's steps)."""
+        self._loss_drawn_at = time.perf_counter()
+        self._show("loss", F.fig_loss_curve({method or self.method: list(self.loss_log)},
+                                            total_steps=max(1, self.total_steps), title=self._loss_title or None))
 
     def _job(self, cfg, callbacks: list) -> None:
         """The worker thread's body: train, then evaluate; every outcome ends in a status."""
         from creamviz.training import train
 
         try:
-            result = train(cfg, callbacks=callbacks)
+            try:
+                result = train(cfg, callbacks=callbacks)
+            finally:
+                self._redraw_loss(cfg.sampler)  # the steps since the last throttled redraw
             self.result = result
             self.step = result.steps_done
             self.progress_label = progress_text(result.steps_done, cfg.steps, 0.0, result.steps_done)  # no ETA
             if not result.completed:
                 kept = result.checkpoints[-1] if result.checkpoints else None
-                self.message = (f"at step {result.steps_done} / {cfg.steps}; checkpoint kept in {kept}. "
+                pressed = "" if self.cancelled_at_step is None else f" (cancel pressed at step {self.cancelled_at_step})"
+                self.message = (f"at step {result.steps_done} / {cfg.steps}{pressed}; checkpoint kept in {kept}. "
                                 "Tick 'resume' and launch again to continue this run.")
                 self.status = "cancelled"
                 return
             self.status = "evaluating"
-            self.message = (f"trained {result.steps_done} steps in {result.wall_time_s:.1f} s; "
+            self.message = (f"trained {result.steps_done - self._clock[1]} steps in {result.wall_time_s:.1f} s; "
                             f"{EVALUATIONS[self.evaluation]} …")
             self.eval_result = self._evaluate(cfg, result.final_model)
             self._show("evaluation", self._evaluation_figure(self.eval_result, cfg))
-            rate = result.steps_done / max(result.wall_time_s, 1e-9)
-            last = f", final loss {self.loss_log[-1]['loss']:.3f}" if self.loss_log else ""
-            self.message = (f"{result.steps_done} steps in {result.wall_time_s:.1f} s ({rate:.2f} steps/s){last}; "
-                            f"model in {result.final_model}")
+            self.message = self._done_text(result)
             self.status = "done"
         except Exception as err:  # noqa: BLE001 - shown inline, never a traceback
             self.error = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
             self.message = "see the error below"
             self.status = "failed"
+
+    def _done_text(self, result) -> str:
+        """Steps run in this launch (a resume continues at ``first``) and the run's total."""
+        first = self._clock[1]
+        session = result.steps_done - first
+        rate = session / max(result.wall_time_s, 1e-9)
+        total = f" (steps {first + 1}–{result.steps_done} of {result.steps_done}, resumed at {first})" if first else ""
+        last = f", final loss {self.loss_log[-1]['loss']:.3f}" if self.loss_log else ""
+        return (f"{session} steps in {result.wall_time_s:.1f} s ({rate:.2f} steps/s){total}{last}; "
+                f"model in {result.final_model}")
 
     def _evaluate(self, cfg, final_model: Path):
         """The chosen evaluation of the fine-tuned model at L (:func:`creamviz.evaluate.evaluate_at`)."""
