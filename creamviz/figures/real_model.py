@@ -203,8 +203,8 @@ def fig_retrieval_scores(scores, *, title: str | None = None, threshold: float =
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(template=TEMPLATE, showlegend=False, height=max(360, 20 * len(first.layers) + 160),
                       width=max(420, len(panels) * (45 * len(first.heads) + 80) + 160),
-                      title=title or f"Retrieval score per head ({first.task}, L = {first.length:,}, "
-                                     f"{len(first.correct)} prompts; outlined: score > {threshold:g})")
+                      title=title or f"Retrieval score per head<br><sub>{first.task}, L = {first.length:,}, "
+                                     f"{len(first.correct)} prompts; outlined: score > {threshold:g}</sub>")
     return fig
 
 
