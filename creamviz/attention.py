@@ -35,13 +35,14 @@ import torch
 from creamviz.attention_result import (  # re-exported: the containers live torch-free
     AttentionMaps,
     NeedleSweep,
+    TokenText,
     _check_indices,
     pool_boundaries,
 )
 from creamviz.validation import check_int
 
-__all__ = ["AttentionMaps", "NeedleSweep", "PromptSpans", "attention_maps", "needle_sweep", "prompt_spans",
-           "pool_boundaries", "pool_matrix", "REDUCES"]
+__all__ = ["AttentionMaps", "NeedleSweep", "PromptSpans", "TokenText", "attention_maps", "needle_sweep",
+           "prompt_spans", "prompt_token_text", "token_text", "pool_boundaries", "pool_matrix", "REDUCES"]
 
 REDUCES = ("mean", "max")  # block reductions of the pooled maps
 MAX_POOLED_BYTES = 1 << 30  # layers x heads x P x P float64 of the pooled result (1 GiB)
@@ -436,6 +437,38 @@ def prompt_spans(example, tokenizer) -> PromptSpans:
 
     return PromptSpans(needle_start=n_tokens(prompt[:n_char]), needle_stop=n_tokens(prompt[:n_char + len(needle)]),
                        question_start=n_tokens(prompt[:q_char]), n_tokens=len(example.prompt_ids))
+
+
+# --------------------------------------------------------------------------- token text
+GOLD_NAMES = {"kv": "gold pair", "kv_uuid": "gold pair", "lines": "gold line", "passkey": "pass key",
+              "passkey_chat": "pass key", "niah": "needle", "niah_chat": "needle"}  # task -> name of its relevant item
+
+
+def token_text(tokenizer, input_ids, marks=()) -> TokenText:
+    """The decoded text of each token of ``input_ids`` (each id decoded on its own, special tokens
+    kept, so the pieces concatenate to the prompt's text) and ``marks``: ``(name, start, stop)``
+    token spans to outline in the figures."""
+    ids = [int(i) for i in (input_ids.tolist() if hasattr(input_ids, "tolist") else input_ids)]
+    if not ids:
+        raise ValueError("input_ids must not be empty")
+    tokens = tuple(tokenizer.decode([i], skip_special_tokens=False) for i in ids)
+    checked = []
+    for mark in marks:
+        name, start, stop = mark
+        if not 0 <= int(start) < int(stop) <= len(ids):
+            raise ValueError(f"marks: span {name!r} = ({start}, {stop}) must satisfy 0 <= start < stop <= {len(ids)}")
+        checked.append((str(name), int(start), int(stop)))
+    return TokenText(tokens=tokens, marks=tuple(checked))
+
+
+def prompt_token_text(example, tokenizer) -> TokenText:
+    """:func:`token_text` of a :class:`creamviz.tasks.TaskExample`'s prompt with its relevant item
+    (named as the task calls it: "gold pair", "pass key", ...) and its question marked
+    (:func:`prompt_spans`)."""
+    spans = prompt_spans(example, tokenizer)
+    return token_text(tokenizer, example.prompt_ids,
+                      marks=((GOLD_NAMES.get(example.task, "gold"), *spans.needle),
+                             ("question", spans.question_start, spans.n_tokens)))
 
 
 # --------------------------------------------------------------------------- needle sweep

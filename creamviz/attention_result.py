@@ -15,7 +15,7 @@ import numpy as np
 
 from creamviz.validation import check_int
 
-__all__ = ["AttentionMaps", "NeedleSweep", "pool_boundaries", "THIRDS"]
+__all__ = ["AttentionMaps", "NeedleSweep", "TokenText", "pool_boundaries", "THIRDS"]
 
 THIRDS = ("head", "middle", "tail")  # names of the three context thirds
 
@@ -219,3 +219,51 @@ class NeedleSweep:
         li = list(range(len(self.layers))) if layer is None else [self.layers.index(layer)]
         hi = list(range(len(self.heads))) if head is None else [self.heads.index(head)]
         return self.mass[:, :, li][:, :, :, hi].mean(axis=(1, 2, 3))
+
+
+# --------------------------------------------------------------------------- token text
+@dataclass(frozen=True)
+class TokenText:
+    """The text of every token of one prompt and its marked spans, for labelling attention figures
+    (hover text, axis ticks, shaded spans) the way CircuitsVis / bertviz show tokens.
+
+    Built by :func:`creamviz.attention.token_text` (which needs the tokenizer); figures only read it.
+    """
+
+    tokens: tuple[str, ...]  # decoded text of each of the T tokens, in order
+    marks: tuple[tuple[str, int, int], ...] = ()  # (name, start, stop) token spans, e.g. ("gold pair", 40, 47)
+
+    @property
+    def seq_len(self) -> int:
+        """T, the number of tokens."""
+        return len(self.tokens)
+
+    @staticmethod
+    def shown(text: str) -> str:
+        """``text`` with line breaks and tabs made visible (↵, ⇥)."""
+        return text.replace("\r", "").replace("\n", "↵").replace("\t", "⇥")
+
+    def span_text(self, start: int, stop: int, max_chars: int = 40) -> str:
+        """The text of tokens ``start ... stop-1`` (line breaks shown as ↵), cut in the middle with
+        "…" when longer than ``max_chars``."""
+        check_int("start", start, low=0, high=self.seq_len - 1)
+        check_int("stop", stop, low=start + 1, high=self.seq_len)
+        max_chars = check_int("max_chars", max_chars, low=3)
+        text = self.shown("".join(self.tokens[start:stop]))
+        if len(text) <= max_chars:
+            return text
+        head = (max_chars - 1) // 2
+        return text[:head] + "…" + text[len(text) - (max_chars - 1 - head):]
+
+    def block_texts(self, boundaries, max_chars: int = 40) -> list[str]:
+        """The text of each pooled block ``boundaries[i] ... boundaries[i+1]-1`` (see :meth:`span_text`)."""
+        b = np.asarray(boundaries)
+        if b[-1] != self.seq_len:
+            raise ValueError(f"boundaries end at {int(b[-1])} tokens; the token text has T = {self.seq_len}")
+        return [self.span_text(int(b[i]), int(b[i + 1]), max_chars) for i in range(len(b) - 1)]
+
+    def check_matches(self, seq_len: int) -> None:
+        """ValueError unless these tokens belong to a sequence of ``seq_len`` tokens."""
+        if self.seq_len != seq_len:
+            raise ValueError(f"tokens hold T = {self.seq_len} tokens, but the maps were computed on "
+                             f"T = {seq_len}; pass the token text of the same prompt")

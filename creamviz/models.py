@@ -365,7 +365,7 @@ def no_progress_bars():
             hf_logging.enable_progress_bar()
 
 
-def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
+def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None, adapter=None, merge=False):
     """Load a causal LM from ``path`` (``"tiny"`` = ``BASE_CHECKPOINT``, a name in ``NAMED_MODELS``
     such as ``"smollm2-135m"`` once fetched, or a local HF directory).
 
@@ -374,10 +374,20 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
     with ``factor`` = L / N >= 1 sets ``config.rope_parameters`` and ``max_position_embeddings = L``
     (N = the checkpoint's ``max_position_embeddings``). ``attn``: "sdpa" or "eager" (needed for
     ``output_attentions``). Returns the model in eval mode, on CPU, float32 unless ``dtype`` given.
+    ``adapter``: a LoRA adapter directory (``creamviz.lora``; a LoRA run's ``final/``) put on the
+    loaded base (pass the run's ``rope`` / ``factor``): a ``peft.PeftModel``, or with ``merge`` the
+    plain model with the update folded into its weights.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
+    from creamviz import lora
+
+    if adapter is None and lora.is_adapter_dir(path) and not any(pathlib.Path(path).glob("model*.safetensors")):
+        # a LoRA run's final/ or checkpoint: its base model and RoPE from the run's records
+        base, run_rope, run_factor = lora.adapter_base(path)
+        return load_model(base, rope=rope or run_rope, factor=factor or run_factor, attn=attn, dtype=dtype,
+                          adapter=path, merge=merge)
     if attn not in ("sdpa", "eager", "flash_attention_2"):
         raise ValueError(f"attn={attn!r}; valid: sdpa, eager, flash_attention_2")
     config = load_config(path, rope=rope, factor=factor)  # offline: local_files_only everywhere, no env change
@@ -394,6 +404,8 @@ def load_model(path, *, rope=None, factor=None, attn="sdpa", dtype=None):
             trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32,
             output_loading_info=True, ignore_mismatched_sizes=True)  # reported, then refused below
     check_loaded_weights(model, info, where)
+    if adapter is not None:
+        model = lora.load_adapter(model, adapter, merge=merge)
     model.eval()
     return model
 

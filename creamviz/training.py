@@ -42,7 +42,7 @@ from creamviz.data import DOC_COLUMNS, MixtureDataset, WindowDataset, read_corpu
 from creamviz.lengths import ROPE_CHOICES, Lengths
 from creamviz.models import MAX_POSITION
 from creamviz.samplers import check_position_ids
-from creamviz.validation import ParameterError, check_fields, option
+from creamviz.validation import ParameterError, check_fields, check_real, option
 
 __all__ = [
     "PositionCollator",
@@ -320,6 +320,13 @@ class TrainConfig:
     cpu: bool | None = option(None, "force CPU; none -> CPU when CUDA is absent")
     progress: bool = option(True, "tqdm progress bar")
     record_positions: bool = option(True, "write the sampled layouts to positions*.jsonl")
+    lora_r: int | None = option(None, "LoRA rank r (creamviz.lora, through peft); none -> full fine-tuning",
+                                low=1)
+    lora_alpha: float | None = option(None, "LoRA scale alpha (update x alpha / r); none -> 2 r", low=0.0,
+                                      low_open=True)
+    lora_targets: str = option("q_proj,k_proj,v_proj,o_proj", "comma-separated module names that get an adapter")
+    lora_dropout: float = option(0.0, "dropout on the adapters' input", low=0.0)
+    lora_embed_norms: bool = option(False, "LongLoRA's LoRA+: also train the embeddings and norms in full")
 
     def validate(self, *, data_is_label: bool = False) -> None:
         """Check every field against its declaration, then the rules tying fields to the disk or to
@@ -338,6 +345,27 @@ class TrainConfig:
         if self.short_docs == "keep" and self.tokens == "aligned":
             raise ParameterError("short_docs", "short_docs='keep' needs tokens='contiguous' (aligned rows need "
                                  "documents of L tokens)")
+        if self.lora_r is not None:
+            check_real("lora_dropout", self.lora_dropout, 0.0, 1.0, high_open=True)
+            if not isinstance(self.lora_targets, str) or not self.lora_targets.replace(",", "").strip():
+                raise ParameterError("lora_targets", f"lora_targets={self.lora_targets!r} must name modules, comma-separated, "
+                                 "e.g. 'q_proj,k_proj,v_proj,o_proj'")
+            self.lora_settings()
+        elif self.lora_alpha is not None or self.lora_embed_norms:
+            raise ParameterError("lora_alpha", f"lora_alpha={self.lora_alpha!r} / lora_embed_norms={self.lora_embed_norms!r} need "
+                             "lora_r (the LoRA rank); valid: set lora_r, or leave them unset")
+
+    def lora_settings(self):
+        """The :class:`creamviz.lora.LoraSettings` of the ``lora_*`` fields (validated; seeded by
+        ``seed``), or None for full fine-tuning."""
+        from creamviz.lora import LoraSettings
+
+        if self.lora_r is None:
+            return None
+        targets = tuple(t.strip() for t in str(self.lora_targets).split(",") if t.strip())
+        alpha = 2.0 * self.lora_r if self.lora_alpha is None else self.lora_alpha
+        return LoraSettings(r=self.lora_r, alpha=alpha, target_modules=targets, dropout=self.lora_dropout,
+                            train_embeddings_and_norms=self.lora_embed_norms, seed=self.seed).validate()
 
     def lengths(self) -> Lengths:
         """N, L, the model's window W and both factors (reads the model's config once), checked:
@@ -779,6 +807,7 @@ def _run_metadata(config: TrainConfig, lengths: Lengths, sampler, model, trainer
         "world_size": args.world_size,
         "wall_time_s": wall,
         "resumed_from": str(resumed_from) if resumed_from else None,
+        "lora": config.lora_settings().record() if config.lora_r is not None else None,  # final/ holds the adapter
         "final_loss": loss_log[-1]["loss"] if loss_log else None,
         "config": asdict(replace(config, train_len=lengths.train_len)),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
@@ -821,6 +850,12 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None,
     args = _training_arguments(config)
     tokenizer = models.load_tokenizer(config.model)
     model = lengths.load_model(config.model, attn=config.attn)
+    if config.lora_r is not None:  # LoRA: only the adapters (and LongLoRA's extras) train
+        from creamviz.lora import apply_lora
+
+        model = apply_lora(model, config.lora_settings())
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
     rows = _training_rows(config, lengths, tokenizer, args, dataset,  # before anything is written
                           vocab_size=model.get_input_embeddings().num_embeddings)
     collator = PositionCollator(sampler, tokenizer, tokens=config.tokens, seed=config.seed,

@@ -120,6 +120,7 @@ class TrainingLauncher(ExplorerBase):
     data = T.Enum(["mix", "text"], default_value="mix")
     evaluation = T.Unicode("kv")
     eval_limit = T.Int(5)
+    lora_r = T.Int(None, allow_none=True)  # LoRA rank (creamviz.lora); None = full fine-tuning
     # ---- run state (not parameters) ----
     status = T.Enum(list(STATUSES), default_value="idle")
     step = T.Int(0)  # optimizer steps done in the current run (global step)
@@ -201,7 +202,7 @@ class TrainingLauncher(ExplorerBase):
             train_len=self.train_len, target_len=self.target_len, steps=self.steps, lr=self.lr,
             warmup_steps=self.warmup_steps, batch_size=self.batch_size, seed=self.seed,
             save_every=self.save_every, out=out if out is not None else (self.out or "runs/launcher/auto"),
-            resume=self.resume, data=None if self.data == "text" else "mix", progress=False)
+            resume=self.resume, data=None if self.data == "text" else "mix", progress=False, lora_r=self.lora_r)
         cfg.validate()
         lengths = cfg.lengths()  # N vs the model's window W, sampler factor L/N vs RoPE L/W, k vs N
         cfg.make_sampler(lengths)  # ValueError naming the sampler parameter
