@@ -385,27 +385,44 @@ def test_docs_tables_equal_the_shipped_summaries():
         assert len(table["rows"]) == len(summary["arms"])
         assert _check_results_table(table, summary) >= 3 * len(summary["arms"])
     if len(SHIPPED) == 2:  # the replication's verdict table: estimates, Holm p, verdict, pooled
-        findings = summaries[0]["findings"]
-        (table,) = [t for t in _markdown_tables(text) if t["header"][0] == "finding" and "verdict" in t["header"]]
-        col = {h: i for i, h in enumerate(table["header"])}
-        assert len(table["rows"]) == len(findings) == 3
-        by_label = {f["label"]: f for f in findings.values()}
-        for row in table["rows"]:
-            f = by_label[row[col["finding"]]]
-            assert row[col["verdict"]] == f["verdict"]
-            for column, key in (("replication (points, 95 % CI)", "replication"), ("original", "original"),
-                                ("pooled", "pooled")):
-                e = f[key]
-                if e is None:
-                    assert row[col[column]] == "—"
-                    continue
-                est, rest = row[col[column]].split(" [", 1)
-                ci, seeds = rest.split("] (")
-                assert _number(est) == pytest.approx(e["diff"] * 100, abs=0.051), (column, f["label"])
-                assert _interval(ci) == pytest.approx([x * 100 for x in e["ci95"]], abs=0.051)
-                assert int(seeds.split()[0]) == e["n_seeds"]
-            if f["replication"] is not None:
-                assert _number(row[col["p (Holm, 3)"]]) == pytest.approx(f["replication"]["p_holm"], rel=0.051, abs=5e-5)
+        _check_findings_table(text, summaries[0]["findings"])
+
+
+def _check_findings_table(text: str, findings: dict) -> None:
+    """The replication's verdict table in ``text``: estimates, Holm p, verdict and pooled
+    estimate of every finding equal the replication summary's."""
+    (table,) = [t for t in _markdown_tables(text) if t["header"][0] == "finding" and "verdict" in t["header"]]
+    col = {h: i for i, h in enumerate(table["header"])}
+    assert len(table["rows"]) == len(findings) == 3
+    by_label = {f["label"]: f for f in findings.values()}
+    for row in table["rows"]:
+        f = by_label[row[col["finding"]]]
+        assert row[col["verdict"]] == f["verdict"]
+        for column, key in (("replication (points, 95 % CI)", "replication"), ("original", "original"),
+                            ("pooled", "pooled")):
+            e = f[key]
+            if e is None:
+                assert row[col[column]] == "—"
+                continue
+            est, rest = row[col[column]].split(" [", 1)
+            ci, seeds = rest.split("] (")
+            assert _number(est) == pytest.approx(e["diff"] * 100, abs=0.051), (column, f["label"])
+            assert _interval(ci) == pytest.approx([x * 100 for x in e["ci95"]], abs=0.051)
+            assert int(seeds.split()[0]) == e["n_seeds"]
+        if f["replication"] is not None:
+            assert _number(row[col["p (Holm, 3)"]]) == pytest.approx(f["replication"]["p_holm"], rel=0.051, abs=5e-5)
+
+
+
+
+def test_readme_findings_table_equals_the_replication_summary():
+    """README's study table (the replication first, the original beside it) holds the summary's numbers."""
+    import pathlib
+
+    if len(SHIPPED) < 2:
+        pytest.skip("no replication shipped")
+    replication = json.loads(resource_path("study", *SHIPPED[-1].values[0].split("/")).read_text())
+    _check_findings_table((pathlib.Path(__file__).parent.parent / "README.md").read_text(), replication["findings"])
 
 
 def test_study_figures_from_the_shipped_summary():
