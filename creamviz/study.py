@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from creamviz import tasks
+from creamviz.figures.style import display_name
 from creamviz.significance import MIDDLE_DEPTHS
 from creamviz.validation import check_bool, check_choice, check_int, check_real
 
@@ -79,7 +80,7 @@ MAX_JOBS = 256  # worker processes: far more than one machine has cores or GPUs
 KEY_ARMS = ("cream", "pose")  # the contrast that gets the extra seeds
 ARM_BY_NAME = {a.name: a for a in ARMS}
 BASE = "base"  # the untuned base with the same YaRN interpolation (a floor, no seeds)
-DISPLAY_NAMES = {**{a.name: a.label for a in ARMS}, BASE: "untuned base"}  # arm id -> name for people
+DISPLAY_NAMES = {name: display_name(name) for name in (*ARM_BY_NAME, BASE)}  # arm id -> name (figures.style)
 REPLICATION_FIRST_SEED = 1000  # the replication's seeds start here (the study used 0-29)
 
 

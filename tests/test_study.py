@@ -485,12 +485,12 @@ def test_experiment_middle_accuracy_and_verdict_from_records():
     assert c["diff"] == pytest.approx(0.8 - 0.5 - 0.0333333, abs=1e-6)
     assert c["p_value"] == pytest.approx(0.25)  # 3 positive seeds: 2 of the 2^3 sign patterns are as extreme
     v = result.verdict()
-    assert v.startswith("Measured: CREAM reference (σ = 3) − PoSE") and f"{c['diff'] * 100:+.1f} points" in v
+    assert v.startswith("Measured: CREAM − PoSE") and f"{c['diff'] * 100:+.1f} points" in v
     assert "95 % CI" in v and "untuned base 30.0 %" in v
 
 
 def test_experiment_verdict_one_seed_says_no_ci():
     result = _experiment_result({"base": [0.3], "cream": [0.75], "pose": [0.75]}, (0,))
     assert result.contrast() is None
-    assert result.verdict().startswith("Measured: CREAM reference (σ = 3) 75.0 % vs PoSE 75.0 %")
+    assert result.verdict().startswith("Measured: CREAM 75.0 % vs PoSE 75.0 %")
     assert "one seed only" in result.verdict()

@@ -41,7 +41,7 @@ def test_peer_arm_reports_its_contrast_with_cream():
 
 def test_explorer_shows_the_note_headless():
     ex = SamplerExplorer(train_len=256, target_len=2048, n_samples=500)
-    assert "CREAM reference" in ex.study_note
+    assert "Nearest study arm: CREAM (" in ex.study_note
     ex.sigma = 6.0
     assert "σ = 6" in ex.study_note
     ex.target_len = 1024

@@ -61,11 +61,10 @@ def fig_study_contrasts(summary: Mapping, *, title: str | None = None) -> go.Fig
     if not contrasts:
         raise ValueError("summary has no contrasts")
     fig = go.Figure()
-    arms = summary["arms"]
     for name, c in contrasts.items():
         lo, hi = c["ci95"]
         p = c["p_value"]
-        a, b = (arms.get(x, {}).get("label") or x for x in (c.get("arm", name), c.get("reference", "")))
+        a, b = (display_name(x) for x in (c.get("arm", name), c.get("reference", "")))
         fig.add_trace(go.Scatter(
             x=[c["diff"] * 100], y=[f"{a} − {b} ({c['n_seeds']} seeds, p = {p:.2g})"], mode="markers",
             showlegend=False, marker={"size": 10, "color": ARM_COLORS.get(c.get("arm", name), "#333333"),
