@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from creamviz import tasks
     from creamviz.attention import attention_maps, prompt_spans
     from creamviz.models import load_model, load_tokenizer
-    from creamviz.samplers import CreamSampler, PoseSampler
+    from creamviz.samplers import CreamSampler, PoseSampler, sampler_defaults
 
     torch.set_num_threads(1)
     name = "smollm2-135m"
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         ex = tasks.kv_uuid(tok, args.length, depth=0.5, seed=seed)
         spans = prompt_spans(ex, tok)
         T = ex.n_tokens
-        k = min(4 * L // T, T // 8)
+        k = min(sampler_defaults("cream", T, L)["k"], T // 8)  # the declared 4·L/N, capped to keep a middle
         variants = [("contiguous", base, None, None), ("contiguous + YaRN", yarn, None, None)]
         variants += [("cream + YaRN", yarn, CreamSampler(T, L, k=k, middle="truncnorm").position_ids(1, seed=d)[0], d)
                      for d in range(args.draws)]
