@@ -257,7 +257,10 @@ def perplexity_section(cfg: DemoConfig) -> tuple[Section, dict]:
 
     title = "Perplexity by evaluation length (sliding window)"
     exp_cfg = cfg.experiment or (ExperimentConfig.quick(out=cfg.out) if cfg.quick else ExperimentConfig(out=cfg.out))
-    runs = {m: Path(exp_cfg.out) / "runs" / f"{m}-s{exp_cfg.seeds[0]}" / "final" for m in ("cream", "pose")}
+    from creamviz import study
+
+    scfg = exp_cfg.study_config()  # the runs are the study runner's (experiment stage)
+    runs = {m: study.run_dir(scfg, m, exp_cfg.seeds[0]) / "train" / "final" for m in ("cream", "pose")}
     if cfg.skip_experiment or not all(p.is_dir() for p in runs.values()):
         return Section(title=title, paragraphs=["No fine-tuned runs (the experiment stage was skipped)."]), {}
     tok = load_tokenizer(exp_cfg.base)

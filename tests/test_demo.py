@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -94,6 +95,12 @@ def test_demo_quick_end_to_end(tmp_path):
             assert res["loss"]["steps"] == 12 and res["loss"]["final"] == res["final_loss"]
     assert set(exp["kv_by_depth"]) == {"base", "cream-s0", "pose-s0"}
     assert exp["verdict"].startswith("Measured: CREAM")
+    # the perplexity stage finds the experiment's fine-tuned runs (where the study runner saves them)
+    ppl = results["perplexity"]
+    assert set(ppl) == {"base", "cream", "pose"}, ppl
+    for curve in ppl.values():
+        assert {r["length"] for r in curve} >= {256, 2048, 4096}
+        assert all(np.isfinite(r["ppl"]) and r["ppl"] >= 1 and r["n_tokens"] > 0 for r in curve)
     info = open_in_chromium(out / "report.html")
     assert info["plots"] >= 12 and info["rendered"] == info["plots"], info
     assert not info["errors"] and not info["external"], info
