@@ -151,7 +151,9 @@ def _evaluate_extras(model, tokenizer, cfg: ExperimentConfig) -> tuple:
 def _kv_curve(records: list[dict], length: int) -> evaluate.DepthCurve:
     """A study run's key-value records as a depth curve (prompt index as the example id)."""
     return depth_curve([{"task": "kv", "length": length, "depth": r["depth"], "target_depth": r["depth"],
-                         "seed": r["prompt"], "correct": bool(r["correct"])} for r in records if r["set"] == "kv"])
+                         "seed": r["prompt"], "correct": bool(r["correct"]),
+                         **{k: r[k] for k in ("mode", "scorer", "budget") if k in r}}  # labels (older runs: none)
+                        for r in records if r["set"] == "kv"])
 
 
 def _attention_prompt(tokenizer, cfg: ExperimentConfig) -> tuple[list[int], dict]:

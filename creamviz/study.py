@@ -264,7 +264,8 @@ def _evaluate(model, tokenizer, examples: dict[str, list], batch_size: int, kv_i
         for i, ex, r in zip(ids, exs, recs, strict=True):
             depth = ex.target_depth if ex.target_depth is not None else ex.depth
             records.append({"set": name, "prompt": i, "depth": round(float(depth), 6),
-                            "correct": int(r["correct"]), "generated": r["generated"]})
+                            "correct": int(r["correct"]), "generated": r["generated"],
+                            "mode": r["mode"], "scorer": r["scorer"], "budget": r["budget"]})
     return records
 
 

@@ -94,6 +94,9 @@ def test_demo_quick_end_to_end(tmp_path):
         if method != "base":
             assert res["loss"]["steps"] == 12 and res["loss"]["final"] == res["final_loss"]
     assert set(exp["kv_by_depth"]) == {"base", "cream-s0", "pose-s0"}
+    for curve in exp["kv_by_depth"].values():  # every score names its mode, scorer and budget
+        assert all(p["mode"] == "byte-scaled (tiny model)" and p["scorer"] == "substring_exact" and p["budget"] >= 6
+                   for p in curve), curve
     assert exp["verdict"].startswith("Measured: CREAM")
     # the perplexity stage finds the experiment's fine-tuned runs (where the study runner saves them)
     ppl = results["perplexity"]
