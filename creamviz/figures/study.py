@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from creamviz.figures.style import ARM_COLORS, TEMPLATE, display_name
+from creamviz.figures.style import ARM_COLORS, FALLBACK_COLORS, TEMPLATE, display_name
 
 __all__ = ["fig_study_forest", "fig_study_contrasts", "fig_study_depth", "fig_seed_blocks", "ARM_COLORS"]
 
@@ -111,7 +111,7 @@ def fig_study_depth(summary: Mapping, *, arms: Sequence[str] | None = None, titl
     return fig
 
 
-BLOCK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")  # one per seed block, in order
+BLOCK_COLORS = FALLBACK_COLORS  # one per seed block, in order: colours no method uses
 
 
 def fig_seed_blocks(blocks: Mapping[str, Mapping], *, title: str | None = None) -> go.Figure:
