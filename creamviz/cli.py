@@ -116,6 +116,20 @@ def _train_parser() -> ArgumentParser:
 
 
 def _train_run(config, ns) -> int:
+    import torch.distributed as dist
+
+    try:
+        return _train_in_process(config, ns)
+    finally:
+        # Under `accelerate launch` this process owns a process group: destroy it before exit, after
+        # a finished run and a refused one alike. Left to interpreter shutdown, gloo's worker
+        # threads can abort the process (SIGABRT, "terminate called without an active exception").
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_in_process(config, ns) -> int:
+    import torch.distributed as dist
     from accelerate import PartialState
 
     from creamviz.samplers import sampler_parameters
@@ -126,11 +140,12 @@ def _train_run(config, ns) -> int:
     config.validate()
     lengths = config.lengths()  # N, L, the model's window W, the sampler's and RoPE's factors
     config.make_sampler(lengths)  # what cannot run is refused before anything is printed
-    if PartialState().is_main_process:
+    PartialState()  # joins the process group `accelerate launch` set up, if any
+    is_main = not dist.is_initialized() or dist.get_rank() == 0
+    if is_main:
         print(lengths.describe(config.sampler, config.sampler_params), flush=True)
     result = train(config, lengths=lengths)
-
-    if PartialState().is_main_process:
+    if is_main:
         last = result.loss_log[-1]["loss"] if result.loss_log else float("nan")
         where = result.final_model if result.final_model else f"{result.out_dir} (stopped early)"
         print(f"creamviz train: {result.steps_done} steps in {result.wall_time_s:.1f} s, "

@@ -153,3 +153,24 @@ def test_module_entry_points_run_the_cli(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("creamviz train: error: argument --k: k=0")
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_train_destroys_the_process_group_it_ran_in(fails, tmp_path, capsys):
+    """Under `accelerate launch` the process owns a gloo group; `creamviz train` destroys it before
+    returning, after a finished run and after a failed one (left to interpreter shutdown, gloo's
+    threads can abort a finished run with SIGABRT)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        argv = ["train", "--model", "tiny", "--target-len", "1024", "--steps", "1", "--batch-size", "1",
+                "--no-progress", "--out", str(tmp_path / "run")]
+        if fails:
+            argv += ["--data", str(tmp_path / "missing.txt")]
+        rc = cli.main(argv)
+        assert rc == (2 if fails else 0), capsys.readouterr().err
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -3,6 +3,7 @@ per-GPU memory formulae, the Accelerate configs and a 2-process FSDP run on CPU 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -318,6 +319,21 @@ def test_accelerate_configs_parse():
         assert ds["zero_optimization"]["stage"] == stage
     zero1 = json.loads((REPO / "configs/deepspeed/zero1_offload.json").read_text())
     assert zero1["zero_optimization"]["offload_optimizer"]["device"] == "cpu"  # the paper's set-up
+
+
+def test_launch_lines_in_the_configs_name_a_module_that_trains():
+    """Each config's comment shows how to launch it; the module it names runs `creamviz train`."""
+    import re
+
+    from creamviz.cli import COMMANDS
+
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        text = path.read_text()
+        found = re.findall(r"-m (\S+) (\S+)", text)
+        assert found, f"{path.name} shows no launch line"
+        for module, command in found:
+            assert importlib.util.find_spec(module) is not None, f"{path.name}: no module {module}"
+            assert module == "creamviz.cli" and command in COMMANDS, f"{path.name}: -m {module} {command}"
 
 
 @pytest.mark.parametrize("name", ["zero1_offload", "zero3"])
