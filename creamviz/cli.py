@@ -116,16 +116,22 @@ def _train_parser() -> ArgumentParser:
 
 
 def _train_run(config, ns) -> int:
+    import gc
+
     import torch.distributed as dist
 
     try:
         return _train_in_process(config, ns)
     finally:
-        # Under `accelerate launch` this process owns a process group: destroy it before exit, after
-        # a finished run and a refused one alike. Left to interpreter shutdown, gloo's worker
-        # threads can abort the process (SIGABRT, "terminate called without an active exception").
+        # Under `accelerate launch` this process owns a process group: tear it down while the
+        # interpreter is fully alive, after a finished run and a refused one alike. The trainer,
+        # the FSDP mesh and gloo's finished work objects still hold the group and tensors; left to
+        # interpreter shutdown, a gloo thread releasing them aborts the process (SIGABRT,
+        # "terminate called without an active exception") although the run has finished.
         if dist.is_available() and dist.is_initialized():
+            gc.collect()  # the run's objects (reference cycles) go first, and their hold on the group
             dist.destroy_process_group()
+            gc.collect()
 
 
 def _train_in_process(config, ns) -> int:

@@ -694,8 +694,8 @@ GEOMETRY_JS = """() => {
 @pytest.mark.parametrize("width", [1000, 1440])
 def test_explorers_fit_the_window(lab, width):
     """Every explorer at a 1000 px and a 1440 px window: no control, figure, colour bar or title
-    extends past its output area and no two subplot titles overlap; at 1440 px also the RandPos
-    waits at the largest settings the controls allow (written to test-artifacts/randpos-waits.json)."""
+    extends past its output area and no two subplot titles overlap; at 1440 px also the
+    waits at the largest settings the controls allow (written to test-artifacts/largest-setting-waits.json)."""
     browser, url, token, work = lab
     ARTIFACTS.mkdir(exist_ok=True)
     name = write_notebook(work, f"fit_{width}.ipynb", [
@@ -719,7 +719,7 @@ def test_explorers_fit_the_window(lab, width):
             page.wait_for_timeout(300)
             page.screenshot(path=str(ARTIFACTS / f"fit-{width}-{view}.png"))
         if width == 1440:
-            randpos_waits(page, waits)
+            largest_setting_waits(page, waits)
     finally:
         (ARTIFACTS / f"fit-{width}.json").write_text(json.dumps({"problems": problems, "waits": waits}, indent=1))
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
@@ -728,10 +728,10 @@ def test_explorers_fit_the_window(lab, width):
     if waits:
         import statistics
 
-        (ARTIFACTS / "randpos-waits.json").write_text(json.dumps(waits, indent=1))
-        randpos = [w["wait_s"] for ws in waits.values() for w in ws if "randpos" in w["change"]]
-        # the target is 1 s; on a loaded 2-core machine one switch may stretch past it, never to 2 s
-        assert statistics.median(randpos) < WAIT_TARGET_S and max(randpos) < 2 * WAIT_TARGET_S, waits
+        (ARTIFACTS / "largest-setting-waits.json").write_text(json.dumps(waits, indent=1))
+        seconds = [w["wait_s"] for ws in waits.values() for w in ws if not w.get("invalid")]
+        # the target is 1 s for every change; on a loaded 2-core machine one may stretch past it, never to 2 s
+        assert statistics.median(seconds) < WAIT_TARGET_S and max(seconds) < 2 * WAIT_TARGET_S, waits
 
 
 def choose(select, value: str) -> None:
@@ -740,10 +740,11 @@ def choose(select, value: str) -> None:
     select.evaluate("(s, v) => { s.value = v; s.dispatchEvent(new Event('change', {bubbles: true})); }", value)
 
 
-def randpos_waits(page, out: dict) -> dict:
-    """Seconds from a change to the redrawn view: the SamplerExplorer at N = 8192, L = 262,144,
-    200,000 samples switched to RandPos; the RopeExplorer at N = 16,384, L = 262,144, dynamic
-    scaling, switched to RandPos."""
+def largest_setting_waits(page, out: dict) -> dict:
+    """Seconds from a change to the redrawn view at the largest settings the controls allow: the
+    SamplerExplorer at N = 8192, L = 262,144, 200,000 samples switched to RandPos and back; the
+    RopeExplorer with llama2-7b's head_dim 128 at N = 16,384, L = 262,144, 20,000 samples, 256
+    phase bins, dynamic scaling, switched to RandPos and back, then every scaling at RandPos."""
     out.update(sampler=[], rope=[])
     root = page.locator(".creamviz-explorer").nth(0)
     root.scroll_into_view_if_needed()
@@ -758,7 +759,11 @@ def randpos_waits(page, out: dict) -> dict:
                      out["sampler"])
     root = page.locator(".creamviz-explorer").nth(2)
     root.scroll_into_view_if_needed()
-    for what, label, value in (("L = max", "L (target_len)", "262144"), ("N = max", "N (train_len)", "16384")):
+    model = control(root, "model").locator("select")
+    timed_change(page, root, lambda: choose(model, "llama2-7b"), "model = llama2-7b (head_dim 128, the largest)",
+                 out["rope"])
+    for what, label, value in (("L = max", "L (target_len)", "262144"), ("N = max", "N (train_len)", "16384"),
+                               ("samples = max", "samples", "20000"), ("phase bins = max", "phase bins", "256")):
         timed_change(page, root, type_readout(page, control(root, label), value), what, out["rope"])
     scaling = control(root, "scaling").locator("select")
     timed_change(page, root, lambda: choose(scaling, "dynamic"), "scaling = dynamic", out["rope"])
@@ -768,4 +773,9 @@ def randpos_waits(page, out: dict) -> dict:
                      out["rope"])
         timed_change(page, root, lambda: choose(sampler, "cream"), "sampler = cream (dynamic, N 16384, L 262144)",
                      out["rope"])
+    timed_change(page, root, lambda: choose(sampler, "randpos"), "sampler = randpos (dynamic, N 16384, L 262144)",
+                 out["rope"])
+    for value in ("linear", "llama3", "default", "yarn", "dynamic"):  # every scaling at RandPos, the max sizes
+        timed_change(page, root, lambda value=value: choose(scaling, value),
+                     f"scaling = {value} (randpos, N 16384, L 262144)", out["rope"])
     return out
