@@ -831,7 +831,9 @@ def train(config: TrainConfig, callbacks: Sequence = (), *, dataset=None,
     map-style dataset of at least ``steps * batch_size * grad_accum`` rows in the collator's format;
     ``config.data`` is then a label). ``lengths``: the run's :class:`Lengths` when the caller has
     resolved them already (else :meth:`TrainConfig.lengths`). Works unchanged under
-    ``accelerate launch`` (every process calls ``train``; rank 0 writes).
+    ``accelerate launch`` (every process calls ``train``; rank 0 writes); a script calling it there
+    should end with ``gc.collect(); torch.distributed.destroy_process_group()``, as ``creamviz train``
+    does (gloo can abort a process that leaves its group to interpreter shutdown).
     """
     from transformers import Trainer
 
