@@ -22,6 +22,18 @@ def _name(req: str) -> str:
     return re.split(r"[<>=!~ \[]", req, maxsplit=1)[0].lower()
 
 
+def _extra(project: dict, name: str) -> list[str]:
+    """An extra's requirements, with its references to other extras ("creamviz[docs]") expanded."""
+    out = []
+    for req in project["optional-dependencies"][name]:
+        if _name(req) == project["name"]:
+            for other in req[req.index("[") + 1:req.index("]")].split(","):
+                out += _extra(project, other.strip())
+        else:
+            out.append(req)
+    return out
+
+
 def test_environment_mirrors_pyproject():
     """Every dependency (runtime + dev) is in environment.yml exactly once, with the same version
     range: from conda-forge under its conda name, or from pip for the few conda-forge lacks."""
@@ -33,7 +45,7 @@ def test_environment_mirrors_pyproject():
     py = project["requires-python"].removeprefix(">=")
     assert f"python={py}" in conda and "pip" in conda
     assert pip[-1] == "-e .[dev]"  # creamviz itself, last: its requirements are already met
-    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    wanted = {_name(r): r for r in project["dependencies"] + _extra(project, "dev")}
     have_conda = {_name(d): d for d in conda if _name(d) not in ("python", "pip")}
     have_pip = {_name(d): d for d in pip[:-1]}
     assert not set(have_conda) & set(have_pip)
