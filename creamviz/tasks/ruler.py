@@ -120,6 +120,18 @@ def _hex_draw(rng: np.random.Generator, width: int) -> Callable[[], str]:
     return lambda: format(int(rng.integers(16 ** width)), f"0{width}x")
 
 
+def _start(tokenizer, length: int, seed: int, haystack: Sequence[str] | None
+           ) -> tuple[int, np.random.Generator, list[str], str]:
+    """The needle tasks' common start: ``length``, ``tokenizer`` and ``seed`` checked, then the
+    example's generator and its haystack slice (drawn first from it) as words and as one text."""
+    _check_length(length)
+    check_tokenizer(tokenizer)
+    seed = _check_seed(seed)
+    rng = np.random.default_rng(seed)
+    words = _haystack_words(rng, length, haystack)
+    return seed, rng, words, "".join(words)
+
+
 def _int_draw(rng: np.random.Generator, digits: int) -> Callable[[], str]:
     return lambda: str(int(rng.integers(10 ** (digits - 1), 10 ** digits)))
 
@@ -128,13 +140,8 @@ def multikey_niah(tokenizer, length: int, *, n_keys: int = 4, depth: float | Non
                   haystack: Sequence[str] | None = None) -> TaskExample:
     """Multi-key needle in a haystack: ``n_keys`` needles with distinct 4-hex keys and 4-digit numbers;
     the asked needle sits at relative ``depth`` (random if None), the others at random depths."""
-    _check_length(length)
-    check_tokenizer(tokenizer)
-    seed = _check_seed(seed)
     n_keys = check_int("n_keys", n_keys, 1, 16)
-    rng = np.random.default_rng(seed)
-    words = _haystack_words(rng, length, haystack)
-    text = "".join(words)
+    seed, rng, words, text = _start(tokenizer, length, seed, haystack)
     keys = _fresh_strings(rng, n_keys, _hex_draw(rng, 4), text)
     values = _fresh_strings(rng, n_keys, _int_draw(rng, 4), text + "".join(keys))
     depths = _depths(rng, n_keys, depth)
@@ -150,13 +157,8 @@ def multivalue_niah(tokenizer, length: int, *, n_values: int = 3, seed: int = 0,
                     haystack: Sequence[str] | None = None) -> TaskExample:
     """Multi-value needle in a haystack: ``n_values`` needles with one 4-hex key and distinct 4-digit
     numbers at random depths; the answer lists every number in order of appearance."""
-    _check_length(length)
-    check_tokenizer(tokenizer)
-    seed = _check_seed(seed)
     n_values = check_int("n_values", n_values, 1, 16)
-    rng = np.random.default_rng(seed)
-    words = _haystack_words(rng, length, haystack)
-    text = "".join(words)
+    seed, rng, words, text = _start(tokenizer, length, seed, haystack)
     key = _fresh_strings(rng, 1, _hex_draw(rng, 4), text)[0]
     values = _fresh_strings(rng, n_values, _int_draw(rng, 4), text + key)
     depths = sorted(_depths(rng, n_values, None))
@@ -173,14 +175,9 @@ def variable_tracking(tokenizer, length: int, *, n_hops: int = 3, n_chains: int 
     """Variable tracking: ``n_chains`` chains of ``n_hops`` assignments (``VAR A = 12345.``, then
     ``VAR B = VAR A.`` ...), each chain in depth order, interleaved in natural text; the first chain's
     value is asked and every variable of that chain must be named (3-letter upper-case names)."""
-    _check_length(length)
-    check_tokenizer(tokenizer)
-    seed = _check_seed(seed)
     n_hops = check_int("n_hops", n_hops, 1, 8)
     n_chains = check_int("n_chains", n_chains, 1, 8)
-    rng = np.random.default_rng(seed)
-    words = _haystack_words(rng, length, haystack)
-    text = "".join(words)
+    seed, rng, words, text = _start(tokenizer, length, seed, haystack)
     letters = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
     names = _fresh_strings(rng, n_hops * n_chains,
                            lambda: letters[rng.integers(0, 26, size=3)].tobytes().decode(), text)
