@@ -6,7 +6,7 @@ loading bars or length warnings; every plotly figure drawn. Per explorer (Sample
 TheoremExplorer, ...): move one control with the keyboard and check a figure changed; type one
 invalid value and check the inline error; time what the user waits for — from the change until
 the browser has finished drawing (the last DOM mutation of the explorer) — over the most
-expensive settings its controls allow (written to test-artifacts/<notebook>-browser.json; the target
+expensive settings its controls allow, in one notebook per explorer (written to test-artifacts/<notebook>-browser.json; the target
 is 1 s, a wait over ``CREAMVIZ_WAIT_LIMIT_S`` (8 s) fails: a frozen explorer). In 03 and 05: the
 TrainingLauncher launches a short run, cancels it, resumes it, and the step counter and the loss
 curve continue from the checkpoint. A screenshot of every notebook's last state (and of each
@@ -236,14 +236,17 @@ LOSS_X_JS = """(root) => { const gd = root.querySelectorAll('.js-plotly-plot')[0
 
 
 # ------------------------------------------------------------------------------ explorers
-def drive_sampler_explorer(page, root, waits, snap):
-    # move sigma one keyboard step: the rand_factor figure changes
+def drive_sampler_explorer(page, root, waits, snap, full=True):
+    """Move σ one keyboard step (a figure changes); with ``full``, also the most expensive settings
+    and an invalid typed L (done once, in the notebook FULL_DRIVE names)."""
     sigma = control(root, "σ (sigma)")
     before = plots(root)
     sigma.locator(".noUi-handle").focus()
     timed_change(page, root, lambda: page.keyboard.press("ArrowRight"), "sigma +1 step (keyboard)", waits)
     assert plots(root) != before
     snap("moved")  # the explorer as a user first sees it, one control moved
+    if not full:
+        return
     readout = {label: control(root, label).locator(".widget-readout").inner_text().strip()
                for label in ("N (train_len)", "L (target_len)", "samples")}
     # the most expensive settings the controls allow (from N = 256, L = max is invalid until N grows:
@@ -293,11 +296,27 @@ def drive_theorem_explorer(page, root, waits, snap):
 
 
 def drive_rope_explorer(page, root, waits, snap):
+    """Every scaling and sampler switch at the notebook's settings (07: N = 4096, L = 32,768, 2000
+    samples): the median wait under 1 s and none at 2 s; then L typed below N. (The largest settings
+    are timed in test_explorers_fit_the_window.)"""
+    import statistics
+
     scaling = control(root, "scaling").locator("select")
+    sampler = control(root, "sampler").locator("select")
     before = plots(root)
-    timed_change(page, root, lambda: scaling.select_option("linear"), "scaling = linear", waits)
+    timed_change(page, root, lambda: scaling.select_option("llama3"), "scaling = llama3 (warm-up)", [])
     assert plots(root) != before
-    timed_change(page, root, lambda: scaling.select_option("yarn"), "scaling = yarn", waits)
+    changes = [(scaling, "linear"), (scaling, "dynamic"), (scaling, "llama3"), (scaling, "default"), (scaling, "yarn"),
+               (scaling, "linear"), (sampler, "pose"), (sampler, "randpos"), (sampler, "cream"), (scaling, "yarn")]
+    timings = []
+    for select, value in changes:
+        what = f"{'scaling' if select is scaling else 'sampler'} = {value}"
+        timed_change(page, root, lambda select=select, value=value: select.select_option(value), what, timings)
+    waits += timings
+    seconds = [t["wait_s"] for t in timings]
+    assert statistics.median(seconds) < WAIT_TARGET_S, timings
+    assert max(seconds) < 2 * WAIT_TARGET_S, timings  # a loaded 2-core machine may stretch one, never to 2 s
+    assert not root.evaluate(ERROR_JS)
     # L below N, typed: the slider admits valid L only (multiples of N from 2N), so the typed value
     # lands on its lowest valid setting and no error is shown
     target = control(root, "L (target_len)")
@@ -308,6 +327,9 @@ def drive_rope_explorer(page, root, waits, snap):
     assert not root.locator(".creamviz-error").is_visible()
 
 
+# an explorer shown in several notebooks is driven through its most expensive settings in one of
+# them; the others move one control (the same code, the same figures)
+FULL_DRIVE = {"creamviz-samplerexplorer": "01_sampling.ipynb"}
 EXPLORERS = {"creamviz-samplerexplorer": drive_sampler_explorer,
              "creamviz-theoremexplorer": drive_theorem_explorer,
              "creamviz-ropeexplorer": drive_rope_explorer}
@@ -430,7 +452,10 @@ def test_notebook_in_jupyterlab(lab, name):
                     root.evaluate("el => el.scrollIntoView({block: 'start'})")
                     page.wait_for_timeout(300)
                     page.screenshot(path=str(ARTIFACTS / f"{label}-{tag}.png"))
-                drive(page, root, record, snap)
+                if FULL_DRIVE.get(css, name) == name:
+                    drive(page, root, record, snap)
+                else:
+                    drive(page, root, record, snap, full=False)
                 waits[f"{css.removeprefix('creamviz-')}#{i}"] = record
                 root.evaluate("el => el.scrollIntoView({block: 'start'})")
                 page.wait_for_timeout(300)
@@ -480,45 +505,6 @@ def test_notebook_in_jupyterlab(lab, name):
 
 
 # --------------------------------------------------------------------------- RoPE explorer: update time
-def test_rope_explorer_updates_within_a_second(lab):
-    """Notebook 07's RopeExplorer (N = 4096, L = 32768, 2000 samples) in JupyterLab: time from a
-    dropdown change in the page until the view has been redrawn (its last DOM mutation)."""
-    import statistics
-
-    browser, url, token, _work = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport=VIEWPORT)
-    page_errors = []
-    page.on("pageerror", lambda err: page_errors.append(str(err)))
-    open_notebook(page, url, token, "07_rope.ipynb")
-    run_all(page)
-    root = page.locator(".creamviz-ropeexplorer").last
-    root.scroll_into_view_if_needed()
-    root.locator(".js-plotly-plot .main-svg").nth(3).wait_for(timeout=60_000)
-    scaling = control(root, "scaling").locator("select")
-    sampler = control(root, "sampler").locator("select")
-    warmup = []
-    timed_change(page, root, lambda: scaling.select_option("llama3"), "scaling = llama3 (warm-up)", warmup)
-    changes = [(scaling, "linear"), (scaling, "dynamic"), (scaling, "llama3"), (scaling, "default"), (scaling, "yarn"),
-               (scaling, "linear"), (sampler, "pose"), (sampler, "randpos"), (sampler, "cream"), (scaling, "yarn")]
-    timings = []
-    for select, value in changes:
-        what = f"{'scaling' if select is scaling else 'sampler'}={value}"
-        timed_change(page, root, lambda select=select, value=value: select.select_option(value), what, timings)
-    assert not root.evaluate(ERROR_JS)
-    root.evaluate("el => el.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / "rope_explorer.png"))
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-    page.close()
-    seconds = [t["wait_s"] for t in timings]
-    (ARTIFACTS / "rope_explorer_timing.json").write_text(json.dumps({"warmup": warmup, "changes": timings}, indent=1))
-    print(f"RopeExplorer browser update times (s): warm-up {warmup[0]['wait_s']:.3f}, then {seconds}")
-    assert not page_errors, page_errors
-    assert statistics.median(seconds) < 1.0, timings
-    assert max(seconds) < 2.0, timings  # a loaded 2-core machine may stretch one update, never to 2 s
-
-
 # --------------------------------------------------------------------------- scratch notebooks
 def write_notebook(work: Path, name: str, cells: list[str]) -> str:
     """A notebook of ``cells`` (code) in the lab's folder; returns its name."""
@@ -646,7 +632,7 @@ def test_reopened_page_on_a_running_kernel_shows_every_widget(lab):
             page.screenshot(path=str(ARTIFACTS / f"reopen-{attempt}.png"))
             if attempt == 0:  # the next reopen finds the kernel busy
                 page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                              ".requestExecute({code: 'import time; time.sleep(6)'})")
+                              ".requestExecute({code: 'import time; time.sleep(3)'})")
                 page.wait_for_timeout(500)
             if attempt < 2:
                 page.close()
