@@ -109,20 +109,39 @@ def summary(path: pathlib.Path) -> dict:
                               []).append(r["score"])
             groups.setdefault((f"litm_kv@{r['target_depth']}", r["length_key"], 50, r["scorer"]),
                               []).append(r["score_50"])
-    tokens: dict = {}
+    tokens: dict = {}  # prompt lengths per task and size
     for r in recs:
-        tokens.setdefault(r["task"], []).append(r["n_tokens"])
+        tokens.setdefault((r["task"], r["length_key"]), []).append(r["n_tokens"])
     out = {}
     for (task, L, budget, scorer), s in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         k = sum(x == 1.0 for x in s)
         lo, hi = wilson_interval(k, len(s))
         size = f"pairs={L}" if task.startswith("litm_kv") else f"L={L}"
-        n_tok = tokens[task.split("@")[0]]
+        n_tok = tokens[(task.split("@")[0], L)]
         out[f"{task} {size} budget={budget}"] = {
             "task": task, "size": size, "budget": budget, "scorer": scorer, "n": len(s),
             "score_x100": round(100 * sum(s) / len(s), 2), "all_correct": k, "wilson95": [round(lo, 3), round(hi, 3)],
             "prompt_tokens": [min(n_tok), max(n_tok)]}
     return out
+
+
+def table(summ: dict) -> str:
+    """The summary as the Markdown table of docs/evaluation.md (RULER tasks, then LitM over all depths)."""
+    rows = ["| task (mode) | L / size | prompt tokens | scorer | budget | n | score | all correct [Wilson 95 %] |",
+            "|---|---|---|---|---|---|---|---|"]
+    order = {t: i for i, t in enumerate(tasks.RULER_NIAH_TASKS)}
+    ruler = sorted((v for v in summ.values() if v["task"] in order),
+                   key=lambda v: (int(v["size"].removeprefix("L=")), order[v["task"]]))
+    litm = sorted((v for v in summ.values() if v["task"] == "litm_kv"), key=lambda v: -v["budget"])
+    for v in ruler + litm:
+        is_litm = v["task"] == "litm_kv"
+        name = "litm_kv (LitM verbatim), all depths" if is_litm else f"{v['task']} (RULER verbatim)"
+        size = f"{LITM_PAIRS} pairs" if is_litm else f"{int(v['size'].removeprefix('L=')):,}"
+        budget = f"{v['budget']} ({'LitM' if v['budget'] == 100 else 'CREAM'})" if is_litm else str(v["budget"])
+        lo, hi = (round(100 * x) for x in v["wilson95"])
+        rows.append(f"| {name} | {size} | {v['prompt_tokens'][0]:,}–{v['prompt_tokens'][1]:,} | {v['scorer']} | "
+                    f"{budget} | {v['n']} | {v['score_x100']:.1f} | {v['all_correct']}/{v['n']} [{lo}, {hi}] |")
+    return "\n".join(rows)
 
 
 def main(argv=None) -> None:
@@ -131,11 +150,13 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--ruler-lengths", type=int, nargs="+", default=[2048])
     p.add_argument("--deadline", default=None, help="UTC, ISO format: stop starting prompts after it")
-    p.add_argument("--summary", action="store_true")
+    p.add_argument("--summary", action="store_true", help="print the summary (JSON) of --out and stop")
+    p.add_argument("--table", action="store_true", help="print the summary as docs/evaluation.md's table and stop")
     args = p.parse_args(argv)
     check_int("--seeds", args.seeds, 1, 1000)
-    if args.summary:
-        print(json.dumps(summary(pathlib.Path(args.out)), indent=1))
+    if args.summary or args.table:
+        summ = summary(pathlib.Path(args.out))
+        print(table(summ) if args.table else json.dumps(summ, indent=1))
         return
     run(args)
 
