@@ -504,7 +504,6 @@ def test_notebook_in_jupyterlab(lab, name):
         page.close()
 
 
-# --------------------------------------------------------------------------- RoPE explorer: update time
 # --------------------------------------------------------------------------- scratch notebooks
 def write_notebook(work: Path, name: str, cells: list[str]) -> str:
     """A notebook of ``cells`` (code) in the lab's folder; returns its name."""
