@@ -647,7 +647,7 @@ def test_reopened_page_on_a_running_kernel_shows_every_widget(lab):
 # geometry of every figure in the explorers: inside its output area (3 px of slack for borders and
 # sub-pixel sizes: plotly's SVG is 2 px wider than the outer output area), colour bars and titles
 # too, and no two subplot titles (annotations at the top of a panel) overlapping
-GEOMETRY_JS = """() => {
+GEOMETRY_JS = r"""() => {
     const out = [];
     for (const view of document.querySelectorAll('.creamviz-explorer')) {
         const area = view.closest('.jp-OutputArea-output') || view;
@@ -664,6 +664,14 @@ GEOMETRY_JS = """() => {
                 if (r.width && (r.right > a.right + 3 || r.left < a.left - 3))  // 3 px: borders, sub-pixel sizes
                     out.push({what: el.getAttribute('class'), figure: title.slice(0, 60), right: r.right,
                               left: r.left, area: [a.left, a.right]});
+            }
+            const legend = gd.querySelector('.legend');  // a legend must not cover an x-axis title
+            const lr = legend && legend.getBoundingClientRect();
+            for (const t of gd.querySelectorAll('text')) {
+                if (!lr || !lr.width || !/^x\d*title$/.test(t.getAttribute('class') || '')) continue;
+                const r = t.getBoundingClientRect();
+                if (r.width && lr.left < r.right && r.left < lr.right && lr.top < r.bottom && r.top < lr.bottom)
+                    out.push({what: 'legend over axis title', figure: title.slice(0, 60), text: t.textContent});
             }
             const notes = Array.from(gd.querySelectorAll('.annotation-text')).map(e => [e.textContent, e.getBoundingClientRect()]);
             for (let i = 0; i < notes.length; i++) for (let j = i + 1; j < notes.length; j++) {

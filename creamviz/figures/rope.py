@@ -14,7 +14,14 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from creamviz.figures.style import TEMPLATE, display_name, method_color, scaling_color
+from creamviz.figures.style import (
+    LEGEND_BELOW,
+    MARGIN_BELOW_PX,
+    TEMPLATE,
+    display_name,
+    method_color,
+    scaling_color,
+)
 from creamviz.rope import PhaseCoverage, RopeSpectrum
 
 __all__ = ["fig_rope_wavelengths", "fig_rope_rotations", "fig_rope_decay", "fig_phase_coverage",
@@ -125,7 +132,7 @@ def fig_rope_wavelengths(spectrum: RopeSpectrum, *, title: str | None = None) ->
     fig.update_layout(template=TEMPLATE, title=title or f"Wavelength per rotary pair ({_describe(spectrum)})",
                       xaxis={"title": "rotary pair i (high → low frequency)"},
                       yaxis={"title": "wavelength 2π/θ' (tokens, log)", "type": "log", "exponentformat": "power"},
-                      legend={"orientation": "h", "y": -0.2}, height=430, margin={"t": 60})
+                      legend=LEGEND_BELOW, height=430, margin={"t": 60, "b": MARGIN_BELOW_PX})
     return fig
 
 
@@ -147,7 +154,7 @@ def fig_rope_rotations(spectrum: RopeSpectrum, *, title: str | None = None) -> g
     fig.update_layout(template=TEMPLATE, title=title or f"Rotations per rotary pair ({_describe(spectrum)})",
                       xaxis={"title": "rotary pair i"},
                       yaxis={"title": "full turns (log)", "type": "log", "exponentformat": "power"},
-                      legend={"orientation": "h", "y": -0.2}, height=400, margin={"t": 60})
+                      legend=LEGEND_BELOW, height=400, margin={"t": 60, "b": MARGIN_BELOW_PX})
     return fig
 
 
@@ -194,7 +201,7 @@ def fig_rope_decay(curves: Mapping, *, train_len: int | None = None, target_len:
     fig.update_layout(template=TEMPLATE, title=title or "Long-term decay of the RoPE logit bound",
                       xaxis={"title": "relative distance r (log)", "type": "log", "exponentformat": "power"},
                       yaxis={"title": "relative bound (2/d) Σ_j |S_j(r)|", "rangemode": "tozero"},
-                      legend={"orientation": "h", "y": -0.2}, height=400, margin={"t": 60})
+                      legend=LEGEND_BELOW, height=400, margin={"t": 60, "b": MARGIN_BELOW_PX})
     return fig
 
 
@@ -301,12 +308,12 @@ def fig_dimension_coverage(coverages, *, title: str | None = None) -> go.Figure:
     first = next(iter(coverages.values()))
     fig = go.Figure()
     _coverage_traces(fig, coverages)
-    fig.update_layout(template=TEMPLATE, height=400, margin={"t": 60},
+    fig.update_layout(template=TEMPLATE, height=400, margin={"t": 60, "b": MARGIN_BELOW_PX},
                       title=title or f"Needed angles each method exercises (N = {first.train_len:,}, "
                                      f"L = {first.target_len:,}, {first.n_bins} phase bins)",
                       xaxis={"title": "rotary pair i"},
                       yaxis={"title": "exercised / needed phase cells", "tickformat": ".0%", "range": [0, 1.05]},
-                      legend={"orientation": "h", "y": -0.2})
+                      legend=LEGEND_BELOW)
     return fig
 
 
@@ -340,7 +347,7 @@ def fig_rope_summary(spectrum: RopeSpectrum, decay: Mapping, coverages, *, famil
     fig.update_xaxes(title_text="rotary pair i", row=1, col=1)
     fig.update_xaxes(title_text="rotary pair i", row=1, col=2)
     fig.update_xaxes(title_text="relative distance r", row=2, col=2)
-    fig.update_layout(template=TEMPLATE, height=760, margin={"t": 80},  # width: the page's (autosize)
+    fig.update_layout(template=TEMPLATE, height=760, margin={"t": 80, "b": MARGIN_BELOW_PX},  # width: the page's
                       title=title or f"{_describe(spectrum)}: N = {spectrum.train_len:,}, L = {spectrum.target_len:,}",
-                      legend={"orientation": "h", "y": -0.1})
+                      legend=LEGEND_BELOW)
     return fig

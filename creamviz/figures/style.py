@@ -44,6 +44,12 @@ FALLBACK_COLORS = ("#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f
 # figure to copy and validate (too slow for explorers that redraw on every slider move).
 _AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "ticks": "",
          "automargin": True, "zerolinewidth": 2}
+# A horizontal legend under the plot, anchored to the figure's bottom edge (not to the plot area, where
+# it lands on the x-axis title), with the bottom margin that holds tick labels, the axis title and up
+# to two legend rows.
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "xanchor": "left"}
+MARGIN_BELOW_PX = 110
+
 TEMPLATE = go.layout.Template(layout={
     "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": "#2a3f5f"},
     "xaxis": _AXIS, "yaxis": _AXIS, "hoverlabel": {"align": "left"},
