@@ -15,7 +15,7 @@ import traitlets as T
 
 from creamviz import coverage, segment_stats
 from creamviz import figures as F
-from creamviz.figures.style import TEMPLATE
+from creamviz.figures.style import TEMPLATE, display_name
 from creamviz.report import Section, write_report
 from creamviz.samplers import (
     RANDPOS_MAX_IDS,
@@ -129,10 +129,10 @@ def sampler_figures(sampler, n_samples: int = 20_000, seed: int = 0, *, coverage
         ids = sampler.position_ids(n, seed=seed)
         usage = segment_stats.position_usage(ids, target_len=sampler.target_len)
         figs = {
-            "strip": _ids_strip(ids[:12], sampler.target_len, _label(sampler)),
+            "strip": _ids_strip(ids[:12], sampler.target_len, display_name(sampler.name)),
             "segment_density": F.fig_position_usage({sampler.name: usage},
-                                                    title=f"Where the ids land ({n:,} samples; {_label(sampler)} has no segments)"),
-            "middle_placement": _empty_figure(f"{_label(sampler)} has no middle segment"),
+                                                    title=f"Where the ids land ({n:,} samples; {display_name(sampler.name)} has no segments)"),
+            "middle_placement": _empty_figure(f"{display_name(sampler.name)} has no middle segment"),
         }
         cov_input = ids[: max(1, min(coverage_samples, n, 50))]
     curve = coverage.coverage_curve(cov_input, sampler.target_len) if sampler.has_segments else \
@@ -180,10 +180,6 @@ def ids_distance_frequency(sampler, n_samples: int, seed: int = 0) -> tuple[np.n
 
 def _empty_figure(text: str) -> go.Figure:
     return F.fig_placeholder("", text)
-
-
-def _label(sampler) -> str:
-    return {"randpos": "RandPos", "pose": "PoSE", "cream": "CREAM"}.get(sampler.name, sampler.name)
 
 
 def _ids_strip(ids: np.ndarray, target_len: int, label: str) -> go.Figure:
