@@ -135,11 +135,10 @@ def _train_run(config, ns) -> int:
 
 
 def _train_in_process(config, ns) -> int:
-    import torch.distributed as dist
     from accelerate import PartialState
 
     from creamviz.samplers import sampler_parameters
-    from creamviz.training import train
+    from creamviz.training import process_rank, train
 
     params = {k: getattr(ns, k) for k in sampler_parameters() if getattr(ns, k, None) is not None}
     config = dataclasses.replace(config, sampler_params=params)
@@ -147,7 +146,7 @@ def _train_in_process(config, ns) -> int:
     lengths = config.lengths()  # N, L, the model's window W, the sampler's and RoPE's factors
     config.make_sampler(lengths)  # what cannot run is refused before anything is printed
     PartialState()  # joins the process group `accelerate launch` set up, if any
-    is_main = not dist.is_initialized() or dist.get_rank() == 0
+    is_main = process_rank() == 0
     if is_main:
         print(lengths.describe(config.sampler, config.sampler_params), flush=True)
     result = train(config, lengths=lengths)

@@ -77,6 +77,12 @@ def _as_array(values: Any, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
+def process_rank() -> int:
+    """This process's rank in the torch.distributed group it belongs to, or 0 outside one."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class PositionCollator:
     """Pad a batch and draw its position ids from a sampler; usable as ``Trainer(data_collator=...)``.
 
@@ -131,10 +137,7 @@ class PositionCollator:
         self.batches_done = int(state["batches_done"])
 
     def _rank(self) -> int:
-        if self.rank is not None:
-            return int(self.rank)
-        dist = torch.distributed
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return int(self.rank) if self.rank is not None else process_rank()
 
     def row_seed(self, *, sample_index: int | None = None, batch: int | None = None,
                  row: int | None = None) -> list[int]:
